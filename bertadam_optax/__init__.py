@@ -1,0 +1,41 @@
+"""bertadam-optax: BertAdam and BERT/LLM learning-rate schedules for Optax.
+
+The public API, flat as optax's:
+
+* :func:`bertadam` and :func:`get_lr` (``alias``);
+* the building blocks it is chained from (``transforms``);
+* :func:`bert_weight_decay_mask` (``masks``);
+* every schedule, in :mod:`bertadam_optax.schedules`.
+"""
+
+from bertadam_optax import schedules
+from bertadam_optax.alias import bertadam
+from bertadam_optax.alias import get_lr
+from bertadam_optax.masks import BERT_NO_DECAY_PATTERNS
+from bertadam_optax.masks import bert_weight_decay_mask
+from bertadam_optax.masks import path_to_name
+from bertadam_optax.schedules import bert_schedule
+from bertadam_optax.transforms import ScaleByBertAdamState
+from bertadam_optax.transforms import ScaleByLearningRateState
+from bertadam_optax.transforms import clip_by_global_norm_torch
+from bertadam_optax.transforms import clip_by_norm_per_tensor
+from bertadam_optax.transforms import scale_by_bertadam
+from bertadam_optax.transforms import scale_by_learning_rate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BERT_NO_DECAY_PATTERNS",
+    "ScaleByBertAdamState",
+    "ScaleByLearningRateState",
+    "bert_schedule",
+    "bert_weight_decay_mask",
+    "bertadam",
+    "clip_by_global_norm_torch",
+    "clip_by_norm_per_tensor",
+    "get_lr",
+    "path_to_name",
+    "scale_by_bertadam",
+    "scale_by_learning_rate",
+    "schedules",
+]

@@ -1,0 +1,212 @@
+r"""BertAdam as a chain of Optax building blocks, and ``get_lr``.
+
+:func:`bertadam` reproduces ``BertAdam`` of pytorch-pretrained-bert 0.6.2 and of
+DeepSpeed's bing_bert fork step for step, as
+
+``clip -> scale_by_bertadam -> add_decayed_weights -> scale_by_learning_rate``
+
+so the whole update compiles into one XLA computation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from bertadam_optax import _validation
+from bertadam_optax import transforms
+from bertadam_optax.schedules import deepspeed
+
+__all__ = ["bertadam", "get_lr"]
+
+_CLIPS = ("per_tensor", "global", "none")
+
+
+def _is_number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _multiplier(schedule, warmup, t_total, schedule_kwargs) -> Callable | None:
+  """The schedule's ``count -> multiplier``, or None for a constant rate."""
+  if schedule is None or schedule == "none":
+    return None
+  if callable(schedule):
+    return schedule
+  _validation.check_choice("schedule", schedule, tuple(deepspeed.SCHEDULES) +
+                           ("none",))
+  if t_total == -1:
+    if schedule in deepspeed.STEP_BASED:
+      raise ValueError(
+          f"t_total=-1 with schedule={schedule!r}: this schedule needs the "
+          "total number of steps; expected t_total > 0.")
+    if _is_number(warmup) and warmup != -1:
+      warnings.warn(
+          f"bertadam(t_total=-1, warmup={warmup!r}): as in the original "
+          "BertAdam, t_total=-1 means a constant learning rate and the "
+          "warmup and schedule are ignored.", stacklevel=3)
+    return None
+  if schedule == "warmup_linear" and warmup == 0:
+    warnings.warn(
+        "bertadam(schedule='warmup_linear', warmup=0): as in the original, "
+        "this is a constant learning rate, not a linear decay. Use "
+        "warmup=-1 for a linear decay without warmup.", stacklevel=3)
+  return deepspeed.bert_schedule(schedule, 1.0, t_total, warmup,
+                                 **dict(schedule_kwargs or {}))
+
+
+def bertadam(
+    lr: optax.ScalarOrSchedule,
+    warmup: float = -1,
+    t_total: int = -1,
+    schedule: str | Callable | None = "warmup_linear",
+    b1: float = 0.9,
+    b2: float = 0.999,
+    e: float = 1e-6,
+    weight_decay: float = 0.01,
+    max_grad_norm: float = 1.0,
+    *,
+    weight_decay_mask: Any = None,
+    clip: str = "per_tensor",
+    bias_correction: bool = False,
+    mu_dtype: Any = None,
+    schedule_kwargs: Mapping[str, Any] | None = None,
+) -> optax.GradientTransformation:
+  r"""BertAdam: the BERT variant of Adam, as an Optax optimizer.
+
+  For every parameter tensor ``p`` with gradient ``g``, at step ``k`` (the
+  number of updates applied before this one):
+
+  .. math::
+    g &\leftarrow g \cdot \min\left(1, \tfrac{c}{\lVert g \rVert_2 + 10^{-6}}\right)
+      \quad \text{(per tensor, if } c > 0) \\
+    m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
+    v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+    u &= \frac{m}{\sqrt{v} + \epsilon} + \lambda p \\
+    p &\leftarrow p - \eta_k u, \qquad
+    \eta_k = \eta \cdot f(k / T, w) \text{ if } T \ne -1 \text{ else } \eta
+
+  with no bias correction, ``c = max_grad_norm``, ``lambda = weight_decay``,
+  ``T = t_total``, ``w = warmup`` and ``f`` the schedule. The first update
+  of a warmup schedule therefore has learning rate 0, as in the original.
+
+  Deliberate deviations from the original: past ``t_total`` the decaying
+  schedules hold at their final value instead of going negative or rising
+  (see :func:`~bertadam_optax.schedules.bert_schedule`), and ``get_lr`` before
+  the first step returns the rate of step 0 instead of ``[0]``.
+
+  Args:
+    lr: the learning rate, or an ``optax.Schedule`` of the count (then
+      multiplied by the schedule's multiplier).
+    warmup: warmup fraction of ``t_total`` in [0, 1), or -1 for none.
+    t_total: total number of steps; -1 means a constant learning rate.
+    schedule: one of :data:`~bertadam_optax.schedules.SCHEDULES`, ``'none'``
+      or ``None`` (constant), or any callable ``count -> multiplier``. The
+      three progress-based names are evaluated at ``k / t_total``; the three
+      step-based ones at ``k`` with ``total_steps = t_total`` and need
+      ``schedule_kwargs`` (``decay_rate``, ``decay_steps``, ...).
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moment, in [0, 1).
+    e: epsilon added to ``sqrt(v)``, >= 0.
+    weight_decay: decoupled weight decay ``lambda`` >= 0, added to the update
+      before the learning rate scales it.
+    max_grad_norm: clipping norm; <= 0 disables clipping.
+    weight_decay_mask: which leaves to decay (a pytree of bools or a function
+      of the params, e.g. :func:`~bertadam_optax.bert_weight_decay_mask`);
+      ``None`` decays every leaf, as the original's single param group does.
+    clip: ``'per_tensor'`` (the original), ``'global'``
+      (``optax.clip_by_global_norm`` semantics) or ``'none'``.
+    bias_correction: apply Adam's bias correction (the original does not).
+    mu_dtype: optional dtype of the first moment (e.g. ``jnp.bfloat16``).
+    schedule_kwargs: extra keyword arguments of
+      :func:`~bertadam_optax.schedules.bert_schedule` for the step-based
+      schedules (``decay_rate``, ``decay_steps``, ``degree``, ``warm_degree``,
+      ``lr_offset``).
+
+  Returns:
+    An ``optax.GradientTransformation``.
+
+  Raises:
+    ValueError: on any out-of-range hyperparameter, naming it.
+
+  NaN or Inf gradients are not checked (nothing is validated inside traced
+  code): they propagate into the moments and parameters, as in PyTorch. Wrap
+  the optimizer in ``optax.apply_if_finite`` to skip such steps.
+
+  References:
+    pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; DeepSpeedExamples
+    ``bing_bert/pytorch_pretrained_bert/optimization.py``.
+  """
+  _validation.check_non_negative("lr", lr)
+  deepspeed.check_warmup(warmup)
+  if _is_number(t_total) and (t_total == 0 or t_total < -1):
+    raise ValueError(f"t_total={t_total!r} is out of range; expected a value "
+                     "> 0, or -1 for a constant learning rate.")
+  _validation.check_non_negative("e", e)
+  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_choice("clip", clip, _CLIPS)
+  multiplier = _multiplier(schedule, warmup, t_total, schedule_kwargs)
+
+  if multiplier is None:
+    learning_rate = lr
+  elif callable(lr):
+    learning_rate = lambda count: lr(count) * multiplier(count)
+  else:
+    learning_rate = lambda count: lr * multiplier(count)
+
+  if clip == "none" or (_is_number(max_grad_norm) and max_grad_norm <= 0):
+    clipping = optax.identity()
+  elif clip == "per_tensor":
+    clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
+  else:
+    clipping = optax.clip_by_global_norm(max_grad_norm)
+
+  decay = (optax.identity() if _is_number(weight_decay) and weight_decay == 0
+           else optax.add_decayed_weights(weight_decay, weight_decay_mask))
+
+  return optax.chain(
+      clipping,
+      transforms.scale_by_bertadam(b1, b2, e, bias_correction=bias_correction,
+                                   mu_dtype=mu_dtype),
+      decay,
+      transforms.scale_by_learning_rate(learning_rate),
+  )
+
+
+def _is_lr_state(node: Any) -> bool:
+  return isinstance(node, transforms.ScaleByLearningRateState)
+
+
+def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
+  """The learning rate the next update of ``opt_state`` will apply.
+
+  After ``k`` updates this is ``lr * f(k)``, what PyTorch's
+  ``BertAdam.get_lr()`` returns after ``k`` steps. It reads the state of
+  :func:`~bertadam_optax.transforms.scale_by_learning_rate`, wherever it sits in
+  the state tree (inside ``optax.MultiSteps``, ``optax.inject_hyperparams``,
+  ``optax.apply_if_finite``, ``optax.multi_transform`` ...), so it works inside
+  and outside ``jit``.
+
+  Args:
+    opt_state: the state of :func:`bertadam` or of any chain containing
+      :func:`~bertadam_optax.transforms.scale_by_learning_rate`.
+
+  Returns:
+    A float32 scalar; a list of them, in tree order, when the state holds
+    several (param groups of ``optax.multi_transform``).
+
+  Raises:
+    ValueError: if the state holds no such learning-rate stage.
+  """
+  found = [s.learning_rate for s in jax.tree.leaves(opt_state,
+                                                      is_leaf=_is_lr_state)
+           if _is_lr_state(s)]
+  if not found:
+    raise ValueError(
+        "opt_state holds no bertadam_optax learning-rate stage "
+        "(ScaleByLearningRateState); get_lr works on states of bertadam and "
+        "of chains ending in bertadam_optax.transforms.scale_by_learning_rate.")
+  return found[0] if len(found) == 1 else found

@@ -1,0 +1,1 @@
+"""Small example models shared by the demo, the notebooks and the tests (needs flax)."""

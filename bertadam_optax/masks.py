@@ -1,0 +1,98 @@
+r"""Weight-decay masks: which parameters BERT training decays.
+
+BERT pretraining decays every weight matrix and embedding but no bias and no
+LayerNorm parameter. DeepSpeed's bing_bert and the original fine-tuning
+scripts express this with substrings of torch parameter names,
+``no_decay = ['bias', 'LayerNorm.bias', 'LayerNorm.weight']``.
+:func:`bert_weight_decay_mask` applies the same convention to any pytree:
+Flax Linen and NNX parameter trees (where norm layers hold ``scale`` and
+``bias``, and HF's Flax BERT names its modules ``LayerNorm``) and flat
+``name -> array`` dicts keyed by torch-style dotted names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+import jax
+
+__all__ = [
+    "BERT_NO_DECAY_PATTERNS",
+    "bert_weight_decay_mask",
+    "path_to_name",
+]
+
+BERT_NO_DECAY_PATTERNS: tuple[str, ...] = (
+    r"(^|\.)bias$",  # every bias
+    r"(^|\.)scale$",  # Flax norm layers (LayerNorm, RMSNorm, ...) hold `scale`
+    r"(?i)norm[^.]*\.(weight|gamma|beta)$",  # torch/TF-style norm parameters
+)
+"""Regular expressions (``re.search``) on a leaf's dotted path that exclude it
+from weight decay."""
+
+
+def _key_name(key: Any) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _is_variable_wrapper(key: Any) -> bool:
+  # NNX states hold each array in a Variable whose pytree path ends in
+  # `.value`; it names the wrapper, not the parameter.
+  return (isinstance(key, jax.tree_util.GetAttrKey) and
+          key.name in ("value", "raw_value"))
+
+
+def path_to_name(path: Sequence[Any]) -> str:
+  """A pytree key path as a dotted name: ``('encoder', 'LayerNorm_0', 'scale')``
+  becomes ``'encoder.LayerNorm_0.scale'``; a flat dict's keys stay as they are.
+  """
+  return ".".join(_key_name(k) for k in path if not _is_variable_wrapper(k))
+
+
+def bert_weight_decay_mask(
+    params: Any = None,
+    *,
+    no_decay: Sequence[str] = BERT_NO_DECAY_PATTERNS,
+) -> Any:
+  r"""The BERT weight-decay mask: ``True`` where a leaf is decayed.
+
+  A leaf is decayed unless one of the ``no_decay`` regular expressions is
+  found (``re.search``) in its dotted path (:func:`path_to_name`). The default
+  patterns exclude every ``bias``, every Flax norm ``scale``, and torch-style
+  ``*Norm*.weight`` (and TF-style ``gamma``/``beta``), which reproduces
+  DeepSpeed's ``['bias', 'LayerNorm.bias', 'LayerNorm.weight']`` on torch names
+  and the same split on Flax Linen, NNX and HF Flax BERT trees.
+
+  Args:
+    params: a parameter pytree; if ``None``, a function ``params -> mask`` is
+      returned instead, which is what ``optax.masked`` and
+      ``optax.add_decayed_weights(mask=...)`` accept.
+    no_decay: the patterns; pass your own to change the convention (plain
+      substrings such as ``'LayerNorm.weight'`` work as patterns too).
+
+  Returns:
+    A pytree of bools with the structure of ``params``, or a function that
+    builds one.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> bert_weight_decay_mask({'dense': {'kernel': jnp.ones(2),
+    ...                                   'bias': jnp.ones(2)}})
+    {'dense': {'bias': False, 'kernel': True}}
+  """
+  patterns = [re.compile(p) for p in no_decay]
+
+  def build(tree: Any) -> Any:
+    def decayed(path, leaf):
+      del leaf
+      name = path_to_name(path)
+      return not any(p.search(name) for p in patterns)
+
+    return jax.tree_util.tree_map_with_path(decayed, tree)
+
+  build_fn: Callable[[Any], Any] = build
+  return build_fn if params is None else build_fn(params)

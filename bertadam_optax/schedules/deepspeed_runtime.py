@@ -1,0 +1,2 @@
+"""Placeholder: DeepSpeed's runtime schedulers (being written)."""
+__all__ = []

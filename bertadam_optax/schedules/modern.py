@@ -1,0 +1,2 @@
+"""Placeholder: the modern LLM schedules (being written)."""
+__all__ = []
