@@ -60,8 +60,10 @@ def _ramp(x, warmup):
   ``jnp.where`` evaluates both branches; dividing by a zero warmup there would
   put a NaN into gradients even though the value is never selected.
   """
-  safe = jnp.where(warmup == 0, 1.0, warmup)
-  return x / safe
+  if isinstance(warmup, (int, float)):
+    # A static warmup stays a weak-typed Python scalar (no float64 constant).
+    return x / (warmup if warmup != 0 else 1.0)
+  return x / jnp.where(warmup == 0, 1.0, warmup)
 
 
 def _half_cosine(one_minus_x):
