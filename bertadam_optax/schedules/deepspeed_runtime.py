@@ -1,2 +1,673 @@
-"""Placeholder: DeepSpeed's runtime schedulers (being written)."""
-__all__ = []
+r"""DeepSpeed's runtime learning-rate schedulers, as pure JAX functions.
+
+Reproduces the five schedulers of ``deepspeed.runtime.lr_schedules`` (the ones
+a ``ds_config.json`` "scheduler" section names), with DeepSpeed's keyword
+names and defaults:
+
+==================  ==========================  ===============================
+DeepSpeed class     here                        shape
+==================  ==========================  ===============================
+``WarmupLR``        :func:`warmup_lr`           log/linear warmup, then flat
+``WarmupDecayLR``   :func:`warmup_decay_lr`     warmup, then linear decay
+``WarmupCosineLR``  :func:`warmup_cosine_lr`    warmup ratio, then cosine ratio
+``OneCycle``        :func:`one_cycle`,          up, down, then ``1/(1+r t)``
+                    :func:`one_cycle_momentum`  decay (lr and beta1)
+``LRRangeTest``     :func:`lr_range_test`       linear (or stepped) increase
+==================  ==========================  ===============================
+
+:func:`deepspeed_schedule` builds one from the config's ``type`` and
+``params``.
+
+The contract is DeepSpeed's engine loop, not the class formulas on their own:
+the scheduler is constructed (which already writes a learning rate into the
+optimizer), and every step runs ``optimizer.step()`` then
+``lr_scheduler.step()``. The value at count ``k`` here is the learning rate
+the ``k``-th optimizer step (0-based) applies: the constructor's value at
+``k = 0``, and DeepSpeed's ``get_lr()`` with ``last_batch_iteration = k - 1``
+for ``k >= 1``. That off-by-one is why, for example, a linear warmup applies
+``warmup_min_lr`` twice and a cosine decay starts one step late.
+
+Every branch on the step is decided on whole step counts against integers
+fixed at construction, so the switch points are exact under ``jax.jit`` for
+every count below ``2**24``; values are float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import jax.numpy as jnp
+import optax
+
+from bertadam_optax import _validation
+
+__all__ = [
+    "DEEPSPEED_SCHEDULERS",
+    "ONE_CYCLE_BETA2",
+    "deepspeed_momentum_schedule",
+    "deepspeed_schedule",
+    "lr_range_test",
+    "one_cycle",
+    "one_cycle_momentum",
+    "warmup_cosine_lr",
+    "warmup_decay_lr",
+    "warmup_lr",
+]
+
+DEEPSPEED_SCHEDULERS = ("WarmupLR", "WarmupDecayLR", "WarmupCosineLR",
+                        "OneCycle", "LRRangeTest")
+"""The scheduler ``type`` names of a ``ds_config.json`` that are supported."""
+
+_WARMUP_TYPES = ("log", "linear")
+
+# OneCycle with cycle_momentum writes ``(beta1, 0.99)`` into every param group
+# that has betas, whatever beta2 the optimizer was configured with.
+ONE_CYCLE_BETA2 = 0.99
+
+_INT32_LIMIT = 2**31
+
+
+def _check_steps(name: str, value: Any, low: int | None) -> int:
+  """Returns ``value`` as an int; raises unless it is a whole number >= low."""
+  whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+      isinstance(value, float) and value.is_integer())
+  if not whole:
+    bound = "" if low is None else f" >= {low}"
+    raise ValueError(f"{name}={value!r} is not a whole number; expected an "
+                     f"integer{bound}.")
+  _validation.check_range(name, value, low, None)
+  return int(value)
+
+
+def _check_scalar(name: str, value: Any) -> Any:
+  # DeepSpeed accepts one value per torch param group; an optax schedule has a
+  # single value for the whole tree.
+  if isinstance(value, (list, tuple)):
+    raise ValueError(f"{name}={value!r}: per-param-group lists are not "
+                     "supported; expected a single number.")
+  return value
+
+
+def _check_lr(name: str, value: Any) -> Any:
+  return _validation.check_non_negative(name, _check_scalar(name, value))
+
+
+def _warmup_length(warmup_num_steps: Any) -> int:
+  # DeepSpeed raises for a non-positive count, then silently lengthens a
+  # 1-step warmup to 2 steps (``max(2, warmup_num_steps)``).
+  return max(2, _check_steps("warmup_num_steps", warmup_num_steps, 1))
+
+
+def _warmup_fraction(last: jnp.ndarray, length: int,
+                     warmup_type: str) -> jnp.ndarray:
+  """DeepSpeed's warmup gamma at ``last_batch_iteration = last`` (< length)."""
+  if warmup_type == "log":
+    return jnp.log1p(last) * (1.0 / math.log(length))
+  return last / length
+
+
+def _steps(count) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The count as float32, and ``last_batch_iteration`` of the step it runs.
+
+  Step 0 runs with the constructor's value; DeepSpeed's formulas there equal
+  their value at ``last_batch_iteration = 0`` except where a factory says
+  otherwise, so ``last`` is clamped at 0.
+  """
+  step = jnp.asarray(count, jnp.float32)
+  return step, jnp.maximum(step - 1.0, 0.0)
+
+
+def warmup_lr(
+    warmup_min_lr: float = 0.0,
+    warmup_max_lr: float | None = None,
+    warmup_num_steps: int = 1000,
+    warmup_type: str = "log",
+    *,
+    learning_rate: float | None = None,
+) -> optax.Schedule:
+  r"""DeepSpeed's ``WarmupLR``: warm up from a minimum to a maximum, then hold.
+
+  With :math:`W = \max(2, \text{warmup\_num\_steps})` and
+  :math:`m = \max(k - 1, 0)` (DeepSpeed's ``last_batch_iteration`` at step k):
+
+  .. math::
+    \eta(k) = \eta_{\min} + (\eta_{\max} - \eta_{\min})\,\gamma(m), \qquad
+    \gamma(m) = \begin{cases}
+      \log(m + 1) / \log W & m < W,\ \text{log} \\
+      m / W & m < W,\ \text{linear} \\
+      1 & m \ge W \end{cases}
+
+  DeepSpeed behaviours reproduced: steps 0 and 1 both apply
+  ``warmup_min_lr`` (the constructor sets it, and the first
+  ``lr_scheduler.step()`` computes gamma at 0); a log warmup reaches the
+  maximum at step ``W``, a linear one only at step ``W + 1``; a
+  ``warmup_num_steps`` of 1 warms up over 2 steps. Deviation: an unknown
+  ``warmup_type`` raises instead of falling back to ``"log"`` with a warning.
+
+  Args:
+    warmup_min_lr: learning rate at the start (>= 0).
+    warmup_max_lr: learning rate after warmup (>= 0). ``None`` means the
+      optimizer's learning rate, as DeepSpeed reads it from the param group.
+    warmup_num_steps: warmup length in steps (a whole number >= 1).
+    warmup_type: ``"log"`` or ``"linear"``.
+    learning_rate: the optimizer's learning rate; used only when
+      ``warmup_max_lr`` is ``None``.
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupLR``.
+  """
+  if warmup_max_lr is None:
+    if learning_rate is None:
+      raise ValueError("warmup_max_lr=None: WarmupLR then uses the optimizer's "
+                       "learning rate; pass learning_rate= or warmup_max_lr.")
+    warmup_max_lr = learning_rate
+    max_name = "learning_rate"
+  else:
+    max_name = "warmup_max_lr"
+  _check_lr("warmup_min_lr", warmup_min_lr)
+  _check_lr(max_name, warmup_max_lr)
+  length = _warmup_length(warmup_num_steps)
+  _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
+
+  def schedule(count):
+    _, last = _steps(count)
+    gamma = jnp.where(last < length,
+                      _warmup_fraction(last, length, warmup_type),
+                      jnp.float32(1.0))
+    return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
+
+  return schedule
+
+
+def warmup_decay_lr(
+    total_num_steps: int,
+    warmup_min_lr: float = 0.0,
+    warmup_max_lr: float = 0.001,
+    warmup_num_steps: int = 1000,
+    warmup_type: str = "log",
+) -> optax.Schedule:
+  r"""DeepSpeed's ``WarmupDecayLR``: :func:`warmup_lr`, then a linear decay.
+
+  With :math:`W`, :math:`m` and :math:`\gamma` as in :func:`warmup_lr` and
+  :math:`T` = ``total_num_steps``, past the warmup (:math:`m \ge W`):
+
+  .. math::
+    \gamma(m) = \max\left(0, \frac{T - m}{\max(1, T - W)}\right)
+
+  DeepSpeed behaviours reproduced: the warmup quirks of :func:`warmup_lr`;
+  ``warmup_max_lr`` defaults to 0.001 (not to the optimizer's learning rate,
+  which this scheduler ignores); because of the one-step lag the learning
+  rate reaches ``warmup_min_lr`` only at step ``T + 1`` and holds it there;
+  with ``T < W`` it drops from the maximum straight to ``warmup_min_lr``
+  when the warmup ends.
+
+  Args:
+    total_num_steps: ``T``, where the decay ends (a whole number >= 0).
+    warmup_min_lr: learning rate at the start and the end (>= 0).
+    warmup_max_lr: learning rate after warmup (>= 0).
+    warmup_num_steps: warmup length in steps (a whole number >= 1).
+    warmup_type: ``"log"`` or ``"linear"``.
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupDecayLR``.
+  """
+  total = _check_steps("total_num_steps", total_num_steps, 0)
+  _check_lr("warmup_min_lr", warmup_min_lr)
+  _check_lr("warmup_max_lr", warmup_max_lr)
+  length = _warmup_length(warmup_num_steps)
+  _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
+  decay_length = float(max(1, total - length))
+
+  def schedule(count):
+    _, last = _steps(count)
+    decay = jnp.maximum(0.0, (total - last) / decay_length)
+    gamma = jnp.where(last < length,
+                      _warmup_fraction(last, length, warmup_type), decay)
+    return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
+
+  return schedule
+
+
+def warmup_cosine_lr(
+    total_num_steps: int,
+    warmup_min_ratio: float = 0.0,
+    warmup_num_steps: int = 1000,
+    cos_min_ratio: float = 0.0001,
+    warmup_type: str = "log",
+    *,
+    learning_rate: float,
+) -> optax.Schedule:
+  r"""DeepSpeed's ``WarmupCosineLR``: a ratio of the optimizer's learning rate.
+
+  With :math:`W`, :math:`m` and the warmup fraction :math:`\gamma` as in
+  :func:`warmup_lr`, :math:`T` = ``total_num_steps``, :math:`D = \max(1, T -
+  W)` and :math:`p = \min(1, (k - W) / D)`:
+
+  .. math::
+    \eta(k) = \eta_0 \begin{cases}
+      0 & k = 0 \\
+      r_w + (1 - r_w)\,\gamma(m) & m < W \\
+      \max\left(0, r_c + (1 - r_c)\,\tfrac12 (1 + \cos \pi p)\right)
+        & \text{otherwise} \end{cases}
+
+  DeepSpeed behaviours reproduced: step 0 applies a learning rate of exactly
+  0 (the constructor writes ``0.0 * lr``, not the warmup's start); the cosine
+  starts one step past its peak (``p = 1 / D`` on the first step after
+  warmup) and holds ``cos_min_ratio`` from step ``T`` on, including when
+  ``T <= W``; the warmup quirks of :func:`warmup_lr`.
+
+  Args:
+    total_num_steps: ``T`` (a whole number >= 0).
+    warmup_min_ratio: ratio ``r_w`` at the start of warmup (>= 0).
+    warmup_num_steps: warmup length in steps (a whole number >= 1).
+    cos_min_ratio: ratio ``r_c`` at the end of the cosine (>= 0).
+    warmup_type: ``"log"`` or ``"linear"``.
+    learning_rate: ``eta_0``, the optimizer's learning rate (>= 0), which
+      DeepSpeed scales.
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupCosineLR``.
+  """
+  total = _check_steps("total_num_steps", total_num_steps, 0)
+  _check_lr("warmup_min_ratio", warmup_min_ratio)
+  length = _warmup_length(warmup_num_steps)
+  _check_lr("cos_min_ratio", cos_min_ratio)
+  _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
+  _check_lr("learning_rate", learning_rate)
+  decay_length = float(max(1, total - length))
+
+  def schedule(count):
+    step, last = _steps(count)
+    warm = warmup_min_ratio + (1.0 - warmup_min_ratio) * _warmup_fraction(
+        last, length, warmup_type)
+    # 0.5 (1 + cos(pi p)) == sin(pi (1 - p) / 2) ** 2, with 1 - p from whole
+    # step counts: no cancellation as the cosine reaches its floor.
+    remaining = jnp.maximum(0.0, decay_length - (step - length)) / decay_length
+    cosine = jnp.square(jnp.sin(0.5 * math.pi * remaining))
+    decay = jnp.maximum(0.0, cos_min_ratio + (1.0 - cos_min_ratio) * cosine)
+    ratio = jnp.where(last < length, warm, decay)
+    return learning_rate * jnp.where(step == 0, jnp.float32(0.0), ratio)
+
+  return schedule
+
+
+def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
+                     cycle_first_stair_count, cycle_second_stair_count,
+                     decay_step_size):
+  """Validates OneCycle's cycle shape; returns ``(scale, total, decay)``.
+
+  ``scale(count)`` is DeepSpeed's ``_get_scale_factor`` at ``batch_iteration
+  = count`` (0 at both ends of the cycle, 1 at its peak), for counts within
+  the cycle; ``total`` is the cycle length; ``decay`` the decay step size,
+  or None when DeepSpeed skips the post-cycle decay.
+  """
+  first = _check_steps("cycle_first_step_size", cycle_first_step_size, 1)
+  second = first if cycle_second_step_size is None else _check_steps(
+      "cycle_second_step_size", cycle_second_step_size, 0)
+  first_stairs = _check_steps("cycle_first_stair_count",
+                              cycle_first_stair_count, None)
+  second_stairs = first_stairs if cycle_second_stair_count is None else (
+      _check_steps("cycle_second_stair_count", cycle_second_stair_count, None))
+  _validation.check_non_negative("decay_step_size", decay_step_size)
+  total = first + second
+  for name, stairs in (("cycle_first_stair_count", first_stairs),
+                       ("cycle_second_stair_count", second_stairs)):
+    # Stair positions are computed as int32 products of a step and a count.
+    if stairs > 0 and total * stairs >= _INT32_LIMIT:
+      raise ValueError(
+          f"{name}={stairs!r} is out of range with a cycle of {total} steps; "
+          f"expected (cycle length) * {name} < 2**31.")
+
+  def half(offset, size, stairs):
+    """Fraction of a half cycle covered ``offset`` steps into it."""
+    if size == 0:
+      return jnp.zeros(offset.shape, jnp.float32)
+    if stairs > 0:
+      # DeepSpeed floors the exact stair position; an integer floor division
+      # is exact where float32 ``offset * stairs / size`` may land an ulp low.
+      return jnp.floor_divide(offset * stairs, size).astype(
+          jnp.float32) / stairs
+    return offset.astype(jnp.float32) / size
+
+  def scale(count):
+    b = jnp.clip(jnp.asarray(count, jnp.int32), 0, total)
+    value = jnp.where(b <= first, half(b, first, first_stairs),
+                      half(total - b, second, second_stairs))
+    # At ``batch_iteration == total`` DeepSpeed's cycle index has already
+    # moved on to the next cycle, whose scale starts at 0.
+    return jnp.where(b >= total, jnp.float32(0.0), value)
+
+  decay = None if decay_step_size == 0 else float(decay_step_size)
+  return scale, total, decay
+
+
+def one_cycle(
+    cycle_min_lr: float,
+    cycle_max_lr: float,
+    decay_lr_rate: float = 0.0,
+    cycle_first_step_size: int = 2000,
+    cycle_second_step_size: int | None = None,
+    cycle_first_stair_count: int = 0,
+    cycle_second_stair_count: int | None = None,
+    decay_step_size: int = 0,
+) -> optax.Schedule:
+  r"""DeepSpeed's ``OneCycle`` learning rate: one triangle, then a slow decay.
+
+  With :math:`F` = ``cycle_first_step_size``, :math:`S = F +`
+  ``cycle_second_step_size`` and :math:`s(k)` the cycle's scale
+  (:math:`k / F` up to the peak, then :math:`(S - k) / (S - F)`, 0 at
+  :math:`k = S`; with a stair count :math:`n > 0` for a half,
+  :math:`\lfloor s n \rfloor / n` there):
+
+  .. math::
+    \eta(k) = \begin{cases}
+      \eta_{\min} + (\eta_{\max} - \eta_{\min})\, s(k) & k \le S \\
+      \eta_{\min} / (1 + \rho\,(k - S) / d) & k > S
+    \end{cases}
+
+  where :math:`\rho` = ``decay_lr_rate`` and :math:`d` = ``decay_step_size``;
+  with :math:`\rho = 0` or :math:`d = 0` the rate stays at
+  :math:`\eta_{\min}` after the cycle. The decay is continuous, not stepped
+  every :math:`d` steps.
+
+  DeepSpeed behaviours reproduced: step ``k`` applies the scale at
+  ``batch_iteration = k`` (its ``last_batch_iteration + 1`` cancels the
+  engine's one-step lag); the cycle's last step, ``k = S``, is already back at
+  ``cycle_min_lr``; a stair count <= 0 (the command line's default -1)
+  disables the stairs. Deviations: step sizes must be whole numbers (DeepSpeed
+  takes any float), and the optimizer's own learning rate is ignored, as
+  DeepSpeed overwrites it.
+
+  Args:
+    cycle_min_lr: lower learning rate of the cycle (>= 0).
+    cycle_max_lr: upper learning rate of the cycle (>= 0).
+    decay_lr_rate: ``rho`` (>= 0).
+    cycle_first_step_size: steps of the rising half (>= 1).
+    cycle_second_step_size: steps of the falling half (>= 0); ``None`` means
+      ``cycle_first_step_size``.
+    cycle_first_stair_count: stairs in the rising half (<= 0: none).
+    cycle_second_stair_count: stairs in the falling half; ``None`` means
+      ``cycle_first_stair_count``.
+    decay_step_size: ``d`` (>= 0; 0 disables the decay).
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``OneCycle``; Smith,
+    `A disciplined approach to neural network hyper-parameters
+    <https://arxiv.org/abs/1803.09820>`_, 2018.
+  """
+  _check_lr("cycle_min_lr", cycle_min_lr)
+  _check_lr("cycle_max_lr", cycle_max_lr)
+  _validation.check_non_negative("decay_lr_rate", decay_lr_rate)
+  scale, total, decay = _one_cycle_shape(
+      cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
+      cycle_second_stair_count, decay_step_size)
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32)
+    cycle = cycle_min_lr + (cycle_max_lr - cycle_min_lr) * scale(count)
+    if decay is None:
+      after = jnp.full_like(step, cycle_min_lr)
+    else:
+      after = cycle_min_lr / (1.0 + decay_lr_rate * (step - total) / decay)
+    return jnp.where(step <= total, cycle, after)
+
+  return schedule
+
+
+def one_cycle_momentum(
+    cycle_min_mom: float = 0.8,
+    cycle_max_mom: float = 0.9,
+    decay_mom_rate: float = 0.0,
+    cycle_first_step_size: int = 2000,
+    cycle_second_step_size: int | None = None,
+    cycle_first_stair_count: int = 0,
+    cycle_second_stair_count: int | None = None,
+    decay_step_size: int = 0,
+) -> optax.Schedule:
+  r"""DeepSpeed's ``OneCycle`` momentum: beta1, moving opposite the rate.
+
+  With :math:`s(k)`, :math:`S` and :math:`d` as in :func:`one_cycle` and
+  :math:`\rho` = ``decay_mom_rate``:
+
+  .. math::
+    \beta_1(k) = \begin{cases}
+      \mu_{\min} & k = 0 \\
+      \mu_{\max} - (\mu_{\max} - \mu_{\min})\, s(k) & 1 \le k \le S \\
+      \mu_{\max}\,(1 + \rho\,(k - S) / d) & k > S
+    \end{cases}
+
+  DeepSpeed behaviours reproduced, all surprising: step 0 runs with
+  ``cycle_min_mom`` (the constructor's value) although the cycle starts at
+  ``cycle_max_mom`` on step 1; the post-cycle "decay" *multiplies* by
+  :math:`1 + \rho t`, so with :math:`\rho > 0` beta1 grows and eventually
+  passes 1; and DeepSpeed writes ``(beta1, 0.99)`` into the optimizer, so
+  beta2 is :data:`ONE_CYCLE_BETA2` on every step whatever the optimizer's
+  betas were (this schedule gives beta1 only). DeepSpeed cycles the momentum
+  only for optimizers with ``betas``.
+
+  Args:
+    cycle_min_mom: lower beta1 of the cycle, in [0, 1].
+    cycle_max_mom: upper beta1 of the cycle, in [0, 1].
+    decay_mom_rate: ``rho`` (>= 0).
+    cycle_first_step_size: as in :func:`one_cycle`.
+    cycle_second_step_size: as in :func:`one_cycle`.
+    cycle_first_stair_count: as in :func:`one_cycle`.
+    cycle_second_stair_count: as in :func:`one_cycle`.
+    decay_step_size: as in :func:`one_cycle`.
+
+  Returns:
+    A function ``count -> beta1``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``OneCycle``.
+  """
+  for name, value in (("cycle_min_mom", cycle_min_mom),
+                      ("cycle_max_mom", cycle_max_mom)):
+    _validation.check_range(name, _check_scalar(name, value), 0.0, 1.0)
+  _validation.check_non_negative("decay_mom_rate", decay_mom_rate)
+  scale, total, decay = _one_cycle_shape(
+      cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
+      cycle_second_stair_count, decay_step_size)
+
+  def schedule(count):
+    step = jnp.asarray(count, jnp.float32)
+    cycle = cycle_max_mom - (cycle_max_mom - cycle_min_mom) * scale(count)
+    if decay is None:
+      after = jnp.full_like(step, cycle_max_mom)
+    else:
+      after = cycle_max_mom * (1.0 + decay_mom_rate * (step - total) / decay)
+    value = jnp.where(step <= total, cycle, after)
+    return jnp.where(step == 0, jnp.full_like(step, cycle_min_mom), value)
+
+  return schedule
+
+
+def lr_range_test(
+    lr_range_test_min_lr: float = 1e-3,
+    lr_range_test_step_size: int = 2000,
+    lr_range_test_step_rate: float = 1.0,
+    lr_range_test_staircase: bool = False,
+) -> optax.Schedule:
+  r"""DeepSpeed's ``LRRangeTest``: a learning rate that grows without bound.
+
+  .. math::
+    \eta(k) = \eta_{\min} \left(1 + \rho\, t(k)\right), \qquad
+    t(k) = \begin{cases} \lfloor k / n \rfloor & \text{staircase} \\
+                         k / n & \text{otherwise} \end{cases}
+
+  with :math:`\rho` = ``lr_range_test_step_rate`` and :math:`n` =
+  ``lr_range_test_step_size``. DeepSpeed's ``last_batch_iteration + 1``
+  cancels the engine's one-step lag, so step ``k`` sees ``k``.
+
+  Args:
+    lr_range_test_min_lr: learning rate at step 0 (>= 0).
+    lr_range_test_step_size: ``n`` (a whole number >= 1).
+    lr_range_test_step_rate: ``rho`` (>= 0).
+    lr_range_test_staircase: grow in steps of ``n`` instead of continuously.
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``LRRangeTest``.
+  """
+  _check_lr("lr_range_test_min_lr", lr_range_test_min_lr)
+  size = _check_steps("lr_range_test_step_size", lr_range_test_step_size, 1)
+  _validation.check_non_negative("lr_range_test_step_rate",
+                                 lr_range_test_step_rate)
+  if not isinstance(lr_range_test_staircase, bool):
+    raise ValueError(f"lr_range_test_staircase={lr_range_test_staircase!r} "
+                     "is not a bool; expected true or false.")
+
+  def schedule(count):
+    if lr_range_test_staircase:
+      interval = jnp.floor_divide(jnp.asarray(count, jnp.int32),
+                                  size).astype(jnp.float32)
+    else:
+      interval = jnp.asarray(count, jnp.float32) / size
+    return lr_range_test_min_lr * (1.0 + lr_range_test_step_rate * interval)
+
+  return schedule
+
+
+_ONE_CYCLE_SHAPE = ("cycle_first_step_size", "cycle_second_step_size",
+                    "cycle_first_stair_count", "cycle_second_stair_count",
+                    "decay_step_size")
+_ONE_CYCLE_MOMENTUM = ("cycle_min_mom", "cycle_max_mom", "decay_mom_rate")
+
+# For each type: its factory, the params keys it takes, the required ones.
+_FACTORIES: Mapping[str, tuple[Callable[..., optax.Schedule], tuple[str, ...],
+                               tuple[str, ...]]] = {
+    "WarmupLR": (warmup_lr, ("warmup_min_lr", "warmup_max_lr",
+                             "warmup_num_steps", "warmup_type"), ()),
+    "WarmupDecayLR": (warmup_decay_lr,
+                      ("total_num_steps", "warmup_min_lr", "warmup_max_lr",
+                       "warmup_num_steps", "warmup_type"),
+                      ("total_num_steps",)),
+    "WarmupCosineLR": (warmup_cosine_lr,
+                       ("total_num_steps", "warmup_min_ratio",
+                        "warmup_num_steps", "cos_min_ratio", "warmup_type"),
+                       ("total_num_steps",)),
+    "OneCycle": (one_cycle, ("cycle_min_lr", "cycle_max_lr", "decay_lr_rate")
+                 + _ONE_CYCLE_SHAPE, ("cycle_min_lr", "cycle_max_lr")),
+    "LRRangeTest": (lr_range_test,
+                    ("lr_range_test_min_lr", "lr_range_test_step_size",
+                     "lr_range_test_step_rate", "lr_range_test_staircase"),
+                    ()),
+}
+
+
+def _split_params(type: str, params: Mapping[str, Any] | None):
+  """Checks a config's params against DeepSpeed's constructor for ``type``.
+
+  Returns the keyword arguments of the factory, and of
+  :func:`one_cycle_momentum` (None unless OneCycle cycles the momentum).
+  """
+  _validation.check_choice("scheduler type", type, DEEPSPEED_SCHEDULERS)
+  factory, keys, required = _FACTORIES[type]
+  params = dict(params or {})
+  extra = ("last_batch_iteration",)
+  if type == "OneCycle":
+    extra += ("cycle_momentum",) + _ONE_CYCLE_MOMENTUM
+  for key in params:
+    _validation.check_choice(f"{type} params key", key, keys + extra)
+  for key in required:
+    if params.get(key) is None:
+      raise ValueError(f"{type} params[{key!r}]={params.get(key)!r}: "
+                       f"{type} requires {key!r}.")
+  last = params.pop("last_batch_iteration", -1)
+  if last != -1:
+    raise ValueError(
+        f"{type} params['last_batch_iteration']={last!r} is not supported; "
+        "expected -1 (resume by restoring the optimizer state's count).")
+  momentum = None
+  if type == "OneCycle":
+    cycle_momentum = params.pop("cycle_momentum", True)
+    if not isinstance(cycle_momentum, bool):
+      raise ValueError(f"OneCycle params['cycle_momentum']={cycle_momentum!r} "
+                       "is not a bool; expected true or false.")
+    momentum = {k: params.pop(k) for k in _ONE_CYCLE_MOMENTUM if k in params}
+    if cycle_momentum:
+      momentum.update({k: params[k] for k in _ONE_CYCLE_SHAPE if k in params})
+    else:
+      momentum = None
+  return factory, params, momentum
+
+
+def deepspeed_schedule(
+    type: str,  # pylint: disable=redefined-builtin
+    params: Mapping[str, Any] | None,
+    *,
+    learning_rate: float | None = None,
+) -> optax.Schedule:
+  r"""The schedule of a ``ds_config.json`` "scheduler" section.
+
+  ``{"scheduler": {"type": type, "params": params}}`` becomes the factory of
+  this module for ``type``, called with ``params`` as keyword arguments, as
+  DeepSpeed's engine constructs the class. For ``OneCycle`` the momentum keys
+  are checked too (the learning rate is returned; :func:`one_cycle_momentum`
+  gives beta1).
+
+  Args:
+    type: one of :data:`DEEPSPEED_SCHEDULERS`.
+    params: the section's ``params`` (DeepSpeed's keyword names).
+    learning_rate: the optimizer's learning rate: WarmupCosineLR scales it
+      (and requires it), WarmupLR uses it when ``warmup_max_lr`` is absent;
+      the other schedulers overwrite it, as DeepSpeed does.
+
+  Returns:
+    A function ``count -> learning rate``, pure and jittable.
+
+  Raises:
+    ValueError: an unknown type or params key (with the closest valid name),
+      a missing required key, or a hyperparameter out of range.
+
+  References:
+    DeepSpeed, ``deepspeed/runtime/engine.py``, ``_scheduler_from_config``.
+  """
+  factory, kwargs, momentum = _split_params(type, params)
+  if momentum is not None:
+    one_cycle_momentum(**momentum)
+  if type == "WarmupCosineLR":
+    if learning_rate is None:
+      raise ValueError("learning_rate=None: WarmupCosineLR scales the "
+                       "optimizer's learning rate; pass learning_rate=.")
+    return factory(**kwargs, learning_rate=learning_rate)
+  if type == "WarmupLR":
+    if kwargs.get("warmup_max_lr") is None and learning_rate is None:
+      raise ValueError(
+          "WarmupLR params['warmup_max_lr'] is missing and learning_rate=None: "
+          "WarmupLR then uses the optimizer's learning rate; give one.")
+    return factory(**kwargs, learning_rate=learning_rate)
+  return factory(**kwargs)
+
+
+def deepspeed_momentum_schedule(
+    type: str,  # pylint: disable=redefined-builtin
+    params: Mapping[str, Any] | None,
+) -> optax.Schedule | None:
+  """The beta1 schedule of a "scheduler" section, or None if it sets none.
+
+  Only ``OneCycle`` with ``cycle_momentum`` (its default) moves beta1:
+  :func:`one_cycle_momentum` with the section's params. DeepSpeed applies it
+  only to optimizers with ``betas`` (and sets beta2 to
+  :data:`ONE_CYCLE_BETA2`); that choice is the caller's.
+
+  Raises:
+    ValueError: as :func:`deepspeed_schedule`.
+  """
+  _, _, momentum = _split_params(type, params)
+  return None if momentum is None else one_cycle_momentum(**momentum)
