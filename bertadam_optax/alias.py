@@ -10,11 +10,13 @@ so the whole update compiles into one XLA computation.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from bertadam_optax import _validation
@@ -25,37 +27,70 @@ __all__ = ["bertadam", "get_lr"]
 
 _CLIPS = ("per_tensor", "global", "none")
 
+# DeepSpeed's formulas return 1 for every step when warmup == 0.
+_CONSTANT_AT_ZERO_WARMUP = ("warmup_linear", "warmup_linear_decay_exp",
+                            "warmup_exp_decay_exp")
+
 
 def _is_number(value: Any) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _multiplier(schedule, warmup, t_total, schedule_kwargs) -> Callable | None:
-  """The schedule's ``count -> multiplier``, or None for a constant rate."""
+def _static_number(name: str, value: Any) -> int | float:
+  """``value`` as a Python number (NumPy scalars converted), else raises."""
+  # warmup and t_total decide Python branches and integer thresholds of the
+  # schedule, so they cannot be traced values.
+  if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    return value.item() if isinstance(value, np.generic) else value
+  raise ValueError(
+      f"{name}={value!r} must be a Python number: it fixes the schedule's "
+      "structure at construction. With optax.inject_hyperparams, list it in "
+      "static_args, e.g. optax.inject_hyperparams(bertadam, "
+      "static_args=('warmup', 't_total')).")
+
+
+def _multiplier(schedule, warmup, t_total, schedule_kwargs
+                ) -> tuple[Callable | None, float]:
+  """The ``count -> multiplier`` (None: a constant rate) and ``lr_offset``."""
+  if not (schedule is None or callable(schedule)):
+    _validation.check_choice("schedule", schedule,
+                             tuple(deepspeed.SCHEDULES) + ("none",))
+  kwargs = dict(schedule_kwargs or {})
+  lr_offset = kwargs.pop("lr_offset", 0.0)
+  named = isinstance(schedule, str) and schedule != "none"
+  if schedule_kwargs and (not named or t_total == -1):
+    raise ValueError(
+        f"schedule_kwargs={dict(schedule_kwargs)!r} would be ignored with "
+        f"schedule={schedule!r}, t_total={t_total!r}; they apply only to a "
+        "named schedule with t_total > 0.")
   if schedule is None or schedule == "none":
-    return None
+    return None, 0.0
   if callable(schedule):
-    return schedule
-  _validation.check_choice("schedule", schedule, tuple(deepspeed.SCHEDULES) +
-                           ("none",))
+    if warmup != -1 or t_total != -1:
+      warnings.warn(
+          f"bertadam(warmup={warmup!r}, t_total={t_total!r}) with a callable "
+          "schedule: warmup and t_total are ignored, as in the original with "
+          "an _LRSchedule object; the callable alone gives the multiplier.",
+          stacklevel=3)
+    return schedule, 0.0
   if t_total == -1:
     if schedule in deepspeed.STEP_BASED:
       raise ValueError(
           f"t_total=-1 with schedule={schedule!r}: this schedule needs the "
           "total number of steps; expected t_total > 0.")
-    if _is_number(warmup) and warmup != -1:
+    if warmup != -1:
       warnings.warn(
           f"bertadam(t_total=-1, warmup={warmup!r}): as in the original "
           "BertAdam, t_total=-1 means a constant learning rate and the "
           "warmup and schedule are ignored.", stacklevel=3)
-    return None
-  if schedule == "warmup_linear" and warmup == 0:
+    return None, 0.0
+  if warmup == 0 and schedule in _CONSTANT_AT_ZERO_WARMUP:
     warnings.warn(
-        "bertadam(schedule='warmup_linear', warmup=0): as in the original, "
-        "this is a constant learning rate, not a linear decay. Use "
-        "warmup=-1 for a linear decay without warmup.", stacklevel=3)
+        f"bertadam(schedule={schedule!r}, warmup=0): as in the original, "
+        "warmup=0 makes this a constant learning rate, not a decay. Use "
+        "warmup=-1 for a decay without warmup.", stacklevel=3)
   return deepspeed.bert_schedule(schedule, 1.0, t_total, warmup,
-                                 **dict(schedule_kwargs or {}))
+                                 **kwargs), lr_offset
 
 
 def bertadam(
@@ -101,8 +136,10 @@ def bertadam(
   Args:
     lr: the learning rate, or an ``optax.Schedule`` of the count (then
       multiplied by the schedule's multiplier).
-    warmup: warmup fraction of ``t_total`` in [0, 1), or -1 for none.
-    t_total: total number of steps; -1 means a constant learning rate.
+    warmup: warmup fraction of ``t_total`` in [0, 1), or -1 for none. A
+      Python number (it fixes the schedule at construction).
+    t_total: total number of steps; -1 means a constant learning rate. A
+      Python number, as ``warmup``.
     schedule: one of :data:`~bertadam_optax.schedules.SCHEDULES`, ``'none'``
       or ``None`` (constant), or any callable ``count -> multiplier``. The
       three progress-based names are evaluated at ``k / t_total``; the three
@@ -122,9 +159,10 @@ def bertadam(
     bias_correction: apply Adam's bias correction (the original does not).
     mu_dtype: optional dtype of the first moment (e.g. ``jnp.bfloat16``).
     schedule_kwargs: extra keyword arguments of
-      :func:`~bertadam_optax.schedules.bert_schedule` for the step-based
-      schedules (``decay_rate``, ``decay_steps``, ``degree``, ``warm_degree``,
-      ``lr_offset``).
+      :func:`~bertadam_optax.schedules.bert_schedule` for a named schedule
+      (``decay_rate``, ``decay_steps``, ``degree``, ``warm_degree``), and
+      ``lr_offset``, an absolute learning rate added after scaling by ``lr``
+      (``eta_k = lr * f + lr_offset``, as bing_bert's ``--lr_offset``).
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -133,36 +171,53 @@ def bertadam(
     ValueError: on any out-of-range hyperparameter, naming it.
 
   NaN or Inf gradients are not checked (nothing is validated inside traced
-  code): they propagate into the moments and parameters, as in PyTorch. Wrap
-  the optimizer in ``optax.apply_if_finite`` to skip such steps.
+  code) and never stop a jitted step: as in PyTorch, a non-finite gradient
+  makes its tensor's clipping coefficient NaN, so that tensor's moments and
+  parameters become NaN (every tensor's, with ``clip='global'``). Wrap the
+  optimizer in ``optax.apply_if_finite`` to skip such steps instead.
+
+  With ``optax.inject_hyperparams``, ``lr``, ``weight_decay``, ``b1``, ``b2``,
+  ``e`` and ``max_grad_norm`` can be injected; ``warmup`` and ``t_total``
+  (and any callable that is not a schedule, such as ``weight_decay_mask``)
+  must be listed in ``static_args``.
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; DeepSpeedExamples
     ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
   _validation.check_non_negative("lr", lr)
+  warmup = _static_number("warmup", warmup)
+  t_total = _static_number("t_total", t_total)
   deepspeed.check_warmup(warmup)
-  if _is_number(t_total) and (t_total == 0 or t_total < -1):
+  if t_total == 0 or t_total < -1:
     raise ValueError(f"t_total={t_total!r} is out of range; expected a value "
                      "> 0, or -1 for a constant learning rate.")
+  _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
+  _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
   _validation.check_non_negative("e", e)
   _validation.check_non_negative("weight_decay", weight_decay)
   _validation.check_choice("clip", clip, _CLIPS)
-  multiplier = _multiplier(schedule, warmup, t_total, schedule_kwargs)
+  multiplier, lr_offset = _multiplier(schedule, warmup, t_total,
+                                      schedule_kwargs)
 
   if multiplier is None:
     learning_rate = lr
   elif callable(lr):
-    learning_rate = lambda count: lr(count) * multiplier(count)
+    learning_rate = lambda count: lr(count) * multiplier(count) + lr_offset
   else:
-    learning_rate = lambda count: lr * multiplier(count)
+    learning_rate = lambda count: lr * multiplier(count) + lr_offset
 
   if clip == "none" or (_is_number(max_grad_norm) and max_grad_norm <= 0):
     clipping = optax.identity()
   elif clip == "per_tensor":
     clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
-  else:
+  elif _is_number(max_grad_norm):
     clipping = optax.clip_by_global_norm(max_grad_norm)
+  else:
+    # A traced norm (optax.inject_hyperparams): <= 0 disables clipping, which
+    # for optax's rule is an infinite norm.
+    clipping = optax.clip_by_global_norm(
+        jnp.where(max_grad_norm > 0, max_grad_norm, jnp.inf))
 
   decay = (optax.identity() if _is_number(weight_decay) and weight_decay == 0
            else optax.add_decayed_weights(weight_decay, weight_decay_mask))
@@ -188,7 +243,9 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   :func:`~bertadam_optax.transforms.scale_by_learning_rate`, wherever it sits in
   the state tree (inside ``optax.MultiSteps``, ``optax.inject_hyperparams``,
   ``optax.apply_if_finite``, ``optax.multi_transform`` ...), so it works inside
-  and outside ``jit``.
+  and outside ``jit``. The value is computed by the last update: after a
+  change of an injected ``lr`` in ``opt_state.hyperparams``, the next update
+  already applies the new rate, and ``get_lr`` reports it from then on.
 
   Args:
     opt_state: the state of :func:`bertadam` or of any chain containing
