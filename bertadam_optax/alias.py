@@ -258,8 +258,9 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   Raises:
     ValueError: if the state holds no such learning-rate stage.
   """
-  found = [s.learning_rate for s in jax.tree.leaves(opt_state,
-                                                      is_leaf=_is_lr_state)
+  # ``nnx.Optimizer`` keeps each state array in a Variable: return the array.
+  found = [getattr(s.learning_rate, "value", s.learning_rate)
+           for s in jax.tree.leaves(opt_state, is_leaf=_is_lr_state)
            if _is_lr_state(s)]
   if not found:
     raise ValueError(

@@ -153,6 +153,10 @@ def test_nnx_and_linen_from_the_same_weights_train_identically(linen, nnx_run):
       nnx.to_pure_dict(nnx.state(model, nnx.Param)), state.params)
   chex.assert_trees_all_equal(get_lr(nnx.as_pure(optimizer.opt_state)),
                               get_lr(state.opt_state))
+  # Straight from the NNX optimizer too: an array, not a Variable.
+  assert isinstance(get_lr(optimizer.opt_state), jax.Array)
+  chex.assert_trees_all_equal(get_lr(optimizer.opt_state),
+                              get_lr(state.opt_state))
   moments = nnx.as_pure(optimizer.opt_state)[1]
   chex.assert_trees_all_equal(nnx.to_pure_dict(moments.mu),
                               state.opt_state[1].mu)
