@@ -212,7 +212,7 @@ def bertadam(
   elif clip == "per_tensor":
     clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
   elif _is_number(max_grad_norm):
-    clipping = optax.clip_by_global_norm(max_grad_norm)
+    clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
   else:
     # A traced norm (optax.inject_hyperparams): <= 0 disables clipping, which
     # for optax's rule is an infinite norm.

@@ -101,7 +101,9 @@ def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
                                       update_fn)
 
 
-def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
+def clip_by_global_norm_torch(max_norm: float, *,
+                              eps: float = _TORCH_CLIP_EPS
+                              ) -> optax.GradientTransformation:
   r"""Clips the whole gradient tree by its global norm, torch's way.
 
   .. math::
@@ -112,9 +114,14 @@ def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
   DeepSpeed's ``gradient_clipping``. It differs from
   ``optax.clip_by_global_norm`` only by the ``1e-6`` in the denominator (optax
   clips when the norm exceeds ``c`` and scales by exactly ``c / norm``).
+  With ``eps=0`` it is ``optax.clip_by_global_norm`` up to rounding, in one
+  pass: optax's per-element ``t / norm * c`` makes XLA:CPU write the scaled
+  gradient to a buffer of its own, here one scalar factor fuses into the
+  update.
 
   Args:
     max_norm: the largest global norm kept; ``max_norm <= 0`` disables it.
+    eps: added to the norm before dividing, >= 0 (torch's ``1e-6``).
 
   Returns:
     An ``optax.GradientTransformation`` with an empty state.
@@ -126,7 +133,7 @@ def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
     del params
     leaves = jax.tree.leaves(updates)
     total = sum((_sum_of_squares(g) for g in leaves), jnp.float32(0))
-    coef = _torch_clip_coef(jnp.sqrt(total), max_norm)
+    coef = jnp.minimum(max_norm / (jnp.sqrt(total) + eps), 1.0)
     return jax.tree.map(lambda g: (g * coef).astype(g.dtype), updates), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(),
