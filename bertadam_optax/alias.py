@@ -239,7 +239,9 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   """The learning rate the next update of ``opt_state`` will apply.
 
   After ``k`` updates this is ``lr * f(k)``, what PyTorch's
-  ``BertAdam.get_lr()`` returns after ``k`` steps. It reads the state of
+  ``BertAdam.get_lr()`` returns after ``k`` steps with the same schedule (the
+  schedule names are DeepSpeed bing_bert's; pytorch-pretrained-bert 0.6.2's
+  own ``warmup_linear`` differs, see :mod:`bertadam_optax.schedules`). It reads the state of
   :func:`~bertadam_optax.transforms.scale_by_learning_rate`, wherever it sits in
   the state tree (inside ``optax.MultiSteps``, ``optax.inject_hyperparams``,
   ``optax.apply_if_finite``, ``optax.multi_transform`` ...), so it works inside
