@@ -1,11 +1,15 @@
 r"""BertAdam as a chain of Optax building blocks, and ``get_lr``.
 
-:func:`bertadam` reproduces ``BertAdam`` of pytorch-pretrained-bert 0.6.2 and of
-DeepSpeed's bing_bert fork step for step, as
+:func:`bertadam` reproduces the ``BertAdam`` update of pytorch-pretrained-bert
+0.6.2 and of DeepSpeed's bing_bert fork step for step, as
 
 ``clip -> scale_by_bertadam -> add_decayed_weights -> scale_by_learning_rate``
 
-so the whole update compiles into one XLA computation.
+so the whole update compiles into one XLA computation. Its ``schedule`` names
+are the DeepSpeed fork's (:data:`~bertadam_optax.schedules.SCHEDULES`); for
+0.6.2's own schedules, whose ``warmup_linear`` differs, pass
+``lr=schedules.pretrained_bert.pretrained_bert_schedule(...)`` with
+``schedule=None``.
 """
 
 from __future__ import annotations
