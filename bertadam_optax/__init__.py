@@ -5,9 +5,17 @@ The public API, flat as optax's:
 * :func:`bertadam` and :func:`get_lr` (``alias``);
 * the building blocks it is chained from (``transforms``);
 * :func:`bert_weight_decay_mask` (``masks``);
-* every schedule, in :mod:`bertadam_optax.schedules`.
+* every schedule, in :mod:`bertadam_optax.schedules`;
+
+and, as submodules: :mod:`~bertadam_optax.interop` (PyTorch state, DeepSpeed
+and transformers configs), :mod:`~bertadam_optax.checkpoint` (orbax, the
+``checkpoint`` extra), :mod:`~bertadam_optax.flatten` (the packed fast path for
+many small tensors). None of them imports an extra until it is used.
 """
 
+from bertadam_optax import checkpoint
+from bertadam_optax import flatten
+from bertadam_optax import interop
 from bertadam_optax import schedules
 from bertadam_optax.alias import bertadam
 from bertadam_optax.alias import get_lr
@@ -31,9 +39,12 @@ __all__ = [
     "bert_schedule",
     "bert_weight_decay_mask",
     "bertadam",
+    "checkpoint",
     "clip_by_global_norm_torch",
     "clip_by_norm_per_tensor",
+    "flatten",
     "get_lr",
+    "interop",
     "path_to_name",
     "scale_by_bertadam",
     "scale_by_learning_rate",
