@@ -19,7 +19,6 @@ import warnings
 from typing import Any, Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -215,13 +214,12 @@ def bertadam(
     clipping = optax.identity()
   elif clip == "per_tensor":
     clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
-  elif _is_number(max_grad_norm):
-    clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
   else:
-    # A traced norm (optax.inject_hyperparams): <= 0 disables clipping, which
-    # for optax's rule is an infinite norm.
-    clipping = optax.clip_by_global_norm(
-        jnp.where(max_grad_norm > 0, max_grad_norm, jnp.inf))
+    # optax.clip_by_global_norm's rule, up to rounding, in one pass: its
+    # per-element t / norm * c makes XLA:CPU write the scaled gradient to a
+    # buffer of its own, where a scalar factor fuses into the update. A traced
+    # max_grad_norm <= 0 (optax.inject_hyperparams) disables it.
+    clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
 
   decay = (optax.identity() if _is_number(weight_decay) and weight_decay == 0
            else optax.add_decayed_weights(weight_decay, weight_decay_mask))

@@ -49,10 +49,11 @@ def _is_static_number(value: Any) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _torch_clip_coef(norm: chex.Array, max_norm: Any) -> chex.Array:
+def _torch_clip_coef(norm: chex.Array, max_norm: Any,
+                     eps: float = _TORCH_CLIP_EPS) -> chex.Array:
   # Always multiply (by exactly 1 when not clipping), as torch does: a NaN or
   # Inf norm propagates into the gradient instead of being silently dropped.
-  coef = jnp.minimum(max_norm / (norm + _TORCH_CLIP_EPS), 1.0)
+  coef = jnp.minimum(max_norm / (norm + eps), 1.0)
   if _is_static_number(max_norm):
     return coef
   # A traced max_norm (e.g. injected by ``optax.inject_hyperparams``) cannot
@@ -133,7 +134,7 @@ def clip_by_global_norm_torch(max_norm: float, *,
     del params
     leaves = jax.tree.leaves(updates)
     total = sum((_sum_of_squares(g) for g in leaves), jnp.float32(0))
-    coef = jnp.minimum(max_norm / (jnp.sqrt(total) + eps), 1.0)
+    coef = _torch_clip_coef(jnp.sqrt(total), max_norm, eps)
     return jax.tree.map(lambda g: (g * coef).astype(g.dtype), updates), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(),
