@@ -69,3 +69,28 @@ def check_positive(name: str, value: Any) -> Any:
 
 def check_non_negative(name: str, value: Any) -> Any:
   return check_range(name, value, 0, None)
+
+
+def unknown_keys(mapping: Iterable[str], known: Iterable[str], *,
+                 what: str) -> list[str]:
+  """The keys of ``mapping`` that are not ``known``, in order.
+
+  A key that is a near miss of a known one is a typo, not an unknown key: it
+  raises, naming the key and what it most likely means, instead of being
+  ignored.
+
+  Args:
+    mapping: the keys the user wrote.
+    known: the keys that are read.
+    what: how to name a known key in the message, e.g. ``"a DeepSpeed key"``.
+  """
+  known = list(known)
+  unknown = []
+  for key in mapping:
+    if key in known:
+      continue
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+    if close:
+      raise ValueError(f"key {key!r} is not {what}. Did you mean {close[0]!r}?")
+    unknown.append(key)
+  return unknown

@@ -25,7 +25,6 @@ The chain ends in :func:`bertadam_optax.transforms.scale_by_learning_rate`, so
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import warnings
@@ -116,15 +115,8 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict:
 
 def _check_top_level(config: Mapping[str, Any]) -> None:
   """Raises for a near-miss of a key read here; warns about the others."""
-  ignored = []
-  for key in config:
-    if key in _READ_KEYS:
-      continue
-    close = difflib.get_close_matches(key, _READ_KEYS, n=1, cutoff=0.85)
-    if close:
-      raise ValueError(f"config key {key!r} is not a DeepSpeed key. Did you "
-                       f"mean {close[0]!r}?")
-    ignored.append(key)
+  ignored = _validation.unknown_keys(config, _READ_KEYS,
+                                    what="a DeepSpeed config key")
   if ignored:
     warnings.warn(
         "from_deepspeed_config: keys that do not change the fp32 optimizer "

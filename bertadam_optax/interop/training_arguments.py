@@ -22,7 +22,6 @@ transformers itself is imported only to read an instance given to it.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import warnings
@@ -399,15 +398,8 @@ def greedy(
 def _read_args(args: Any) -> dict:
   """The fields read here, from an instance or a mapping, with defaults."""
   if isinstance(args, Mapping):
-    ignored = []
-    for key in args:
-      if key in _DEFAULTS:
-        continue
-      close = difflib.get_close_matches(key, _DEFAULTS, n=1, cutoff=0.85)
-      if close:
-        raise ValueError(f"args key {key!r} is not a TrainingArguments field. "
-                         f"Did you mean {close[0]!r}?")
-      ignored.append(key)
+    ignored = _validation.unknown_keys(args, _DEFAULTS,
+                                      what="a TrainingArguments field")
     if ignored:
       warnings.warn(
           "from_training_arguments: fields that do not change the optimizer "
