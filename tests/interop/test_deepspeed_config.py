@@ -161,6 +161,40 @@ def test_torch_adam_matches(name, w_mode, scheduler):
   _compare(config, lambda groups: cls(groups, **torch_params, **extra))
 
 
+@pytest.fixture(scope="module")
+def deepspeed_cpu_adam():
+  """DeepSpeed's own Adam kernel on CPU (built with ninja on first use)."""
+  require("deepspeed")
+  adam = require("deepspeed.ops.adam")
+  return adam.DeepSpeedCPUAdam
+
+
+@pytest.mark.parametrize("scheduler", [None, SCHEDULERS[1]])
+@pytest.mark.parametrize("bias_correction", [True, False])
+@pytest.mark.parametrize("adam_w_mode", [True, False])
+def test_adam_matches_deepspeed_cpu_adam(deepspeed_cpu_adam, scheduler,
+                                         bias_correction, adam_w_mode):
+  # The same Adam section through DeepSpeed's C++ CPU Adam (its own math, not
+  # torch's), with the BERT no-decay groups, clipping engaged on some steps
+  # and 2 micro-batches per step.
+  params = {"lr": 2e-3, "betas": [0.9, 0.98], "eps": 1e-6,
+            "weight_decay": 0.01, "bias_correction": bias_correction,
+            "adam_w_mode": adam_w_mode}
+  config = {"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2,
+            "gradient_clipping": 1.0,
+            "optimizer": {"type": "Adam", "params": params}}
+  if scheduler is not None:
+    config["scheduler"] = scheduler
+  decay = {k: not ("bias" in k or "LayerNorm" in k) for k in SHAPES}
+
+  def make_optimizer(groups):
+    return deepspeed_cpu_adam(groups, lr=2e-3, bias_correction=bias_correction,
+                              betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01,
+                              adamw_mode=adam_w_mode)
+
+  _compare(config, make_optimizer, decay_mask=decay, weight_decay_mask=decay)
+
+
 @pytest.mark.parametrize("scheduler", SCHEDULERS + [
     {"type": "OneCycle", "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
                                     "cycle_first_step_size": 4,
