@@ -279,6 +279,30 @@ def test_lion_matches_float64_formula():
       np.testing.assert_allclose(ours[step][k], p[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adagrad_matches_deepspeed_cpu_adagrad(weight_decay):
+  # DeepSpeed's own C++ Adagrad, which the engine runs with CPU offload.
+  adagrad = require("deepspeed.ops.adagrad")
+  config = {"train_micro_batch_size_per_gpu": 2, "gradient_clipping": 2.0,
+            "optimizer": {"type": "adagrad",
+                          "params": {"lr": 0.05, "eps": 1e-8,
+                                     "weight_decay": weight_decay}}}
+  _compare(config, lambda groups: adagrad.DeepSpeedCPUAdagrad(
+      groups, lr=0.05, eps=1e-8, weight_decay=weight_decay))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_lion_matches_deepspeed_cpu_lion(weight_decay):
+  # DeepSpeed's own C++ Lion, which the engine runs with CPU offload.
+  lion = require("deepspeed.ops.lion")
+  config = {"gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
+            "optimizer": {"type": "Lion",
+                          "params": {"lr": 1e-3, "betas": [0.9, 0.98],
+                                     "weight_decay": weight_decay}}}
+  _compare(config, lambda groups: lion.DeepSpeedCPULion(
+      groups, lr=1e-3, betas=(0.9, 0.98), weight_decay=weight_decay))
+
+
 def test_one_bit_adam_is_bertadam_math_with_a_warning():
   config = {"train_batch_size": 4,
             "optimizer": {"type": "OneBitAdam",
