@@ -72,37 +72,44 @@ def _half_cosine(one_minus_x):
   return jnp.square(jnp.sin(0.5 * math.pi * one_minus_x))
 
 
-def _warmup_cosine(x, one_minus_x, warmup):
-  return jnp.where(x < warmup, _ramp(x, warmup), _half_cosine(one_minus_x))
+def _formula(name, in_warmup, step, total, warmup, *, decay_rate=None,
+             decay_steps=None, degree=2.0, warm_degree=1.5):
+  """The multiplier of schedule ``name`` at ``step`` of ``total``.
 
-
-def _warmup_constant(x, warmup):
-  return jnp.where(x < warmup, _ramp(x, warmup), jnp.ones_like(x))
-
-
-def _warmup_linear(x, one_minus_x, warmup):
-  value = jnp.where(x < warmup, _ramp(x, warmup), one_minus_x)
-  return jnp.where(warmup == 0, jnp.ones_like(value), value)
-
-
-def _exp_decay(global_step, total_steps, decay_rate, decay_steps, warmup,
-               warm_degree):
-  x = global_step / total_steps
+  ``in_warmup`` is decided by the caller: ``x < warmup`` for the raw functions,
+  an integer threshold for :func:`bert_schedule` (see ``_common``). The
+  progress-based schedules pass ``step=x, total=1``.
+  """
+  x = step / total
+  # 1 - x from the counts: exact in float32 near the end of the decay.
+  one_minus_x = (total - step) / total
   ramp = _ramp(x, warmup)
-  if warm_degree is not None:
-    ramp = ramp ** warm_degree
-  decay = decay_rate ** ((global_step - warmup * total_steps) / decay_steps)
-  value = jnp.where(x < warmup, ramp, decay)
+  if name == "warmup_cosine":
+    return jnp.where(in_warmup, ramp, _half_cosine(one_minus_x))
+  if name == "warmup_constant":
+    return jnp.where(in_warmup, ramp, jnp.ones_like(x))
+  if name == "warmup_exp_decay_poly":
+    return jnp.where(in_warmup, ramp ** warm_degree, one_minus_x ** degree)
+  if name == "warmup_linear":
+    value = jnp.where(in_warmup, ramp, one_minus_x)
+  else:
+    if name == "warmup_exp_decay_exp":
+      ramp = ramp ** degree
+    decay = decay_rate ** ((step - warmup * total) / decay_steps)
+    value = jnp.where(in_warmup, ramp, decay)
+  # The original's ``warmup == 0``: a constant multiplier of 1.
   return jnp.where(warmup == 0, jnp.ones_like(value), value)
 
 
-def _warmup_exp_decay_poly(global_step, total_steps, warmup, warm_degree,
-                           degree):
-  x = global_step / total_steps
-  # 1 - x from the integer counts: exact in float32 near the end of the decay.
-  one_minus_x = (total_steps - global_step) / total_steps
-  ramp = _ramp(x, warmup) ** warm_degree
-  return jnp.where(x < warmup, ramp, one_minus_x ** degree)
+def _x_based(name, x, warmup):
+  x = jnp.asarray(x)
+  return _formula(name, x < warmup, x, 1.0, warmup)
+
+
+def _step_based(name, global_step, total_steps, warmup, **kwargs):
+  global_step = jnp.asarray(global_step)
+  return _formula(name, global_step / total_steps < warmup, global_step,
+                  total_steps, warmup, **kwargs)
 
 
 def warmup_cosine(x, warmup=0.002):
@@ -126,8 +133,7 @@ def warmup_cosine(x, warmup=0.002):
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
-  x = jnp.asarray(x)
-  return _warmup_cosine(x, 1.0 - x, warmup)
+  return _x_based("warmup_cosine", x, warmup)
 
 
 def warmup_constant(x, warmup=0.002):
@@ -136,7 +142,7 @@ def warmup_constant(x, warmup=0.002):
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
-  return _warmup_constant(jnp.asarray(x), warmup)
+  return _x_based("warmup_constant", x, warmup)
 
 
 def warmup_linear(x, warmup=0.002):
@@ -154,8 +160,7 @@ def warmup_linear(x, warmup=0.002):
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
-  x = jnp.asarray(x)
-  return _warmup_linear(x, 1.0 - x, warmup)
+  return _x_based("warmup_linear", x, warmup)
 
 
 def warmup_linear_decay_exp(global_step, decay_rate, decay_steps, total_steps,
@@ -179,8 +184,8 @@ def warmup_linear_decay_exp(global_step, decay_rate, decay_steps, total_steps,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule LE``).
   """
-  return _exp_decay(jnp.asarray(global_step), total_steps, decay_rate,
-                    decay_steps, warmup, None)
+  return _step_based("warmup_linear_decay_exp", global_step, total_steps,
+                     warmup, decay_rate=decay_rate, decay_steps=decay_steps)
 
 
 def warmup_exp_decay_exp(global_step, decay_rate, decay_steps, total_steps,
@@ -197,8 +202,9 @@ def warmup_exp_decay_exp(global_step, decay_rate, decay_steps, total_steps,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule EE``).
   """
-  return _exp_decay(jnp.asarray(global_step), total_steps, decay_rate,
-                    decay_steps, warmup, degree)
+  return _step_based("warmup_exp_decay_exp", global_step, total_steps,
+                     warmup, decay_rate=decay_rate, decay_steps=decay_steps,
+                     degree=degree)
 
 
 def warmup_exp_decay_poly(global_step, total_steps, warmup=0.002,
@@ -216,8 +222,8 @@ def warmup_exp_decay_poly(global_step, total_steps, warmup=0.002,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule EP``).
   """
-  return _warmup_exp_decay_poly(jnp.asarray(global_step), total_steps, warmup,
-                                warm_degree, degree)
+  return _step_based("warmup_exp_decay_poly", global_step, total_steps,
+                     warmup, warm_degree=warm_degree, degree=degree)
 
 
 SCHEDULES: Mapping[str, Callable] = {
@@ -328,24 +334,9 @@ def bert_schedule(
     if name in X_BASED or name == "warmup_exp_decay_poly":
       # Progress held at 1 past the end: see the docstring.
       step = jnp.minimum(step, total)
-    x = step / total
-    one_minus_x = (total - step) / total
-    ramp = _ramp(x, warmup)
-    if name == "warmup_cosine":
-      return jnp.where(in_warmup, ramp, _half_cosine(one_minus_x))
-    if name == "warmup_constant":
-      return jnp.where(in_warmup, ramp, jnp.ones_like(x))
-    if name == "warmup_linear":
-      value = jnp.where(in_warmup, ramp, one_minus_x)
-    elif name == "warmup_exp_decay_poly":
-      return jnp.where(in_warmup, ramp ** warm_degree, one_minus_x ** degree)
-    else:
-      if name == "warmup_exp_decay_exp":
-        ramp = ramp ** degree
-      decay = decay_rate ** ((step - warmup * total) / decay_steps)
-      value = jnp.where(in_warmup, ramp, decay)
-    # The original's ``warmup == 0`` special case, a static fact here.
-    return jnp.ones_like(value) if warmup == 0 else value
+    return _formula(name, in_warmup, step, total, warmup,
+                    decay_rate=decay_rate, decay_steps=decay_steps,
+                    degree=degree, warm_degree=warm_degree)
 
   def schedule(count):
     return learning_rate * multiplier(count) + lr_offset
