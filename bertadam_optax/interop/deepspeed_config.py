@@ -37,6 +37,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax import transforms
+from bertadam_optax.transforms._numerics import one_minus_power
 from bertadam_optax.schedules import deepspeed_runtime
 
 __all__ = [
@@ -269,8 +270,8 @@ def _scale_by_lamb_step_size(b1: Any, b2: Any) -> optax.GradientTransformation:
 
   def step_size(count):
     t = jnp.asarray(count, jnp.float32) + 1.0
-    return (jnp.sqrt(transforms._one_minus_power(b2, t)) /  # pylint: disable=protected-access
-            transforms._one_minus_power(b1, t))  # pylint: disable=protected-access
+    return (jnp.sqrt(one_minus_power(b2, t)) /
+            one_minus_power(b1, t))
 
   return optax.scale_by_schedule(step_size)
 

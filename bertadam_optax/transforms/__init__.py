@@ -1,0 +1,28 @@
+r"""The gradient transformations BertAdam is chained from.
+
+* :func:`clip_by_norm_per_tensor`: torch's ``clip_grad_norm_`` applied to each
+  tensor on its own, as the original BertAdam does.
+* :func:`clip_by_global_norm_torch`: the same rule over the whole tree
+  (``clip_grad_norm_(model.parameters())``, DeepSpeed's ``gradient_clipping``).
+* :func:`scale_by_bertadam`: Adam's moments without bias correction.
+* :func:`scale_by_learning_rate`: the scheduled ``-lr`` whose state records the
+  learning rate the *next* update applies, which is what
+  :func:`bertadam_optax.get_lr` reads.
+"""
+
+
+from bertadam_optax.transforms._bertadam import ScaleByBertAdamState
+from bertadam_optax.transforms._bertadam import scale_by_bertadam
+from bertadam_optax.transforms._clipping import clip_by_global_norm_torch
+from bertadam_optax.transforms._clipping import clip_by_norm_per_tensor
+from bertadam_optax.transforms._learning_rate import ScaleByLearningRateState
+from bertadam_optax.transforms._learning_rate import scale_by_learning_rate
+
+__all__ = [
+    "ScaleByBertAdamState",
+    "ScaleByLearningRateState",
+    "clip_by_global_norm_torch",
+    "clip_by_norm_per_tensor",
+    "scale_by_bertadam",
+    "scale_by_learning_rate",
+]
