@@ -17,8 +17,12 @@ from bertadam_optax.transforms._clipping import clip_by_global_norm_torch
 from bertadam_optax.transforms._clipping import clip_by_norm_per_tensor
 from bertadam_optax.transforms._learning_rate import ScaleByLearningRateState
 from bertadam_optax.transforms._learning_rate import scale_by_learning_rate
+from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState, add_scheduled_decayed_weights, get_weight_decay  # noqa: E501
 
 __all__ = [
+    "AddScheduledDecayedWeightsState",
+    "add_scheduled_decayed_weights",
+    "get_weight_decay",
     "ScaleByBertAdamState",
     "ScaleByLearningRateState",
     "clip_by_global_norm_torch",

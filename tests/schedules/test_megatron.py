@@ -9,6 +9,8 @@ every update. The value in the param group after ``k`` steps is what update
 
 from __future__ import annotations
 
+import doctest
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -246,3 +248,8 @@ def test_numpy_scalars_are_numbers():
       np.float32(1e-3), np.float64(0.0), np.int64(10), np.array(100),
       "linear", increment=np.int32(2))
   np.testing.assert_allclose(float(schedule(5)), 1e-3, rtol=RTOL)
+
+
+def test_docstring_examples_run():
+  result = doctest.testmod(megatron, optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0 and result.failed == 0
