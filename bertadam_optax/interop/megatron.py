@@ -36,13 +36,13 @@ import dataclasses
 import functools
 import re
 import shlex
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import optax
 
-from bertadam_optax import _validation
-from bertadam_optax import transforms
+from bertadam_optax import _validation, transforms
 from bertadam_optax.schedules import megatron as megatron_schedules
 
 __all__ = [
@@ -172,8 +172,8 @@ def _tokens_of_script(text: str) -> list[str]:
   text = text.replace("\\\r\n", " ").replace("\\\n", " ")
   arrays = {m.group(1): shlex.split(m.group(2), comments=True)
             for m in re.finditer(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", text,
-                                 re.M | re.S)}
-  body = re.sub(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", "", text, flags=re.M | re.S)
+                                 re.MULTILINE | re.DOTALL)}
+  body = re.sub(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", "", text, flags=re.MULTILINE | re.DOTALL)
   scalars = {}
   command = None
   for line in body.splitlines():
@@ -419,8 +419,8 @@ class MegatronPlan:
         "import functools" if self.apply_wd_to_qk_layernorm else None,
         "import optax",
         "from bertadam_optax import transforms",
-        "from bertadam_optax.interop.megatron import "
-        "megatron_weight_decay_mask",
+        ("from bertadam_optax.interop.megatron import "
+         "megatron_weight_decay_mask"),
         "from bertadam_optax.schedules import megatron_lr_schedule",
         "from bertadam_optax.schedules import megatron_wd_schedule",
         "",
@@ -594,13 +594,13 @@ def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
                          f"{a['weight_decay_incr_style']}.")
     start_wd, end_wd = a["start_weight_decay"], a["end_weight_decay"]
 
-  lr_schedule = dict(
-      max_lr=a["lr"], min_lr=a["min_lr"], lr_warmup_steps=warmup_steps,
-      lr_decay_steps=decay_steps, lr_decay_style=a["lr_decay_style"],
-      init_lr=a["lr_warmup_init"], wsd_decay_steps=wsd_steps,
-      lr_wsd_decay_style=a["lr_wsd_decay_style"], increment=gbs)
-  wd_schedule = dict(start_wd=start_wd, end_wd=end_wd, wd_incr_steps=wd_steps,
-                     wd_incr_style=a["weight_decay_incr_style"], increment=gbs)
+  lr_schedule = {
+      "max_lr": a["lr"], "min_lr": a["min_lr"], "lr_warmup_steps": warmup_steps,
+      "lr_decay_steps": decay_steps, "lr_decay_style": a["lr_decay_style"],
+      "init_lr": a["lr_warmup_init"], "wsd_decay_steps": wsd_steps,
+      "lr_wsd_decay_style": a["lr_wsd_decay_style"], "increment": gbs}
+  wd_schedule = {"start_wd": start_wd, "end_wd": end_wd, "wd_incr_steps": wd_steps,
+                     "wd_incr_style": a["weight_decay_incr_style"], "increment": gbs}
   _rename_errors(megatron_schedules.megatron_lr_schedule, lr_schedule)
   _rename_errors(megatron_schedules.megatron_wd_schedule, wd_schedule)
   clip = _validation.to_float("--clip-grad", a["clip_grad"], 0.0)

@@ -64,43 +64,43 @@ def _assert_close(ours, reference):
 
 
 LR_CASES = [
-    dict(lr_decay_style="constant", lr_warmup_steps=10),
-    dict(lr_decay_style="constant", lr_warmup_steps=0),
-    dict(lr_decay_style="linear", lr_warmup_steps=10),
-    dict(lr_decay_style="linear", lr_warmup_steps=0, min_lr=0.0),
-    dict(lr_decay_style="linear", lr_warmup_steps=7.3, init_lr=2e-4),
-    dict(lr_decay_style="cosine", lr_warmup_steps=10),
-    dict(lr_decay_style="cosine", lr_warmup_steps=0, min_lr=0.0),
-    dict(lr_decay_style="cosine", lr_warmup_steps=0.1 * 97, lr_decay_steps=97,
-         init_lr=1e-4),
-    dict(lr_decay_style="inverse-square-root", lr_warmup_steps=10),
-    dict(lr_decay_style="inverse-square-root", lr_warmup_steps=0),
-    dict(lr_decay_style="inverse-square-root", lr_warmup_steps=0.5),
-    dict(lr_decay_style="inverse-square-root", lr_warmup_steps=5,
-         min_lr=4e-4),
-    dict(lr_decay_style="linear", lr_warmup_steps=1, lr_decay_steps=2),
-    dict(lr_decay_style="linear", max_lr=1e-4, min_lr=1e-4,
-         lr_warmup_steps=3),
+    {"lr_decay_style": "constant", "lr_warmup_steps": 10},
+    {"lr_decay_style": "constant", "lr_warmup_steps": 0},
+    {"lr_decay_style": "linear", "lr_warmup_steps": 10},
+    {"lr_decay_style": "linear", "lr_warmup_steps": 0, "min_lr": 0.0},
+    {"lr_decay_style": "linear", "lr_warmup_steps": 7.3, "init_lr": 2e-4},
+    {"lr_decay_style": "cosine", "lr_warmup_steps": 10},
+    {"lr_decay_style": "cosine", "lr_warmup_steps": 0, "min_lr": 0.0},
+    {"lr_decay_style": "cosine", "lr_warmup_steps": 0.1 * 97, "lr_decay_steps": 97,
+         "init_lr": 1e-4},
+    {"lr_decay_style": "inverse-square-root", "lr_warmup_steps": 10},
+    {"lr_decay_style": "inverse-square-root", "lr_warmup_steps": 0},
+    {"lr_decay_style": "inverse-square-root", "lr_warmup_steps": 0.5},
+    {"lr_decay_style": "inverse-square-root", "lr_warmup_steps": 5,
+         "min_lr": 4e-4},
+    {"lr_decay_style": "linear", "lr_warmup_steps": 1, "lr_decay_steps": 2},
+    {"lr_decay_style": "linear", "max_lr": 1e-4, "min_lr": 1e-4,
+         "lr_warmup_steps": 3},
 ]
 
 WSD_CASES = [
-    dict(lr_decay_style="WSD", lr_warmup_steps=10, wsd_decay_steps=30,
-         lr_wsd_decay_style=style, min_lr=min_lr)
+    {"lr_decay_style": "WSD", "lr_warmup_steps": 10, "wsd_decay_steps": 30,
+         "lr_wsd_decay_style": style, "min_lr": min_lr}
     for style in megatron.WSD_DECAY_STYLES for min_lr in (0.0, 1e-5)
 ] + [
-    dict(lr_decay_style="WSD", lr_warmup_steps=0, wsd_decay_steps=100,
-         lr_wsd_decay_style="minus_sqrt"),
-    dict(lr_decay_style="WSD", lr_warmup_steps=2.5, wsd_decay_steps=0,
-         lr_wsd_decay_style="cosine"),
-    dict(lr_decay_style="WSD", lr_warmup_steps=20, wsd_decay_steps=95,
-         lr_wsd_decay_style="exponential", init_lr=1e-4),
+    {"lr_decay_style": "WSD", "lr_warmup_steps": 0, "wsd_decay_steps": 100,
+         "lr_wsd_decay_style": "minus_sqrt"},
+    {"lr_decay_style": "WSD", "lr_warmup_steps": 2.5, "wsd_decay_steps": 0,
+         "lr_wsd_decay_style": "cosine"},
+    {"lr_decay_style": "WSD", "lr_warmup_steps": 20, "wsd_decay_steps": 95,
+         "lr_wsd_decay_style": "exponential", "init_lr": 1e-4},
 ]
 
 
 def _lr_kwargs(case):
   keys = ("max_lr", "min_lr", "lr_warmup_steps", "lr_decay_steps",
           "lr_decay_style", "init_lr", "wsd_decay_steps", "lr_wsd_decay_style")
-  full = dict(max_lr=1e-3, min_lr=1e-5, lr_decay_steps=100, init_lr=0.0)
+  full = {"max_lr": 1e-3, "min_lr": 1e-5, "lr_decay_steps": 100, "init_lr": 0.0}
   full.update(case)
   return {k: full[k] for k in keys if k in full}
 
@@ -124,8 +124,8 @@ def test_lr_matches_megatron_at_every_step(case, increment):
 
 def test_sample_based_increment_that_does_not_divide_the_thresholds():
   # --train-samples: thresholds in samples, not multiples of the batch size.
-  kwargs = dict(max_lr=3e-4, min_lr=3e-5, lr_warmup_steps=0.01 * 10_007,
-                lr_decay_steps=10_007, lr_decay_style="cosine", init_lr=1e-6)
+  kwargs = {"max_lr": 3e-4, "min_lr": 3e-5, "lr_warmup_steps": 0.01 * 10_007,
+                "lr_decay_steps": 10_007, "lr_decay_style": "cosine", "init_lr": 1e-6}
   reference, _ = _reference(420, increment=32, **kwargs)
   schedule = megatron.megatron_lr_schedule(**kwargs, increment=32)
   _assert_close(_values(schedule, 420), reference)
@@ -138,8 +138,8 @@ def test_sample_based_increment_that_does_not_divide_the_thresholds():
 
 def test_large_sample_counts_stay_exact():
   # Sample counts past 2**24 are not float32 integers; the counts are.
-  kwargs = dict(max_lr=6e-5, min_lr=6e-6, lr_warmup_steps=0.001 * 430_000 *
-                1536, lr_decay_steps=430_000 * 1536, lr_decay_style="cosine")
+  kwargs = {"max_lr": 6e-5, "min_lr": 6e-6, "lr_warmup_steps": 0.001 * 430_000 *
+                1536, "lr_decay_steps": 430_000 * 1536, "lr_decay_style": "cosine"}
   schedule = jax.jit(megatron.megatron_lr_schedule(**kwargs, increment=1536))
   module = require("megatron.core.optimizer_param_scheduler")
   optimizer = _StandInOptimizer()
@@ -157,11 +157,11 @@ def test_large_sample_counts_stay_exact():
 
 
 WD_CASES = [
-    dict(start_wd=0.1, end_wd=0.1, wd_incr_steps=50, wd_incr_style="constant"),
-    dict(start_wd=0.0, end_wd=0.1, wd_incr_steps=50, wd_incr_style="linear"),
-    dict(start_wd=0.01, end_wd=0.1, wd_incr_steps=37, wd_incr_style="cosine"),
-    dict(start_wd=0.02, end_wd=0.3, wd_incr_steps=1, wd_incr_style="linear"),
-    dict(start_wd=0.0, end_wd=0.0, wd_incr_steps=0, wd_incr_style="constant"),
+    {"start_wd": 0.1, "end_wd": 0.1, "wd_incr_steps": 50, "wd_incr_style": "constant"},
+    {"start_wd": 0.0, "end_wd": 0.1, "wd_incr_steps": 50, "wd_incr_style": "linear"},
+    {"start_wd": 0.01, "end_wd": 0.1, "wd_incr_steps": 37, "wd_incr_style": "cosine"},
+    {"start_wd": 0.02, "end_wd": 0.3, "wd_incr_steps": 1, "wd_incr_style": "linear"},
+    {"start_wd": 0.0, "end_wd": 0.0, "wd_incr_steps": 0, "wd_incr_style": "constant"},
 ]
 
 
@@ -203,41 +203,41 @@ def test_traces_once_float32_and_finite_grad(schedule, x64):
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(min_lr=-1.0), "min_lr"),
-    (dict(max_lr=1e-6, min_lr=1e-5), "max_lr"),
-    (dict(init_lr=2e-3), "init_lr"),
-    (dict(lr_decay_steps=0), "lr_decay_steps"),
-    (dict(lr_warmup_steps=100), "lr_warmup_steps"),
-    (dict(lr_warmup_steps=-1), "lr_warmup_steps"),
-    (dict(lr_decay_style="cosin"), "lr_decay_style"),
-    (dict(lr_decay_style="WSD"), "wsd_decay_steps"),
-    (dict(lr_decay_style="WSD", wsd_decay_steps=10), "lr_wsd_decay_style"),
-    (dict(lr_decay_style="WSD", wsd_decay_steps=10,
-          lr_wsd_decay_style="sqrt"), "lr_wsd_decay_style"),
-    (dict(increment=0), "increment"),
-    (dict(increment=2.5), "increment"),
-    (dict(max_lr="1e-3"), "max_lr"),
-    (dict(lr_decay_steps=float("inf")), "lr_decay_steps"),
+    ({"min_lr": -1.0}, "min_lr"),
+    ({"max_lr": 1e-6, "min_lr": 1e-5}, "max_lr"),
+    ({"init_lr": 2e-3}, "init_lr"),
+    ({"lr_decay_steps": 0}, "lr_decay_steps"),
+    ({"lr_warmup_steps": 100}, "lr_warmup_steps"),
+    ({"lr_warmup_steps": -1}, "lr_warmup_steps"),
+    ({"lr_decay_style": "cosin"}, "lr_decay_style"),
+    ({"lr_decay_style": "WSD"}, "wsd_decay_steps"),
+    ({"lr_decay_style": "WSD", "wsd_decay_steps": 10}, "lr_wsd_decay_style"),
+    ({"lr_decay_style": "WSD", "wsd_decay_steps": 10,
+          "lr_wsd_decay_style": "sqrt"}, "lr_wsd_decay_style"),
+    ({"increment": 0}, "increment"),
+    ({"increment": 2.5}, "increment"),
+    ({"max_lr": "1e-3"}, "max_lr"),
+    ({"lr_decay_steps": float("inf")}, "lr_decay_steps"),
 ])
 def test_lr_refuses_what_megatron_asserts(kwargs, name):
-  full = dict(max_lr=1e-3, min_lr=1e-5, lr_warmup_steps=10,
-              lr_decay_steps=100, lr_decay_style="linear")
+  full = {"max_lr": 1e-3, "min_lr": 1e-5, "lr_warmup_steps": 10,
+              "lr_decay_steps": 100, "lr_decay_style": "linear"}
   full.update(kwargs)
   with pytest.raises(ValueError, match=name):
     megatron.megatron_lr_schedule(**full)
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(start_wd=-0.1), "start_wd"),
-    (dict(end_wd=0.0, start_wd=0.1), "end_wd"),
-    (dict(wd_incr_style="constant"), "start_wd"),
-    (dict(wd_incr_steps=0), "wd_incr_steps"),
-    (dict(wd_incr_style="exp"), "wd_incr_style"),
-    (dict(increment=np.float32(0.5)), "increment"),
+    ({"start_wd": -0.1}, "start_wd"),
+    ({"end_wd": 0.0, "start_wd": 0.1}, "end_wd"),
+    ({"wd_incr_style": "constant"}, "start_wd"),
+    ({"wd_incr_steps": 0}, "wd_incr_steps"),
+    ({"wd_incr_style": "exp"}, "wd_incr_style"),
+    ({"increment": np.float32(0.5)}, "increment"),
 ])
 def test_wd_refuses_what_megatron_asserts(kwargs, name):
-  full = dict(start_wd=0.0, end_wd=0.1, wd_incr_steps=100,
-              wd_incr_style="linear")
+  full = {"start_wd": 0.0, "end_wd": 0.1, "wd_incr_steps": 100,
+              "wd_incr_style": "linear"}
   full.update(kwargs)
   with pytest.raises(ValueError, match=name):
     megatron.megatron_wd_schedule(**full)

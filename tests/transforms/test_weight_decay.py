@@ -46,8 +46,9 @@ def test_schedule_count_and_state():
         float(schedule(k)))
     updates, state = step(zeros, state, params)
     # The update applies weight_decay(k), the value before the update.
+    applied = float(schedule(k))
     chex.assert_trees_all_close(
-        updates, jax.tree.map(lambda p: float(schedule(k)) * p, params))
+        updates, jax.tree.map(lambda p, wd=applied: wd * p, params))
   assert int(state.count) == 13
   assert state.weight_decay.dtype == jnp.float32
 
