@@ -362,8 +362,11 @@ class MegatronPlan:
     decay = transforms.add_scheduled_decayed_weights(self.weight_decay,
                                                      self.weight_decay_mask)
     if self.optimizer == "adam":
-      core = [optax.scale_by_adam(b1=self.betas[0], b2=self.betas[1],
-                                  eps=self.eps), decay]
+      # Adam's bias-corrected moments ratio (torch's formula, in float32
+      # without optax's float64 constants under jax_enable_x64).
+      core = [transforms.scale_by_bertadam(b1=self.betas[0], b2=self.betas[1],
+                                           eps=self.eps, bias_correction=True),
+              decay]
     else:
       # torch SGD: L2 decay into the gradient, then the momentum buffer.
       core = [decay] + ([optax.trace(decay=self.momentum)]
@@ -432,8 +435,9 @@ class MegatronPlan:
       lines.append(f"    transforms.clip_by_global_norm_torch({self.clip!r}),")
     decay = f"    transforms.add_scheduled_decayed_weights(weight_decay, {mask}),"
     if self.optimizer == "adam":
-      lines.append(f"    optax.scale_by_adam(b1={self.betas[0]!r}, "
-                   f"b2={self.betas[1]!r}, eps={self.eps!r}),")
+      lines.append(f"    transforms.scale_by_bertadam(b1={self.betas[0]!r}, "
+                   f"b2={self.betas[1]!r}, eps={self.eps!r}, "
+                   "bias_correction=True),")
       lines.append(decay)
     else:
       lines.append(decay)

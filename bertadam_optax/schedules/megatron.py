@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from bertadam_optax import _validation
@@ -51,6 +52,12 @@ WSD_DECAY_STYLES = ("exponential", "linear", "cosine", "minus_sqrt")
 
 WD_INCR_STYLES = ("constant", "linear", "cosine")
 """Megatron-LM's ``--weight-decay-incr-style`` choices."""
+
+
+# float32 constants: a Python float passed to jnp.where or jnp.clip becomes a
+# float64 literal under jax_enable_x64.
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
 
 
 def _last_count_within(threshold: float, increment: int) -> int:
@@ -88,7 +95,7 @@ def _counts(count) -> Any:
 def _half_cosine_of_remaining(remaining):
   # 0.5 * (1 + cos(pi r)) == sin(pi (1 - r) / 2) ** 2, with 1 - r from the
   # counts: no cancellation near the end of the decay, where float32 matters.
-  return jnp.square(jnp.sin(0.5 * math.pi * jnp.clip(remaining, 0.0, 1.0)))
+  return jnp.square(jnp.sin(0.5 * math.pi * jnp.clip(remaining, _ZERO, _ONE)))
 
 
 def _check_increment(increment):
@@ -209,8 +216,8 @@ def megatron_lr_schedule(
     if lr_decay_style == "inverse-square-root":
       # max(n, 1) with n = k * increment >= increment >= 1 unless k = 0.
       peak = max_lr * math.sqrt(max(warmup, 1.0) / increment)
-      denom = jnp.sqrt(jnp.where(k == 0, 1.0 / increment, k))
-      return jnp.maximum(min_lr, peak / denom)
+      denom = jnp.sqrt(jnp.where(k == 0, np.float32(1.0 / increment), k))
+      return jnp.maximum(np.float32(min_lr), peak / denom)
     # 1 - r and r as exact count differences plus one rounding each.
     remaining = ((decay_whole - k) + decay_fraction) / decay_length
     if lr_decay_style == "linear":
@@ -221,13 +228,15 @@ def megatron_lr_schedule(
       anneal = wsd_decay_steps / increment
       if anneal == 0:
         # The annealing starts at D itself and is never reached.
-        return jnp.full_like(k, max_lr)
+        return jnp.full_like(k, np.float32(max_lr))
       start = decay - wsd_decay_steps
       last_stable = _last_count_within(start, increment)
       start_whole, start_fraction = _split(start, increment)
       # s and 1 - s, each from the counts, so neither cancels at its end.
-      done = jnp.clip(((k - start_whole) - start_fraction) / anneal, 0.0, 1.0)
-      to_go = jnp.clip(((decay_whole - k) + decay_fraction) / anneal, 0.0, 1.0)
+      done = jnp.clip(((k - start_whole) - start_fraction) / anneal, _ZERO,
+                      _ONE)
+      to_go = jnp.clip(((decay_whole - k) + decay_fraction) / anneal, _ZERO,
+                       _ONE)
       if lr_wsd_decay_style == "linear":
         annealed = to_go
       elif lr_wsd_decay_style == "cosine":
@@ -237,18 +246,18 @@ def megatron_lr_schedule(
         annealed = jnp.expm1(math.log(2.0) * to_go)
       else:  # minus_sqrt: 1 - sqrt(s) == (1 - s) / (1 + sqrt(s)).
         # sqrt has an infinite derivative at 0 (the unselected stable phase).
-        root = jnp.where(done > 0, jnp.sqrt(jnp.where(done > 0, done, 1.0)),
-                         0.0)
+        root = jnp.where(done > 0, jnp.sqrt(jnp.where(done > 0, done, _ONE)),
+                         _ZERO)
         annealed = to_go / (1.0 + root)
-      coeff = jnp.where(k <= last_stable, 1.0, annealed)
+      coeff = jnp.where(k <= last_stable, _ONE, annealed)
     return min_lr + coeff * delta
 
   def schedule(count):
     k = _counts(count)
     if lr_decay_style == "constant":
-      value = jnp.full_like(k, max_lr)
+      value = jnp.full_like(k, np.float32(max_lr))
     else:
-      value = jnp.where(k > last_decay, min_lr, decayed(k))
+      value = jnp.where(k > last_decay, np.float32(min_lr), decayed(k))
     if warmup > 0:
       # (k - 0) * rate, from the counts: float(num_steps) / float(W) in the
       # original, with the increment folded into the rate.
@@ -328,12 +337,13 @@ def megatron_wd_schedule(
   def schedule(count):
     k = _counts(count)
     if wd_incr_style == "constant":
-      return jnp.full_like(k, end_wd)
-    ratio = jnp.clip(k * per_count, 0.0, 1.0)
+      return jnp.full_like(k, np.float32(end_wd))
+    ratio = jnp.clip(k * per_count, _ZERO, _ONE)
     if wd_incr_style == "linear":
       coeff = ratio
     else:  # 0.5 * (1 + cos(pi (1 - r))) == sin(pi r / 2) ** 2
       coeff = jnp.square(jnp.sin(0.5 * math.pi * ratio))
-    return jnp.where(k > last_incr, end_wd, start_wd + coeff * delta)
+    return jnp.where(k > last_incr, np.float32(end_wd),
+                     start_wd + coeff * delta)
 
   return schedule

@@ -290,3 +290,14 @@ def test_weight_decay_mask_flax_tree_and_qk_layernorm():
 def test_docstring_examples_run():
   result = doctest.testmod(megatron, optionflags=doctest.ELLIPSIS)
   assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_no_float64_in_the_update(x64):
+  with jax.enable_x64(x64):
+    for script, dp in ((ITERS, 2), (SAMPLES, 1)):
+      optimizer = megatron.from_megatron_args(script, data_parallel_size=dp)
+      params = jax.tree.map(jnp.asarray, _init_params())
+      jaxpr = jax.make_jaxpr(optimizer.update)(params, optimizer.init(params),
+                                                params)
+      assert "f64" not in str(jaxpr)

@@ -253,3 +253,13 @@ def test_numpy_scalars_are_numbers():
 def test_docstring_examples_run():
   result = doctest.testmod(megatron, optionflags=doctest.ELLIPSIS)
   assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("case", LR_CASES + WSD_CASES, ids=str)
+def test_no_float64_in_the_graph(case):
+  with jax.enable_x64(True):
+    schedule = megatron.megatron_lr_schedule(**_lr_kwargs(case), increment=3)
+    assert "f64" not in str(jax.make_jaxpr(schedule)(jnp.int32(3)))
+    for wd in WD_CASES:
+      schedule = megatron.megatron_wd_schedule(**wd, increment=3)
+      assert "f64" not in str(jax.make_jaxpr(schedule)(jnp.int32(3)))
