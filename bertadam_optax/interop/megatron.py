@@ -146,6 +146,7 @@ _NOTED = {
 _OPTIMIZERS = ("adam", "sgd")
 
 _TRAINING_SCRIPT = re.compile(r"\.py$")
+_PRETRAIN_SCRIPT = re.compile(r"(^|/)pretrain_\w+\.py$")
 
 
 def _flag_name(key: str) -> str:
@@ -164,7 +165,11 @@ def _expand(token: str, scalars: Mapping[str, str],
     name = m.group(1) or m.group(2)
     return scalars.get(name, m.group(0))
 
-  return [re.sub(r"\$\{(\w+)\}|\$(\w+)", scalar, token)]
+  expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", scalar, token)
+  if re.fullmatch(r"\$\{\w+\}|\$\w+", token) and expanded != token:
+    # A bare $OPTS is split into words, as an unquoted shell expansion is.
+    return expanded.split()
+  return [expanded]
 
 
 def _tokens_of_script(text: str) -> list[str]:
@@ -175,7 +180,7 @@ def _tokens_of_script(text: str) -> list[str]:
                                  re.MULTILINE | re.DOTALL)}
   body = re.sub(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", "", text, flags=re.MULTILINE | re.DOTALL)
   scalars = {}
-  command = None
+  commands = []
   for line in body.splitlines():
     words = shlex.split(line, comments=True)
     if not words:
@@ -186,14 +191,20 @@ def _tokens_of_script(text: str) -> list[str]:
     if assignment and len(words) == 1:
       scalars[assignment.group(1)] = assignment.group(2)
       continue
-    if any(_TRAINING_SCRIPT.search(w) for w in words):
-      command = words
-  if command is None:
+    scripts = [i for i, w in enumerate(words) if _TRAINING_SCRIPT.search(w)]
+    if scripts:
+      # The arguments are what follows the script (a launcher's own options,
+      # torchrun --nproc_per_node ..., come before it).
+      commands.append((words[scripts[0]], words[scripts[0] + 1:]))
+  if not commands:
     # A bare argument string: every word is an argument.
     command = shlex.split(body, comments=True)
   else:
-    last = max(i for i, w in enumerate(command) if _TRAINING_SCRIPT.search(w))
-    command = command[last + 1:]
+    # Megatron's entry points are pretrain_*.py; a script that also runs
+    # e.g. tools/preprocess_data.py trains with the last of those.
+    training = [args for script, args in commands
+                if _PRETRAIN_SCRIPT.search(script)]
+    command = (training or [args for _, args in commands])[-1]
   return [word for token in command
           for word in _expand(token, scalars, arrays)]
 

@@ -301,3 +301,23 @@ def test_no_float64_in_the_update(x64):
       jaxpr = jax.make_jaxpr(optimizer.update)(params, optimizer.init(params),
                                                 params)
       assert "f64" not in str(jaxpr)
+
+
+def test_script_with_several_commands_reads_the_pretrain_one():
+  script = """
+python tools/preprocess_data.py --input data.json --workers 4
+OPTS="--lr 1e-4"
+torchrun --nproc_per_node 2 pretrain_gpt.py --train-iters 10 \\
+    --micro-batch-size 1 $OPTS
+python tools/checkpoint/convert.py --model-type GPT
+"""
+  assert megatron.parse_megatron_args(script) == {
+      "train_iters": "10", "micro_batch_size": "1", "lr": "1e-4"}
+
+
+def test_the_175b_example_is_refused_for_its_batch_ramp_up():
+  tokens = ["--micro-batch-size", "1", "--global-batch-size", "1536",
+            "--rampup-batch-size", "16", "16", "5859375", "--train-iters",
+            "500000", "--lr", "6.0e-5", "--lr-decay-style", "cosine"]
+  with pytest.raises(ValueError, match="--rampup-batch-size"):
+    megatron.from_megatron_args(tokens)

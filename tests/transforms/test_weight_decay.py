@@ -148,3 +148,15 @@ def test_get_weight_decay_walks_wrappers_and_refuses_without_stage():
 def test_docstring_examples_run():
   result = doctest.testmod(_weight_decay, optionflags=doctest.ELLIPSIS)
   assert result.attempted > 0 and result.failed == 0
+
+
+def test_inject_hyperparams_weight_decay():
+  params = _params()
+  opt = optax.inject_hyperparams(transforms.add_scheduled_decayed_weights,
+                                 static_args=("mask",))(weight_decay=0.1)
+  state = opt.init(params)
+  state.hyperparams["weight_decay"] = jnp.asarray(0.3)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, state = jax.jit(opt.update)(zeros, state, params)
+  chex.assert_trees_all_close(updates, jax.tree.map(lambda p: 0.3 * p, params))
+  assert float(transforms.get_weight_decay(state)) == pytest.approx(0.3)
