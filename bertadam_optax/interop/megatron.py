@@ -570,6 +570,7 @@ def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
     warmup_steps = (fraction * decay_steps if fraction is not None
                     else a["lr_warmup_iters"] * gbs)
     unit = "--lr-wsd-decay-iters"
+    unread = "lr_wsd_decay_samples"
   elif a["train_samples"]:
     for key, ok in (("lr_decay_iters", a["lr_decay_iters"] is None),
                     ("lr_warmup_iters", a["lr_warmup_iters"] == 0)):
@@ -587,9 +588,14 @@ def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
     warmup_steps = (fraction * decay_steps if fraction is not None
                     else a["lr_warmup_samples"])
     unit = "--lr-wsd-decay-samples"
+    unread = "lr_wsd_decay_iters"
   else:
     raise ValueError("either --train-iters or --train-samples is required "
                      "(Megatron raises without one).")
+  if a[unread] is not None:
+    notes.append(f"{_flag_name(unread)}: not read by Megatron with "
+                 f"{'--train-iters' if a['train_iters'] else '--train-samples'}"
+                 f" (it reads {unit})")
   if a["lr_decay_style"] == "WSD" and wsd_steps is None:
     raise ValueError(f"--lr-decay-style WSD requires {unit} (Megatron "
                      "asserts wsd_decay_steps is not None).")

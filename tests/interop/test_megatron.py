@@ -321,3 +321,11 @@ def test_the_175b_example_is_refused_for_its_batch_ramp_up():
             "500000", "--lr", "6.0e-5", "--lr-decay-style", "cosine"]
   with pytest.raises(ValueError, match="--rampup-batch-size"):
     megatron.from_megatron_args(tokens)
+
+
+def test_wsd_length_in_the_other_unit_is_noted_not_read():
+  plan = megatron.plan_megatron_args(
+      {**BASE, "lr_decay_style": "WSD", "lr_wsd_decay_iters": 10,
+       "lr_wsd_decay_samples": 7})
+  assert plan.lr_schedule["wsd_decay_steps"] == 20  # iterations x batch 2
+  assert any(note.startswith("--lr-wsd-decay-samples") for note in plan.notes)
