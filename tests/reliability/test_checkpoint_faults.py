@@ -98,12 +98,20 @@ BAD_STEPS = [-1, 1.5, True, False, "3", None, float("nan"), float("inf"),
              1 + 0j, b"1"]
 
 
+def _named(step, message):
+  # _validation.check_int shows an integral out-of-range value as an int.
+  shown = [f"step={step!r}"]
+  if np.ndim(step) == 0 and not isinstance(step, (str, bytes, complex)):
+    shown.append(f"step={step!s}")
+  return any(s in message for s in shown)
+
+
 @pytest.mark.parametrize("step", BAD_STEPS, ids=repr)
 def test_a_bad_step_is_refused_before_anything_is_written(tmp_path, step):
   directory = tmp_path / "ckpt"
   with pytest.raises(ValueError, match=r"step=") as e:
     save(directory, step)
-  assert f"step={step!r}" in str(e.value)
+  assert _named(step, str(e.value))
   assert not directory.exists()
   save(directory, 1)
   if step is None:  # for a restore, None means the latest step
@@ -111,7 +119,7 @@ def test_a_bad_step_is_refused_before_anything_is_written(tmp_path, step):
     return
   with pytest.raises(ValueError, match=r"step=") as e:
     restore(directory, step)
-  assert f"step={step!r}" in str(e.value)
+  assert _named(step, str(e.value))
 
 
 @pytest.mark.parametrize("step", [0, 7, np.int64(9), np.int32(11), 12.0,
