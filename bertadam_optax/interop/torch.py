@@ -415,6 +415,14 @@ def _param_ids(param_groups: Sequence[Mapping[str, Any]],
                param_names: Sequence[str], mapping: Mapping[str, str],
                what: str) -> list[tuple[Any, str, str]]:
   """``(optimizer id, torch name, tree path)`` of every optimizer parameter."""
+  if isinstance(param_groups, (str, bytes, Mapping)) or not isinstance(
+      param_groups, Sequence) or not all(
+          isinstance(g, Mapping) and isinstance(g.get("params"), Sequence)
+          and not isinstance(g.get("params"), (str, bytes))
+          for g in param_groups):
+    raise ValueError(f"{what}: param_groups={param_groups!r:.200} is not a "
+                     "list of dicts with a 'params' list of ids, as torch's "
+                     "optimizer.state_dict()['param_groups'].")
   ids = [i for group in param_groups for i in group["params"]]
   repeated = sorted({repr(i) for i in ids if ids.count(i) > 1})
   if repeated:
@@ -634,6 +642,10 @@ def from_torch(
     ``torch.optim.Optimizer.state_dict``.
   """
   what = "the torch optimizer state does not fit the optimizer"
+  if not isinstance(optimizer_state_dict, Mapping):
+    raise ValueError(f"{what}: optimizer_state_dict is a "
+                     f"{type(optimizer_state_dict).__name__}; expected a torch "
+                     "optimizer's state_dict().")
   missing = [k for k in ("state", "param_groups")
              if k not in optimizer_state_dict]
   if missing:
