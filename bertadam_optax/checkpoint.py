@@ -419,7 +419,7 @@ def save_checkpoint(
           # the error being raised already says what went wrong.
           try:
             manager.wait_until_finished()
-          except Exception:  # pylint: disable=broad-except
+          except Exception:  # noqa: BLE001, S110  # pylint: disable=broad-except
             pass
   finally:
     # The manager is closed: nothing writes into the directory any more.

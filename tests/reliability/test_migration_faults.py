@@ -123,17 +123,17 @@ def _missing_and_extra(sd):
 
 
 KEY_FAULTS = {
-    "string keys": (_string_keys, ["state keys that are no id of param_groups "
-                                   "(6):", "'0' (str)", "'5' (str)",
+    "string keys": (_string_keys, [("state keys that are no id of "
+                                    "param_groups (6):"),
+                                   "'0' (str)", "'5' (str)",
                                    "param_groups ids without a state (6):",
                                    "string keys come from a JSON"]),
     "offset ids": (_offset_ids, ["100 (int)", "105 (int)",
                                  "param_groups ids without a state (6):"]),
     "extra id": (_extra_id, ["state keys that are no id of param_groups (1):",
                              "6 (int)"]),
-    "missing and extra": (_missing_and_extra, ["42 (int)",
-                                               "param_groups ids without a "
-                                               "state (1):\n  2"]),
+    "missing and extra": (_missing_and_extra, [
+        "42 (int)", "param_groups ids without a state (1):\n  2"]),
 }
 
 
@@ -209,8 +209,8 @@ MOMENT_FAULTS = {
     "negative next_v": (_moment(5, "next_v", lambda v: _put_at(v, -1e-3)),
                         "dense_1.bias: next_v holds 1 negative values"),
     "integer next_m": (_moment(0, "next_m", lambda v: v.to(torch.int32)),
-                       "dense_0.weight: next_m has dtype int32; expected "
-                       "floating"),
+                       ("dense_0.weight: next_m has dtype int32; expected "
+                        "floating")),
     "bool next_v": (_moment(2, "next_v", lambda v: v > 0),
                     "LayerNorm.weight: next_v has dtype bool"),
 }
