@@ -171,8 +171,8 @@ def describe_optimizer(optimizer: optax.GradientTransformation
 
   An optax optimizer is a pair of closures; its configuration (``b1``, the
   weight decay, the mask function, the schedule's constants) lives in their
-  cells. This walks them, through chains, wrappers, ``functools.partial`` and
-  schedules, and records every number, string, flag and dtype by the path of
+  cells. This walks them, through chains, wrappers (their bound methods and
+  callable objects included), ``functools.partial`` and schedules, and records every number, string, flag and dtype by the path of
   closure variables that reaches it, and every function by its qualified
   name. Two optimizers built with the same arguments give the same
   description, in any process; :func:`save_checkpoint` stores it with each
@@ -251,8 +251,18 @@ def describe_optimizer(optimizer: optax.GradientTransformation
       active = active | {id(value)}
       for key, item in value.items():
         visit(f"{path}.{key}" if path else str(key), item, depth + 1, active)
+    elif isinstance(value, types.MethodType):
+      # e.g. optax.MultiSteps(...).init: the configuration is on the object.
+      record(path, f"method {_function_name(value)}")
+      owner = getattr(value.__self__, "__dict__", None)
+      if owner is not None:
+        visit(path, owner, depth + 1, active | {id(value)})
     elif callable(value):
+      # A callable object (a wrapped schedule): its attributes configure it.
       record(path, f"callable {_function_name(value)}")
+      attributes = getattr(value, "__dict__", None)
+      if attributes is not None:
+        visit(path, attributes, depth + 1, active | {id(value)})
     else:
       record(path, f"object {type(value).__module__}."
                    f"{type(value).__qualname__}")

@@ -362,3 +362,23 @@ def test_the_same_configuration_built_again_restores(tmp_path):
   params, _ = restore_checkpoint(tmp_path, 1, like, again.init(like),
                                  optimizer=again)
   chex.assert_trees_all_equal(params, params_of(6.0))
+
+
+@pytest.mark.parametrize("saved, other, line", [
+    (optax.MultiSteps(TX, 2), optax.MultiSteps(TX, 4),
+     "differs: _every_k_schedule.every_k_schedule (checkpoint 2, target 4)"),
+    (optax.inject_hyperparams(optax.adamw)(
+        learning_rate=optax.linear_schedule(0.0, 1e-3, 10)),
+     optax.inject_hyperparams(optax.adamw)(
+         learning_rate=optax.linear_schedule(0.0, 1e-3, 20)),
+     "differs: sched_hps.learning_rate.schedule_fn.transition_steps "
+     "(checkpoint 10, target 20)"),
+], ids=["MultiSteps every_k", "injected schedule"])
+def test_wrapped_optimizers_are_compared_inside(tmp_path, saved, other, line):
+  params = params_of(1.0)
+  save_checkpoint(tmp_path, 1, params, saved.init(params), optimizer=saved)
+  chex.assert_trees_all_equal_structs(saved.init(params), other.init(params))
+  with pytest.raises(ValueError, match="does not match") as e:
+    restore_checkpoint(tmp_path, 1, params, other.init(params),
+                       optimizer=other)
+  assert line in str(e.value)
