@@ -31,20 +31,24 @@ import bertadam_optax  # noqa: E402
 
 project = "bertadam-optax"
 author = "The bertadam-optax authors"
-copyright = "2026, The bertadam-optax authors"  # noqa: A001
+copyright = "2026, The bertadam-optax authors"
 release = bertadam_optax.__version__
 version = release
 
 extensions = [
-    "myst_nb",
-    "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
-    "bertadam_docs",
+  "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.mathjax",
+  "sphinx.ext.viewcode",
+  "bertadam_docs",
 ]
 
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+source_suffix = {
+  ".md": "myst-nb",
+  ".ipynb": "myst-nb",
+  ".rst": "restructuredtext",
+}
 root_doc = "index"
 exclude_patterns = ["_build", "**/.ipynb_checkpoints", "README.md"]
 
@@ -60,9 +64,9 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 autodoc_default_options = {
-    "undoc-members": True,
-    "show-inheritance": False,
-    "no-value": True,
+  "undoc-members": True,
+  "show-inheritance": False,
+  "no-value": True,
 }
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
@@ -74,20 +78,20 @@ autodoc_mock_imports: list[str] = []
 html_theme = "sphinx_book_theme"
 html_title = "bertadam-optax"
 html_theme_options = {
-    "show_toc_level": 2,
-    "home_page_in_toc": True,
+  "show_toc_level": 2,
+  "home_page_in_toc": True,
 }
 html_static_path: list[str] = []
 
 # The API pages, most specific first: an object exported by several of them is
 # documented on the first that exports it, and linked from the others.
 bertadam_api_modules = [
-    "bertadam_optax.transforms",
-    "bertadam_optax.schedules",
-    "bertadam_optax.interop",
-    "bertadam_optax.checkpoint",
-    "bertadam_optax.flatten",
-    "bertadam_optax",
+  "bertadam_optax.transforms",
+  "bertadam_optax.schedules",
+  "bertadam_optax.interop",
+  "bertadam_optax.checkpoint",
+  "bertadam_optax.flatten",
+  "bertadam_optax",
 ]
 
 # NamedTuple fields are listed under "Attributes:" in the class docstring;

@@ -54,15 +54,16 @@ plt.rcParams.update({"figure.dpi": 72, "axes.grid": True})
 def gallery(title, curves, ncols=3):
   """One panel per schedule; warmup's end dotted, t_total dashed."""
   nrows = -(-len(curves) // ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows),
-                           sharex=True, squeeze=False)
+  fig, axes = plt.subplots(
+    nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), sharex=True, squeeze=False
+  )
   for ax, (name, values) in zip(axes.flat, curves.items(), strict=False):
     ax.plot(steps, values)
     ax.set_ylim(-0.05, 1.08)
     ax.axvline(WARMUP_STEPS, color="gray", ls=":", lw=1)
     ax.axvline(T_TOTAL, color="gray", ls="--", lw=1)
     ax.set_title(name, fontsize=10)
-  for ax in axes.flat[len(curves):]:
+  for ax in axes.flat[len(curves) :]:
     ax.set_visible(False)
   fig.suptitle(title)
   fig.tight_layout()
@@ -77,19 +78,25 @@ def gallery(title, curves, ncols=3):
 
 # %%
 STEP_BASED = {
-    "warmup_linear_decay_exp": dict(decay_rate=0.5,
-                                    decay_steps=T_TOTAL // 5),
-    "warmup_exp_decay_exp": dict(decay_rate=0.5, decay_steps=T_TOTAL // 5,
-                                 degree=2.0),
-    "warmup_exp_decay_poly": dict(warm_degree=1.5, degree=2.0),
+  "warmup_linear_decay_exp": dict(decay_rate=0.5, decay_steps=T_TOTAL // 5),
+  "warmup_exp_decay_exp": dict(
+    decay_rate=0.5, decay_steps=T_TOTAL // 5, degree=2.0
+  ),
+  "warmup_exp_decay_poly": dict(warm_degree=1.5, degree=2.0),
 }
 deepspeed = {
-    name: np.asarray(schedules.bert_schedule(
-        name, 1.0, T_TOTAL, WARMUP, **STEP_BASED.get(name, {}))(steps))
-    for name in schedules.SCHEDULES
+  name: np.asarray(
+    schedules.bert_schedule(
+      name, 1.0, T_TOTAL, WARMUP, **STEP_BASED.get(name, {})
+    )(steps)
+  )
+  for name in schedules.SCHEDULES
 }
-gallery("DeepSpeed bing_bert BertAdam: bert_schedule(name, 1.0, "
-        f"t_total={T_TOTAL}, warmup={WARMUP})", deepspeed)
+gallery(
+  "DeepSpeed bing_bert BertAdam: bert_schedule(name, 1.0, "
+  f"t_total={T_TOTAL}, warmup={WARMUP})",
+  deepspeed,
+)
 
 # %% [markdown]
 # Two quirks of the original are reproduced on purpose:
@@ -108,8 +115,10 @@ gallery("DeepSpeed bing_bert BertAdam: bert_schedule(name, 1.0, "
 w = WARMUP_STEPS
 for name in ("warmup_linear", "warmup_cosine"):
   before, after = deepspeed[name][w - 1], deepspeed[name][w]
-  print(f"{name:>14}: step {w - 1}: {before:.3f}  step {w}: {after:.3f}  "
-        f"(jump {after - before:+.3f})")
+  print(
+    f"{name:>14}: step {w - 1}: {before:.3f}  step {w}: {after:.3f}  "
+    f"(jump {after - before:+.3f})"
+  )
 
 raw = np.asarray(schedules.warmup_linear(steps / T_TOTAL, WARMUP))
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -129,12 +138,16 @@ plt.show()
 
 # %%
 original = {
-    name: np.asarray(pretrained_bert.pretrained_bert_schedule(
-        name, 1.0, T_TOTAL, WARMUP)(steps))
-    for name in pretrained_bert.PRETRAINED_BERT_SCHEDULES
+  name: np.asarray(
+    pretrained_bert.pretrained_bert_schedule(name, 1.0, T_TOTAL, WARMUP)(steps)
+  )
+  for name in pretrained_bert.PRETRAINED_BERT_SCHEDULES
 }
-gallery("pytorch-pretrained-bert 0.6.2 BertAdam: pretrained_bert_schedule("
-        f"name, 1.0, t_total={T_TOTAL}, warmup={WARMUP})", original)
+gallery(
+  "pytorch-pretrained-bert 0.6.2 BertAdam: pretrained_bert_schedule("
+  f"name, 1.0, t_total={T_TOTAL}, warmup={WARMUP})",
+  original,
+)
 
 # %% [markdown]
 # ## 3. Modern: `get_schedule` and `linear_warmup_cosine_decay`
@@ -147,22 +160,31 @@ gallery("pytorch-pretrained-bert 0.6.2 BertAdam: pretrained_bert_schedule("
 
 # %%
 MODERN_KWARGS = {
-    "cosine_with_restarts": dict(num_cycles=2),
-    "polynomial": dict(lr_end=0.1, power=2.0),
-    "cosine_with_min_lr": dict(min_lr_rate=0.1),
-    "cosine_warmup_with_min_lr": dict(min_lr_rate=0.1),
-    "warmup_stable_decay": dict(num_decay_steps=T_TOTAL // 5),
+  "cosine_with_restarts": dict(num_cycles=2),
+  "polynomial": dict(lr_end=0.1, power=2.0),
+  "cosine_with_min_lr": dict(min_lr_rate=0.1),
+  "cosine_warmup_with_min_lr": dict(min_lr_rate=0.1),
+  "warmup_stable_decay": dict(num_decay_steps=T_TOTAL // 5),
 }
 modern = {
-    name: np.asarray(schedules.get_schedule(
-        name, 1.0, WARMUP_STEPS, T_TOTAL, **MODERN_KWARGS.get(name, {}))(steps))
-    for name in schedules.TRANSFORMERS_SCHEDULES
+  name: np.asarray(
+    schedules.get_schedule(
+      name, 1.0, WARMUP_STEPS, T_TOTAL, **MODERN_KWARGS.get(name, {})
+    )(steps)
+  )
+  for name in schedules.TRANSFORMERS_SCHEDULES
 }
 modern["linear_warmup_cosine_decay"] = np.asarray(
-    schedules.linear_warmup_cosine_decay(1.0, WARMUP_STEPS, T_TOTAL,
-                                         min_lr=0.1)(steps))
-gallery(f"transformers get_scheduler names, num_warmup_steps={WARMUP_STEPS}, "
-        f"num_training_steps={T_TOTAL}", modern, ncols=4)
+  schedules.linear_warmup_cosine_decay(1.0, WARMUP_STEPS, T_TOTAL, min_lr=0.1)(
+    steps
+  )
+)
+gallery(
+  f"transformers get_scheduler names, num_warmup_steps={WARMUP_STEPS}, "
+  f"num_training_steps={T_TOTAL}",
+  modern,
+  ncols=4,
+)
 
 # %% [markdown]
 # ## Side by side
@@ -173,16 +195,28 @@ gallery(f"transformers get_scheduler names, num_warmup_steps={WARMUP_STEPS}, "
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True)
 left.plot(steps, deepspeed["warmup_linear"], label="DeepSpeed warmup_linear")
-left.plot(steps, original["warmup_linear"], ls="--",
-          label="pytorch-pretrained-bert warmup_linear")
+left.plot(
+  steps,
+  original["warmup_linear"],
+  ls="--",
+  label="pytorch-pretrained-bert warmup_linear",
+)
 left.plot(steps, modern["linear"], ls=":", label="transformers linear")
 left.set_title("linear decay")
 right.plot(steps, deepspeed["warmup_cosine"], label="DeepSpeed warmup_cosine")
-right.plot(steps, original["warmup_cosine"], ls="--",
-           label="pytorch-pretrained-bert warmup_cosine")
+right.plot(
+  steps,
+  original["warmup_cosine"],
+  ls="--",
+  label="pytorch-pretrained-bert warmup_cosine",
+)
 right.plot(steps, modern["cosine"], ls=":", label="transformers cosine")
-right.plot(steps, modern["linear_warmup_cosine_decay"], ls="-.",
-           label="linear_warmup_cosine_decay (min_lr=0.1)")
+right.plot(
+  steps,
+  modern["linear_warmup_cosine_decay"],
+  ls="-.",
+  label="linear_warmup_cosine_decay (min_lr=0.1)",
+)
 right.set_title("cosine decay")
 for ax in (left, right):
   ax.axvline(WARMUP_STEPS, color="gray", ls=":", lw=1)

@@ -50,12 +50,24 @@ from bertadam_optax.examples.tiny_bert import mlm_loss
 from bertadam_optax.schedules import linear_warmup_cosine_decay
 
 if SMALL:
-  CONFIG = TinyBertConfig(vocab_size=32, hidden_size=32, num_layers=1,
-                          num_heads=2, intermediate_size=64, max_len=16)
+  CONFIG = TinyBertConfig(
+    vocab_size=32,
+    hidden_size=32,
+    num_layers=1,
+    num_heads=2,
+    intermediate_size=64,
+    max_len=16,
+  )
   STEPS, BATCH = 40, 16
 else:
-  CONFIG = TinyBertConfig(vocab_size=64, hidden_size=64, num_layers=2,
-                          num_heads=4, intermediate_size=128, max_len=32)
+  CONFIG = TinyBertConfig(
+    vocab_size=64,
+    hidden_size=64,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=128,
+    max_len=32,
+  )
   STEPS, BATCH = 600, 32
 PEAK_LR, WARMUP = 2e-3, 0.1
 plt.rcParams.update({"figure.dpi": 72, "axes.grid": True})
@@ -88,16 +100,24 @@ def mlm_batches(seed, batch_size, config):
 # %%
 model = TinyBertMLM(CONFIG)
 params = jax.jit(model.init)(
-    jax.random.key(0), jnp.zeros((1, CONFIG.max_len), jnp.int32))["params"]
+  jax.random.key(0), jnp.zeros((1, CONFIG.max_len), jnp.int32)
+)["params"]
 
 optimizers = {
-    "warmup_linear (BertAdam)": bertadam(
-        PEAK_LR, warmup=WARMUP, t_total=STEPS, schedule="warmup_linear",
-        weight_decay_mask=bert_weight_decay_mask),
-    "linear_warmup_cosine_decay": bertadam(
-        linear_warmup_cosine_decay(PEAK_LR, round(WARMUP * STEPS), STEPS,
-                                   min_lr=PEAK_LR / 10),
-        schedule=None, weight_decay_mask=bert_weight_decay_mask),
+  "warmup_linear (BertAdam)": bertadam(
+    PEAK_LR,
+    warmup=WARMUP,
+    t_total=STEPS,
+    schedule="warmup_linear",
+    weight_decay_mask=bert_weight_decay_mask,
+  ),
+  "linear_warmup_cosine_decay": bertadam(
+    linear_warmup_cosine_decay(
+      PEAK_LR, round(WARMUP * STEPS), STEPS, min_lr=PEAK_LR / 10
+    ),
+    schedule=None,
+    weight_decay_mask=bert_weight_decay_mask,
+  ),
 }
 
 # The mask of one encoder layer: matrices decay, biases and LayerNorms don't.
@@ -111,6 +131,7 @@ for path, decayed in jax.tree_util.tree_leaves_with_path(mask["layer_0"]):
 #
 # One jitted step; `get_lr(state.opt_state)` reads the learning rate the update
 # is about to apply from the optimizer state, inside `jit`.
+
 
 # %%
 @jax.jit
@@ -133,8 +154,9 @@ def masked_accuracy(params, tokens, targets, weights):
 held_out = next(mlm_batches(seed=123, batch_size=256, config=CONFIG))
 history = {}
 for name, tx in optimizers.items():
-  state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                        tx=tx)
+  state = train_state.TrainState.create(
+    apply_fn=model.apply, params=params, tx=tx
+  )
   losses, lrs = [], []
   batches = mlm_batches(1, BATCH, CONFIG)
   for _, batch in zip(range(STEPS), batches, strict=False):
@@ -142,9 +164,11 @@ for name, tx in optimizers.items():
     losses.append(loss)
     lrs.append(lr)
   history[name] = (np.asarray(losses), np.asarray(lrs))
-  print(f"{name:>28}: loss {np.mean(losses[:10]):.3f} -> "
-        f"{np.mean(losses[-10:]):.3f}, held-out masked accuracy "
-        f"{masked_accuracy(state.params, *held_out):.1%}")
+  print(
+    f"{name:>28}: loss {np.mean(losses[:10]):.3f} -> "
+    f"{np.mean(losses[-10:]):.3f}, held-out masked accuracy "
+    f"{masked_accuracy(state.params, *held_out):.1%}"
+  )
 
 
 # %%
@@ -159,8 +183,9 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.5))
 for name, (losses, lrs) in history.items():
   left.plot(smooth(losses), label=name)
   right.plot(lrs, label=name)
-left.set(title="training loss (moving average)", xlabel="step",
-         ylabel="masked-LM loss")
+left.set(
+  title="training loss (moving average)", xlabel="step", ylabel="masked-LM loss"
+)
 right.set(title="learning rate (get_lr)", xlabel="step")
 left.legend()
 right.legend()

@@ -57,12 +57,24 @@ from bertadam_optax.schedules.pretrained_bert import pretrained_bert_schedule
 warnings.filterwarnings("ignore", message="This overload of add_")
 
 if SMALL:
-  CONFIG = TinyBertConfig(vocab_size=32, hidden_size=16, num_layers=1,
-                          num_heads=2, intermediate_size=32, max_len=16)
+  CONFIG = TinyBertConfig(
+    vocab_size=32,
+    hidden_size=16,
+    num_layers=1,
+    num_heads=2,
+    intermediate_size=32,
+    max_len=16,
+  )
   STEPS, BATCH = 20, 8
 else:
-  CONFIG = TinyBertConfig(vocab_size=64, hidden_size=64, num_layers=2,
-                          num_heads=4, intermediate_size=128, max_len=32)
+  CONFIG = TinyBertConfig(
+    vocab_size=64,
+    hidden_size=64,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=128,
+    max_len=32,
+  )
   STEPS, BATCH = 200, 16
 HPARAMS = dict(lr=1e-3, warmup=0.1, t_total=STEPS)  # BertAdam's defaults else
 plt.rcParams.update({"figure.dpi": 72, "axes.grid": True})
@@ -85,8 +97,9 @@ def mlm_batches(seed, batch_size, config):
     yield tokens, targets, weights
 
 
-batches = [b for _, b in zip(range(STEPS), mlm_batches(0, BATCH, CONFIG),
-                                  strict=False)]
+batches = [
+  b for _, b in zip(range(STEPS), mlm_batches(0, BATCH, CONFIG), strict=False)
+]
 
 # %% [markdown]
 # ## Same weights, same batches
@@ -98,7 +111,8 @@ batches = [b for _, b in zip(range(STEPS), mlm_batches(0, BATCH, CONFIG),
 # %%
 flax_model = TinyBertMLM(CONFIG)
 init_params = jax.jit(flax_model.init)(
-    jax.random.key(0), jnp.zeros((1, CONFIG.max_len), jnp.int32))["params"]
+  jax.random.key(0), jnp.zeros((1, CONFIG.max_len), jnp.int32)
+)["params"]
 mapping = match_by_name(TinyBertMLMTorch(CONFIG).state_dict(), init_params)
 
 
@@ -110,8 +124,11 @@ def torch_run(batches, model_state_dict, optimizer_state_dict=None):
     optimizer.load_state_dict(optimizer_state_dict)
   losses, lrs = [], []
   for tokens, targets, weights in batches:
-    loss = mlm_loss_torch(model(torch.as_tensor(tokens)),
-                          torch.as_tensor(targets), torch.as_tensor(weights))
+    loss = mlm_loss_torch(
+      model(torch.as_tensor(tokens)),
+      torch.as_tensor(targets),
+      torch.as_tensor(weights),
+    )
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -120,16 +137,20 @@ def torch_run(batches, model_state_dict, optimizer_state_dict=None):
   return model, optimizer, np.array(losses), np.array(lrs)
 
 
-tx = bertadam(pretrained_bert_schedule("warmup_linear", HPARAMS["lr"],
-                                       STEPS, HPARAMS["warmup"]),
-              schedule=None)
+tx = bertadam(
+  pretrained_bert_schedule(
+    "warmup_linear", HPARAMS["lr"], STEPS, HPARAMS["warmup"]
+  ),
+  schedule=None,
+)
 
 
 @jax.jit
 def jax_step(params, opt_state, tokens, targets, weights):
   def loss_fn(params):
-    return mlm_loss(flax_model.apply({"params": params}, tokens), targets,
-                    weights)
+    return mlm_loss(
+      flax_model.apply({"params": params}, tokens), targets, weights
+    )
 
   loss, grads = jax.value_and_grad(loss_fn)(params)
   updates, opt_state = tx.update(grads, opt_state, params)
@@ -147,29 +168,41 @@ def jax_run(batches, params, opt_state):
 
 # %%
 torch_model, torch_optimizer, torch_losses, torch_lrs = torch_run(
-    batches, params_to_torch(init_params, mapping))
+  batches, params_to_torch(init_params, mapping)
+)
 params, opt_state, jax_losses, jax_lrs = jax_run(
-    batches, init_params, tx.init(init_params))
+  batches, init_params, tx.init(init_params)
+)
 
 names = [name for name, _ in torch_model.named_parameters()]
 model_sd, optimizer_sd = to_torch(
-    params, opt_state, mapping=mapping, param_names=names,
-    param_groups=torch_optimizer.state_dict()["param_groups"])
+  params,
+  opt_state,
+  mapping=mapping,
+  param_names=names,
+  param_groups=torch_optimizer.state_dict()["param_groups"],
+)
 
 
 def max_difference(ours, theirs):
-  return max(float(np.max(np.abs(np.asarray(ours[k]) - np.asarray(theirs[k]))))
-             for k in theirs)
+  return max(
+    float(np.max(np.abs(np.asarray(ours[k]) - np.asarray(theirs[k]))))
+    for k in theirs
+  )
 
 
 torch_state = torch_optimizer.state_dict()["state"]
 loss_difference = np.max(np.abs(jax_losses - torch_losses))
 lr_difference = np.max(np.abs(jax_lrs - torch_lrs))
 param_difference = max_difference(model_sd, torch_model.state_dict())
-print(f"max |loss difference|          {loss_difference:.2e}"
-      f"   (loss ~{torch_losses[-1]:.2f})")
-print(f"max |learning-rate difference| {lr_difference:.2e}"
-      f"   (peak {HPARAMS['lr']:.0e})")
+print(
+  f"max |loss difference|          {loss_difference:.2e}"
+  f"   (loss ~{torch_losses[-1]:.2f})"
+)
+print(
+  f"max |learning-rate difference| {lr_difference:.2e}"
+  f"   (peak {HPARAMS['lr']:.0e})"
+)
 print(f"max |parameter difference|     {param_difference:.2e}")
 for key in ("next_m", "next_v"):
   ours = {i: s[key] for i, s in optimizer_sd["state"].items()}
@@ -183,8 +216,9 @@ left.plot(jax_losses, "--", label="bertadam-optax")
 left.set(title="training loss", xlabel="step")
 difference = np.abs(jax_losses - torch_losses)
 middle.semilogy(np.flatnonzero(difference), difference[difference > 0], ".")
-middle.set(title="|loss difference| (where not 0)", xlabel="step",
-           ylim=(1e-9, 1e-3))
+middle.set(
+  title="|loss difference| (where not 0)", xlabel="step", ylim=(1e-9, 1e-3)
+)
 right.plot(torch_lrs, label="BertAdam.get_lr()", lw=3, alpha=0.5)
 right.plot(jax_lrs, "--", label="get_lr(opt_state)")
 right.set(title="learning rate", xlabel="step")
@@ -206,22 +240,36 @@ plt.show()
 # %%
 half = STEPS // 2
 first, first_optimizer, first_losses, _ = torch_run(
-    batches[:half], params_to_torch(init_params, mapping))
+  batches[:half], params_to_torch(init_params, mapping)
+)
 moved_params, moved_state = from_torch(
-    first.state_dict(), first_optimizer.state_dict(), params=init_params,
-    optimizer=tx, mapping=mapping, param_names=names)
-print(f"after {half} steps: torch get_lr() {first_optimizer.get_lr()[0]:.6g}, "
-      f"get_lr(opt_state) {float(get_lr(moved_state)):.6g}")
+  first.state_dict(),
+  first_optimizer.state_dict(),
+  params=init_params,
+  optimizer=tx,
+  mapping=mapping,
+  param_names=names,
+)
+print(
+  f"after {half} steps: torch get_lr() {first_optimizer.get_lr()[0]:.6g}, "
+  f"get_lr(opt_state) {float(get_lr(moved_state)):.6g}"
+)
 _, _, second_losses, _ = jax_run(batches[half:], moved_params, moved_state)
 moved_losses = np.concatenate([first_losses, second_losses])
-print(f"max |loss difference| to the uninterrupted PyTorch run: "
-      f"{np.max(np.abs(moved_losses - torch_losses)):.2e}")
+print(
+  f"max |loss difference| to the uninterrupted PyTorch run: "
+  f"{np.max(np.abs(moved_losses - torch_losses)):.2e}"
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(torch_losses, label="PyTorch, uninterrupted", lw=3, alpha=0.5)
 ax.plot(np.arange(half), first_losses, "--", label="PyTorch, first half")
-ax.plot(np.arange(half, STEPS), second_losses, "--",
-        label="bertadam-optax, after from_torch")
+ax.plot(
+  np.arange(half, STEPS),
+  second_losses,
+  "--",
+  label="bertadam-optax, after from_torch",
+)
 ax.axvline(half - 0.5, color="gray", ls=":")
 ax.set(title="a run moved mid-way", xlabel="step", ylabel="loss")
 ax.legend()

@@ -41,21 +41,27 @@ def build(name: str) -> nbformat.NotebookNode:
   """The notebook ``name``, without outputs, from its ``.py`` source."""
   text = jupytext.reads(source_of(name).read_text(), fmt="py:percent")
   nb = v4.new_notebook()
-  nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                               "language": "python"}
+  nb.metadata["kernelspec"] = {
+    "name": "python3",
+    "display_name": "Python 3",
+    "language": "python",
+  }
   nb.metadata["language_info"] = {"name": "python"}
   stem = name.split("_")[0]
   for i, source_cell in enumerate(text.cells):
-    cell = (v4.new_markdown_cell(source_cell.source)
-            if source_cell.cell_type == "markdown"
-            else v4.new_code_cell(source_cell.source))
+    cell = (
+      v4.new_markdown_cell(source_cell.source)
+      if source_cell.cell_type == "markdown"
+      else v4.new_code_cell(source_cell.source)
+    )
     cell["id"] = f"nb{stem}-{i:02d}"  # stable ids: no churn on rebuilds
     nb.cells.append(cell)
   return nb
 
 
-def execute(nb: nbformat.NotebookNode, *, small: bool,
-            timeout: int = 600) -> nbformat.NotebookNode:
+def execute(
+  nb: nbformat.NotebookNode, *, small: bool, timeout: int = 600
+) -> nbformat.NotebookNode:
   """Runs ``nb`` in place with an ipykernel of this interpreter."""
   # Imported here: only executing needs a kernel, not listing or building.
   import ipykernel.kernelspec
@@ -67,8 +73,12 @@ def execute(nb: nbformat.NotebookNode, *, small: bool,
     os.environ[SMALL_ENV] = "1" if small else "0"
     try:
       nbclient.NotebookClient(
-          nb, timeout=timeout, kernel_name="python3", record_timing=False,
-          resources={"metadata": {"path": str(HERE)}}).execute()
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(HERE)}},
+      ).execute()
     finally:
       for key, value in saved.items():
         if value is None:
@@ -80,10 +90,14 @@ def execute(nb: nbformat.NotebookNode, *, small: bool,
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--small", action="store_true",
-                      help="execute at the CI size")
-  parser.add_argument("--no-execute", action="store_true",
-                      help="write the notebooks without outputs")
+  parser.add_argument(
+    "--small", action="store_true", help="execute at the CI size"
+  )
+  parser.add_argument(
+    "--no-execute",
+    action="store_true",
+    help="write the notebooks without outputs",
+  )
   parser.add_argument("names", nargs="*", help="only these notebooks")
   args = parser.parse_args(argv)
   for name in NOTEBOOKS:

@@ -30,20 +30,28 @@ from tests.references import require
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted(p for p in DOCS.rglob("*.md")
-               if "_build" not in p.parts and "_generated" not in p.parts)
+PAGES = sorted(
+  p
+  for p in DOCS.rglob("*.md")
+  if "_build" not in p.parts and "_generated" not in p.parts
+)
 API_PAGES = {
-    "bertadam_optax": "api/bertadam_optax.html",
-    "bertadam_optax.schedules": "api/schedules.html",
-    "bertadam_optax.interop": "api/interop.html",
-    "bertadam_optax.transforms": "api/transforms.html",
-    "bertadam_optax.checkpoint": "api/checkpoint.html",
-    "bertadam_optax.flatten": "api/flatten.html",
+  "bertadam_optax": "api/bertadam_optax.html",
+  "bertadam_optax.schedules": "api/schedules.html",
+  "bertadam_optax.interop": "api/interop.html",
+  "bertadam_optax.transforms": "api/transforms.html",
+  "bertadam_optax.checkpoint": "api/checkpoint.html",
+  "bertadam_optax.flatten": "api/flatten.html",
 }
-BLOCK = re.compile(r"(<!-- not executed:[^>]*-->\n)?```python\n(.*?)```",
-                   flags=re.DOTALL)
-BLOCKS = [(page.relative_to(DOCS).as_posix(), code) for page in PAGES
-          for marker, code in BLOCK.findall(page.read_text()) if not marker]
+BLOCK = re.compile(
+  r"(<!-- not executed:[^>]*-->\n)?```python\n(.*?)```", flags=re.DOTALL
+)
+BLOCKS = [
+  (page.relative_to(DOCS).as_posix(), code)
+  for page in PAGES
+  for marker, code in BLOCK.findall(page.read_text())
+  if not marker
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +62,49 @@ def site(tmp_path_factory):
   out = tmp_path_factory.mktemp("html")
   env = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu")
   result = subprocess.run(
-      [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-       "-d", str(out / ".doctrees"), str(DOCS), str(out)],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    [
+      sys.executable,
+      "-m",
+      "sphinx",
+      "-W",
+      "--keep-going",
+      "-b",
+      "html",
+      "-d",
+      str(out / ".doctrees"),
+      str(DOCS),
+      str(out),
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert result.returncode == 0, (
-      "the docs build failed (warnings are errors):\n"
-      + result.stdout[-3000:] + "\n--- stderr ---\n" + result.stderr[-6000:])
+    "the docs build failed (warnings are errors):\n"
+    + result.stdout[-3000:]
+    + "\n--- stderr ---\n"
+    + result.stderr[-6000:]
+  )
   return out
 
 
 def test_site_builds_with_its_pages(site):
-  for page in ["index.html", "getting-started.html", "api/index.html",
-               "guides/migrating-bertadam.html", "guides/porting-configs.html",
-               "guides/schedules.html", "guides/flax.html",
-               "guides/sharding.html", "guides/checkpoints.html",
-               "guides/command-line.html", "guides/performance.html",
-               *API_PAGES.values()]:
+  for page in [
+    "index.html",
+    "getting-started.html",
+    "api/index.html",
+    "guides/migrating-bertadam.html",
+    "guides/porting-configs.html",
+    "guides/schedules.html",
+    "guides/flax.html",
+    "guides/sharding.html",
+    "guides/checkpoints.html",
+    "guides/command-line.html",
+    "guides/performance.html",
+    *API_PAGES.values(),
+  ]:
     assert (site / page).is_file(), page
   for optional in ("architecture", "guides/megatron"):
     if (DOCS / f"{optional}.md").exists():
@@ -87,16 +122,18 @@ def test_every_public_name_has_an_api_entry(site):
         assert obj.__name__ in text, (module_name, name)
       else:
         # Documented here, or listed here with a link to the page that does.
-        assert (f"{module_name}.{name}" in ids
-                or f"{name}: {module_name}" in text
-                or re.search(rf"{re.escape(name)}</span></code>: ", text)), (
-                    f"{module_name}.{name} has no entry on {page}")
+        assert (
+          f"{module_name}.{name}" in ids
+          or f"{name}: {module_name}" in text
+          or re.search(rf"{re.escape(name)}</span></code>: ", text)
+        ), f"{module_name}.{name} has no entry on {page}"
 
 
 def test_generated_figures_and_tables(site):
   schedules = (site / "guides/schedules.html").read_text()
-  plots = re.findall(r'<img [^>]*src="\.\./_images/([0-9a-f]{12})\.png"',
-                     schedules)
+  plots = re.findall(
+    r'<img [^>]*src="\.\./_images/([0-9a-f]{12})\.png"', schedules
+  )
   assert len(plots) >= 5
   for name in plots:
     assert (site / "_images" / f"{name}.png").stat().st_size > 10_000
@@ -123,16 +160,26 @@ def test_docs_have_python_blocks():
 
 
 @pytest.mark.parametrize(
-    "page, code", BLOCKS, ids=[f"{page}-{i}" for i, (page, _) in
-                               enumerate(BLOCKS)])
+  "page, code",
+  BLOCKS,
+  ids=[f"{page}-{i}" for i, (page, _) in enumerate(BLOCKS)],
+)
 def test_docs_python_block_runs(page, code, tmp_path):
   env = dict(os.environ)
-  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                      " --xla_force_host_platform_device_count=8").strip()
+  env["XLA_FLAGS"] = (
+    env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  ).strip()
   env["PYTHONPATH"] = str(ROOT)
   env["MPLBACKEND"] = "Agg"
-  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, (
-      f"a block of docs/{page} failed:\n{code}\n--- stderr ---\n"
-      f"{result.stderr[-4000:]}")
+    f"a block of docs/{page} failed:\n{code}\n--- stderr ---\n"
+    f"{result.stderr[-4000:]}"
+  )

@@ -19,13 +19,20 @@ import pytest
 import bertadam_optax
 
 MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(
-        bertadam_optax.__path__, prefix="bertadam_optax."))
+  info.name
+  for info in pkgutil.walk_packages(
+    bertadam_optax.__path__, prefix="bertadam_optax."
+  )
+)
 # The modules whose public functions each carry an example (the API a user
 # calls first; the issue that asked for the documentation site lists them).
-DOCUMENTED = ("bertadam_optax", "bertadam_optax.schedules",
-              "bertadam_optax.interop", "bertadam_optax.flatten",
-              "bertadam_optax.checkpoint")
+DOCUMENTED = (
+  "bertadam_optax",
+  "bertadam_optax.schedules",
+  "bertadam_optax.interop",
+  "bertadam_optax.flatten",
+  "bertadam_optax.checkpoint",
+)
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -62,8 +69,12 @@ def _public_functions():
 def test_main_public_functions_have_examples():
   functions = _public_functions()
   assert len(functions) >= 30
-  missing = sorted(name for obj, name in functions.items()
-                   if ">>>" not in (inspect.getdoc(obj) or ""))
+  missing = sorted(
+    name
+    for obj, name in functions.items()
+    if ">>>" not in (inspect.getdoc(obj) or "")
+  )
   assert not missing, (
-      f"{len(missing)} public functions have no `Examples:` doctest: "
-      + ", ".join(missing))
+    f"{len(missing)} public functions have no `Examples:` doctest: "
+    + ", ".join(missing)
+  )

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import sys
 from typing import Any
+from typing import ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -42,14 +43,18 @@ GENERATED = DOCS / "_generated"
 
 def family_names(family: str) -> list[str]:
   """The registry names of one schedule family, in the registry's order."""
-  from bertadam_optax.schedules import registry  # noqa: PLC0415
+  from bertadam_optax.schedules import registry
 
-  names = [name for name, info in registry.SCHEDULE_REGISTRY.items()
-           if info.family == family]
+  names = [
+    name
+    for name, info in registry.SCHEDULE_REGISTRY.items()
+    if info.family == family
+  ]
   if not names:
     families = sorted({i.family for i in registry.SCHEDULE_REGISTRY.values()})
-    raise ValueError(f"no schedule of family {family!r}; families: "
-                     f"{', '.join(families)}")
+    raise ValueError(
+      f"no schedule of family {family!r}; families: {', '.join(families)}"
+    )
   return names
 
 
@@ -58,14 +63,14 @@ class SchedulePlot(SphinxDirective):
 
   optional_arguments = 100
   has_content = False
-  option_spec = {
-      "family": directives.unchanged,
-      "options": directives.unchanged,
-      "caption": directives.unchanged,
+  option_spec: ClassVar[dict[str, Any]] = {
+    "family": directives.unchanged,
+    "options": directives.unchanged,
+    "caption": directives.unchanged,
   }
 
   def run(self) -> list[nodes.Node]:
-    from bertadam_optax.cli import main as cli  # noqa: PLC0415
+    from bertadam_optax.cli import main as cli
 
     names = list(self.arguments)
     if "family" in self.options:
@@ -79,13 +84,16 @@ class SchedulePlot(SphinxDirective):
     argv = ["plot", *names, *flags, "-o", str(png)]
     status = cli.main(argv)
     if status != 0 or not png.exists():
-      raise self.error(f"bertadam-optax {shlex.join(argv)} exited with "
-                       f"status {status}")
-    command = shlex.join(["bertadam-optax", "plot", *names, *flags,
-                          "-o", "schedules.png"])
+      raise self.error(
+        f"bertadam-optax {shlex.join(argv)} exited with status {status}"
+      )
+    command = shlex.join(
+      ["bertadam-optax", "plot", *names, *flags, "-o", "schedules.png"]
+    )
     figure = nodes.figure()
-    figure += nodes.image(uri=f"/_generated/plots/{png.name}",
-                          alt=", ".join(names))
+    figure += nodes.image(
+      uri=f"/_generated/plots/{png.name}", alt=", ".join(names)
+    )
     caption = nodes.caption()
     if "caption" in self.options:
       caption += nodes.Text(self.options["caption"] + " Drawn by ")
@@ -117,15 +125,22 @@ class PublicModule(SphinxDirective):
     """The reST that documents ``module_name.name``."""
     qualified = f"{module_name}.{name}"
     if inspect.isclass(obj):
-      return [f".. autoclass:: {qualified}", "   :members:",
-              "   :undoc-members:", ""]
+      return [
+        f".. autoclass:: {qualified}",
+        "   :members:",
+        "   :undoc-members:",
+        "",
+      ]
     if callable(obj):
       return [f".. autofunction:: {qualified}", ""]
     # Constants: their docstring is the string literal after the assignment,
     # in the module that assigns them (found by Sphinx's source analyzer).
     lines = [f".. py:data:: {name}", f"   :module: {module_name}", ""]
-    for home in sorted(m for m in list(sys.modules) if m == "bertadam_optax"
-                       or m.startswith("bertadam_optax.")):
+    for home in sorted(
+      m
+      for m in list(sys.modules)
+      if m == "bertadam_optax" or m.startswith("bertadam_optax.")
+    ):
       if getattr(sys.modules[home], name, None) is not obj:
         continue
       try:
@@ -171,7 +186,7 @@ class PublicModule(SphinxDirective):
     container = nodes.section()
     rst = StringList(lines, source=f"<public-module {module_name}>")
     # Parsed as reStructuredText: autodoc writes reST.
-    from sphinx.util.docutils import switch_source_input  # noqa: PLC0415
+    from sphinx.util.docutils import switch_source_input
 
     with switch_source_input(self.state, rst):
       nested_parse_with_titles(self.state, rst, container)
@@ -206,11 +221,19 @@ class BenchmarkTables(SphinxDirective):
   """Every benchmark result file, one table per tree of tensors."""
 
   has_content = False
-  option_spec = {"pattern": directives.unchanged}
+  option_spec: ClassVar[dict[str, Any]] = {"pattern": directives.unchanged}
 
-  HEADER = ["optimizer", "median ms", "min-max ms", "compile s",
-            "peak / (p+m+v)", "GB/s @32B", "x floor", "x optax",
-            "x torch fused+clip"]
+  HEADER: ClassVar[list[str]] = [
+    "optimizer",
+    "median ms",
+    "min-max ms",
+    "compile s",
+    "peak / (p+m+v)",
+    "GB/s @32B",
+    "x floor",
+    "x optax",
+    "x torch fused+clip",
+  ]
 
   def run(self) -> list[nodes.Node]:
     pattern = self.options.get("pattern", "benchmarks/results/*.json")
@@ -224,27 +247,43 @@ class BenchmarkTables(SphinxDirective):
       machine = report["machine"]
       section = nodes.rubric(text=f"{path.relative_to(ROOT)}")
       out.append(section)
-      out.append(nodes.paragraph(text=(
-          f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-          f"{machine.get('memory_gib', 0):.0f} GiB; jax {machine.get('jax')}, "
-          f"optax {machine.get('optax')}, torch {machine.get('torch', '-')} "
-          f"({machine.get('torch_threads', '?')} threads); backend "
-          f"{machine.get('backend')}; load average at the start "
-          f"{_number((machine.get('load_average') or [None])[0], '.1f')}; "
-          f"{report['rounds']} interleaved rounds x "
-          f"{report['steps_per_round']} timed steps per candidate; started "
-          f"{report['started']}.")))
+      out.append(
+        nodes.paragraph(
+          text=(
+            f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+            f"{machine.get('memory_gib', 0):.0f} GiB; "
+            f"jax {machine.get('jax')}, "
+            f"optax {machine.get('optax')}, torch {machine.get('torch', '-')} "
+            f"({machine.get('torch_threads', '?')} threads); backend "
+            f"{machine.get('backend')}; load average at the start "
+            f"{_number((machine.get('load_average') or [None])[0], '.1f')}; "
+            f"{report['rounds']} interleaved rounds x "
+            f"{report['steps_per_round']} timed steps per candidate; started "
+            f"{report['started']}."
+          )
+        )
+      )
       for tree in report["trees"]:
-        bandwidth = (f", torch fused AdamW {tree['fused_torch_gbs']:.1f} GB/s"
-                     if tree.get("fused_torch_gbs") else "")
-        out.append(nodes.paragraph(text=(
-            f"{tree['tree']}: {tree['tensors']} tensors, "
-            f"{tree['params'] / 1e6:.1f}M float32 parameters; triad "
-            f"{tree['triad_gbs']:.1f} GB/s{bandwidth}; floor (32 B/param at "
-            f"{tree['bandwidth_gbs']:.1f} GB/s) "
-            f"{tree['floor_s'] * 1e3:.1f} ms")))
-        rows = [[
-            r["name"], f"{r['median_s'] * 1e3:.1f}",
+        bandwidth = (
+          f", torch fused AdamW {tree['fused_torch_gbs']:.1f} GB/s"
+          if tree.get("fused_torch_gbs")
+          else ""
+        )
+        out.append(
+          nodes.paragraph(
+            text=(
+              f"{tree['tree']}: {tree['tensors']} tensors, "
+              f"{tree['params'] / 1e6:.1f}M float32 parameters; triad "
+              f"{tree['triad_gbs']:.1f} GB/s{bandwidth}; floor (32 B/param at "
+              f"{tree['bandwidth_gbs']:.1f} GB/s) "
+              f"{tree['floor_s'] * 1e3:.1f} ms"
+            )
+          )
+        )
+        rows = [
+          [
+            r["name"],
+            f"{r['median_s'] * 1e3:.1f}",
             f"{r['min_s'] * 1e3:.1f}-{r['max_s'] * 1e3:.1f}",
             _number(r.get("compile_s"), ".2f"),
             _number(r.get("peak_over_state"), ".2f"),
@@ -252,7 +291,9 @@ class BenchmarkTables(SphinxDirective):
             _number(r.get("x_floor"), ".2f"),
             _number(r.get("x_optax"), ".2f"),
             _number(r.get("x_torch_fused_clip"), ".2f"),
-        ] for r in tree["results"]]
+          ]
+          for r in tree["results"]
+        ]
         out.append(_table(rows, self.HEADER))
     return out
 
@@ -268,15 +309,23 @@ def copy_notebooks(app: Sphinx) -> None:
     shutil.copy2(notebook, target / notebook.name)
 
 
-def drop_missing_optional_pages(app: Sphinx, docname: str,
-                                source: list[str]) -> None:
+def drop_missing_optional_pages(
+  app: Sphinx, docname: str, source: list[str]
+) -> None:
   """Leaves out of the index's toctrees the optional pages not written yet."""
   if docname != app.config.root_doc:
     return
-  missing = {page for page in app.config.bertadam_optional_pages
-             if not (DOCS / f"{page}.md").exists()}
-  source[0] = "\n".join(line for line in source[0].splitlines()
-                         if line.strip() not in missing) + "\n"
+  missing = {
+    page
+    for page in app.config.bertadam_optional_pages
+    if not (DOCS / f"{page}.md").exists()
+  }
+  source[0] = (
+    "\n".join(
+      line for line in source[0].splitlines() if line.strip() not in missing
+    )
+    + "\n"
+  )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -287,5 +336,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
   app.add_config_value("bertadam_optional_pages", [], "env")
   app.connect("source-read", drop_missing_optional_pages)
   app.connect("builder-inited", copy_notebooks)
-  return {"parallel_read_safe": True, "parallel_write_safe": True,
-          "version": "1"}
+  return {
+    "parallel_read_safe": True,
+    "parallel_write_safe": True,
+    "version": "1",
+  }
