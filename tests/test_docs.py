@@ -54,12 +54,10 @@ BLOCKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def build_site(out: pathlib.Path) -> pathlib.Path:
   """The built site's folder; the build's output is in the failure message."""
   for module in ("sphinx", "myst_nb", "sphinx_book_theme", "matplotlib"):
     require(module)
-  out = tmp_path_factory.mktemp("html")
   env = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu")
   result = subprocess.run(
     [
@@ -90,7 +88,7 @@ def site(tmp_path_factory):
   return out
 
 
-def test_site_builds_with_its_pages(site):
+def check_pages(site):
   for page in [
     "index.html",
     "getting-started.html",
@@ -111,7 +109,7 @@ def test_site_builds_with_its_pages(site):
       assert (site / f"{optional}.html").is_file(), optional
 
 
-def test_every_public_name_has_an_api_entry(site):
+def check_api_entries(site):
   for module_name, page in API_PAGES.items():
     module = importlib.import_module(module_name)
     text = html.unescape((site / page).read_text())
@@ -129,7 +127,7 @@ def test_every_public_name_has_an_api_entry(site):
         ), f"{module_name}.{name} has no entry on {page}"
 
 
-def test_generated_figures_and_tables(site):
+def check_figures_and_tables(site):
   schedules = (site / "guides/schedules.html").read_text()
   plots = re.findall(
     r'<img [^>]*src="\.\./_images/([0-9a-f]{12})\.png"', schedules
@@ -146,11 +144,20 @@ def test_generated_figures_and_tables(site):
   assert "flat_bertadam" in performance
 
 
-def test_notebooks_are_pages(site):
+def check_notebook_pages(site):
   for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
     page = site / "_generated" / "notebooks" / f"{notebook.stem}.html"
     assert page.is_file(), page
     assert "<img" in page.read_text(), f"{page.name} lost its figures"
+
+
+def test_site(tmp_path):
+  # One test builds the site once, whatever the number of pytest workers.
+  site = build_site(tmp_path / "html")
+  check_pages(site)
+  check_api_entries(site)
+  check_figures_and_tables(site)
+  check_notebook_pages(site)
 
 
 def test_docs_have_python_blocks():

@@ -20,9 +20,9 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import pathlib
 import shlex
-import shutil
 import sys
 from typing import Any
 from typing import ClassVar
@@ -80,10 +80,14 @@ class SchedulePlot(SphinxDirective):
     flags = shlex.split(self.options.get("options", ""))
     key = hashlib.sha1(" ".join(names + flags).encode()).hexdigest()[:12]
     png = GENERATED / "plots" / f"{key}.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
-    argv = ["plot", *names, *flags, "-o", str(png)]
+    drawn = png.with_name(f".{key}.{os.getpid()}.png")
+    drawn.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["plot", *names, *flags, "-o", str(drawn)]
     status = cli.main(argv)
-    if status != 0 or not png.exists():
+    if status == 0 and drawn.exists():
+      replace_file(png, drawn.read_bytes())
+      drawn.unlink()
+    else:
       raise self.error(
         f"bertadam-optax {shlex.join(argv)} exited with status {status}"
       )
@@ -298,15 +302,31 @@ class BenchmarkTables(SphinxDirective):
     return out
 
 
+def replace_file(target: pathlib.Path, data: bytes) -> None:
+  """Writes ``data`` to ``target`` atomically, unless it is there already.
+
+  Two builds may run at once (tests in parallel): each sees either the old
+  file or the whole new one, never a half-written one.
+  """
+  if target.exists() and target.read_bytes() == data:
+    return
+  target.parent.mkdir(parents=True, exist_ok=True)
+  temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+  temporary.write_bytes(data)
+  os.replace(temporary, target)
+
+
 def copy_notebooks(app: Sphinx) -> None:
   """The committed notebooks, with their outputs, as pages of the site."""
   del app
   target = GENERATED / "notebooks"
-  if target.exists():
-    shutil.rmtree(target)
-  target.mkdir(parents=True)
-  for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
-    shutil.copy2(notebook, target / notebook.name)
+  sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
+  for notebook in sources:
+    replace_file(target / notebook.name, notebook.read_bytes())
+  names = {notebook.name for notebook in sources}
+  for stale in target.glob("*.ipynb"):
+    if stale.name not in names:
+      stale.unlink(missing_ok=True)
 
 
 def drop_missing_optional_pages(
