@@ -535,6 +535,11 @@ def _unknown_command(parser: _Parser, argv: Sequence[str]) -> str | None:
 
   (argparse's own message lists the choices without suggesting one.)
   """
+  if argv and argv[0].startswith("-") and argv[0] not in (
+      "-h", "--help", "--version"):
+    # argparse would only say that COMMAND is missing.
+    return (f"{PROG}: error: unrecognized option {argv[0]!r} before COMMAND "
+            f"(choose from {', '.join(parser.command_names)})")
   if not argv or argv[0].startswith("-") or argv[0] in parser.command_names:
     return None
   choices = parser.command_names
