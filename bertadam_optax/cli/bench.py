@@ -99,7 +99,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     suite and returns the exit code.
   """
   parser = subparsers.add_parser(
-      "bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+      "bench", formatter_class=cli_main.HelpFormatter,
       epilog=_EXAMPLES,
       help="time one optimizer step against optax and PyTorch (from a "
       "source checkout)",

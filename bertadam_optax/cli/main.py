@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 from bertadam_optax import _validation
 from bertadam_optax.schedules import registry
 
-__all__ = ["UsageError", "atomic_output", "build_parser", "main", "number_type",
+__all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser", "main", "number_type",
            "readable_file", "writable_path"]
 
 PROG = "bertadam-optax"
@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(f"{self.prog}: error: {message}")
 
 
-class _HelpFormatter(argparse.HelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
   """Wraps descriptions to the terminal; prints the examples as written."""
 
   def __init__(self, prog: str):
@@ -328,8 +328,8 @@ def readable_file(path: str, flag: str) -> str:
     with open(absolute, "rb") as f:
       data = f.read()
   except OSError as e:
-    raise UsageError(f"{PROG}: error: argument {flag}: cannot read {path!r}: "
-                     f"{e.strerror or e}") from None
+    raise UsageError(f"{PROG}: error: argument {flag}: {path!r} cannot be "
+                     f"read: {e.strerror or e}") from None
   try:
     data.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -433,7 +433,10 @@ examples:
   {PROG} list                      every schedule, its family and formula
   {PROG} show warmup_linear        the learning rate at key steps
   {PROG} plot warmup_linear transformers.linear -o schedules.png
+  {PROG} port ds_config.json       the optax optimizer of a DeepSpeed config
+  {PROG} bench --trees tiny        time one optimizer step (source checkout)
 
+Bad input is one line on stderr and exit status 2, before any work.
 `{PROG} COMMAND --help` shows each command's options and examples.
 """
 
@@ -443,9 +446,11 @@ def build_parser() -> _Parser:
   from bertadam_optax import __version__
 
   parser = _Parser(
-      prog=PROG, formatter_class=_HelpFormatter, epilog=_MAIN_EXAMPLES,
+      prog=PROG, formatter_class=HelpFormatter, epilog=_MAIN_EXAMPLES,
       description="BertAdam and every BERT/LLM learning-rate schedule for "
-      "Optax: a pretraining demo and schedule plots.")
+      "Optax: a pretraining demo, schedule tables and plots, DeepSpeed and "
+      "transformers configs ported to optax, and the optimizer-step "
+      "benchmark.")
   parser.add_argument("--version", action="version",
                       version=f"%(prog)s {__version__}")
   commands = parser.add_subparsers(dest="command", metavar="COMMAND",
@@ -453,7 +458,7 @@ def build_parser() -> _Parser:
   commands.required = True
 
   demo = commands.add_parser(
-      "demo", formatter_class=_HelpFormatter, epilog=_DEMO_EXAMPLES,
+      "demo", formatter_class=HelpFormatter, epilog=_DEMO_EXAMPLES,
       help="pretrain a tiny BERT masked LM with bertadam on the bundled text",
       description="Pretrain a tiny BERT-style masked language model with "
       "bertadam on the corpus that ships with the package (Genesis and "
@@ -487,7 +492,7 @@ def build_parser() -> _Parser:
                     checked_outputs=(("out", "--out", True),))
 
   plot = commands.add_parser(
-      "plot", formatter_class=_HelpFormatter, epilog=_PLOT_EXAMPLES,
+      "plot", formatter_class=HelpFormatter, epilog=_PLOT_EXAMPLES,
       help="draw schedules into a PNG",
       description="Draw the learning rate of one or more schedules against "
       "the step into a PNG, with each warmup boundary marked.")
@@ -500,7 +505,7 @@ def build_parser() -> _Parser:
                     checked_outputs=(("output", "-o/--output", False),))
 
   show = commands.add_parser(
-      "show", formatter_class=_HelpFormatter, epilog=_SHOW_EXAMPLES,
+      "show", formatter_class=HelpFormatter, epilog=_SHOW_EXAMPLES,
       help="print a schedule's learning rate at key steps",
       description="Print the learning rate of a schedule at the start, the "
       "warmup boundary, the quarter points and the end.")
@@ -510,7 +515,7 @@ def build_parser() -> _Parser:
   show.set_defaults(func=_cmd_show)
 
   listing = commands.add_parser(
-      "list", formatter_class=_HelpFormatter, epilog=_LIST_EXAMPLES,
+      "list", formatter_class=HelpFormatter, epilog=_LIST_EXAMPLES,
       help="list every schedule with its family and formula",
       description="List every schedule name with its family and a one-line "
       "formula.")
@@ -518,7 +523,7 @@ def build_parser() -> _Parser:
                        help="only this family")
   listing.set_defaults(func=_cmd_list)
 
-  # Imported here: they build on this module (UsageError, PROG, _number).
+  # Imported here: they build on this module (UsageError, PROG, number_type).
   from bertadam_optax.cli import bench
   from bertadam_optax.cli import port
   port.register(commands)

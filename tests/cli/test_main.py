@@ -108,7 +108,7 @@ def test_show_without_warmup_has_no_boundary(capsys):
   assert {lr for _, lr, _ in rows.values()} == {1e-3}
 
 
-@pytest.mark.parametrize("command", ["demo", "plot", "show", "list"])
+@pytest.mark.parametrize("command", ["demo", "plot", "show", "list", "bench"])
 def test_help_shows_examples(command):
   result = run_cli(command, "--help")
   assert result.returncode == 0
