@@ -19,13 +19,14 @@ import math
 import os
 import sys
 import tempfile
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import registry
 
-__all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser", "main", "number_type",
-           "readable_file", "writable_path"]
+__all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser",
+           "main", "number_type", "readable_file", "writable_path"]
 
 PROG = "bertadam-optax"
 
@@ -57,8 +58,9 @@ class HelpFormatter(argparse.HelpFormatter):
     return super()._fill_text(text, width, indent)
 
 
-def number_type(kind: type, low: float | None = None, high: float | None = None,
-            *, low_inclusive: bool = True, high_inclusive: bool = False):
+def number_type(kind: type, low: float | None = None,
+                high: float | None = None, *, low_inclusive: bool = True,
+                high_inclusive: bool = False):
   """An argparse ``type`` that parses ``kind`` and checks its range.
 
   The check is :mod:`bertadam_optax._validation`'s, so a flag refuses what
@@ -160,12 +162,15 @@ def _add_schedule_options(parser: argparse.ArgumentParser, *, lr: float,
                       metavar="FRACTION",
                       help="warmup as a fraction of the total steps, in "
                       "[0, 1) or -1 for none (default: 0.1)")
-  warmup.add_argument("--warmup-steps", type=number_type(int, 0), default=None,
+  warmup.add_argument("--warmup-steps", type=number_type(int, 0),
+                      default=None,
                       metavar="STEPS", help="warmup as a number of steps")
-  group.add_argument("--min-lr", type=number_type(float, 0), default=None,
+  group.add_argument("--min-lr", type=number_type(float, 0),
+                     default=None,
                      help="floor of the decay (transformers' min_lr and "
                      "lr_end, DeepSpeed's warmup_min_lr, cycle_min_lr ...)")
-  group.add_argument("--decay-rate", type=number_type(float, 0), default=None,
+  group.add_argument("--decay-rate", type=number_type(float, 0),
+                     default=None,
                      help="rate of the exponential decays and of OneCycle")
   group.add_argument("--decay-steps", type=number_type(int, 0), default=None,
                      metavar="STEPS",
@@ -211,7 +216,8 @@ def build_schedule(name: str, options: dict[str, Any]):
   divides by zero) is reported here, naming the schedule, and not as a
   traceback from inside jit or a silent ``inf`` in a figure.
   """
-  from bertadam_optax.cli import plots  # pylint: disable=import-outside-toplevel
+  # Imported here: plots imports jax, which `list` does without.
+  from bertadam_optax.cli import plots  # pylint: disable=g-import-not-at-top
   try:
     schedule = registry.make_schedule(name, **options)
   except registry.MissingScheduleOptionError as e:
@@ -475,7 +481,8 @@ def build_parser() -> _Parser:
                     "(default: %(default)s)")
   demo.add_argument("--batch-size", type=number_type(int, 1), default=64,
                     help="sequences per step (default: %(default)s)")
-  demo.add_argument("--seed", type=number_type(int, 0, 2**32, high_inclusive=False),
+  demo.add_argument("--seed",
+                    type=number_type(int, 0, 2**32, high_inclusive=False),
                     default=0, help="seed of the initialization, batches and "
                     "masks; the same seed gives the same numbers "
                     "(default: %(default)s)")

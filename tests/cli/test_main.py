@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from bertadam_optax.cli import bench
 from bertadam_optax.cli import main as cli
 from bertadam_optax.schedules import registry
 from tests.references import require
@@ -282,7 +283,6 @@ def test_bad_schedule_values_are_one_line(argv, fragments, capsys):
 
 
 def test_harness_is_not_in_the_package():
-  from bertadam_optax.cli import bench  # pylint: disable=import-outside-toplevel
   package = os.path.dirname(os.path.dirname(cli.__file__))
   assert not os.path.exists(os.path.join(package, "_bench.py"))
   assert os.path.isfile(bench.harness_path())
@@ -291,7 +291,6 @@ def test_harness_is_not_in_the_package():
 
 
 def test_bench_flags_are_checked_before_the_harness_loads(capsys):
-  from bertadam_optax.cli import bench  # pylint: disable=import-outside-toplevel
   sys.modules.pop(bench.HARNESS_MODULE, None)
   for argv, fragment in [(["bench", "--rounds", "0"], "--rounds"),
                          (["bench", "--steps", "-1"], "--steps"),
@@ -306,10 +305,10 @@ def test_bench_flags_are_checked_before_the_harness_loads(capsys):
 
 def test_bench_from_an_installed_wheel_is_one_line(monkeypatch, tmp_path,
                                                   capsys):
-  from bertadam_optax.cli import bench  # pylint: disable=import-outside-toplevel
   monkeypatch.delitem(sys.modules, bench.HARNESS_MODULE, raising=False)
   monkeypatch.setattr(bench, "harness_path",
-                      lambda: str(tmp_path / "benchmarks" / "optimizer_step.py"))
+                      lambda: str(tmp_path / "benchmarks" /
+                                  "optimizer_step.py"))
   assert cli.main(["bench", "--trees", "tiny"]) == 2
   captured = capsys.readouterr()
   assert captured.out == ""
@@ -325,7 +324,6 @@ def test_bench_unknown_tree_subprocess():
 def test_harness_shapes_are_bert_for_pretraining():
   torch = require("torch")
   modeling = require("pytorch_pretrained_bert.modeling")
-  from bertadam_optax.cli import bench  # pylint: disable=import-outside-toplevel
   harness = bench.load_harness()
   config = modeling.BertConfig(vocab_size_or_config_json_file=1000,
                                hidden_size=64, num_hidden_layers=2,
@@ -342,7 +340,6 @@ def test_harness_shapes_are_bert_for_pretraining():
 
 
 def test_bench_tiny_run_writes_tables_and_json(tmp_path, capsys):
-  from bertadam_optax.cli import bench  # pylint: disable=import-outside-toplevel
   out = tmp_path / "results" / "r.json"
   assert cli.main(["bench", "--trees", "tiny", "--rounds", "1", "--steps",
                    "1", "--no-torch", "--out", str(out)]) == 0
