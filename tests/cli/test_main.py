@@ -365,3 +365,26 @@ def test_bench_tiny_run_writes_tables_and_json(tmp_path, capsys):
   for name in names:
     assert f"| {name} |" in captured.out
   assert f"wrote {out}" in captured.out
+
+
+def test_atomic_output_leaves_the_old_file_or_nothing(tmp_path):
+  target = tmp_path / "results.json"
+  target.write_text("old")
+  with pytest.raises(RuntimeError):
+    with cli.atomic_output(target) as f:
+      f.write("half of the ne")
+      raise RuntimeError("killed")
+  assert os.listdir(tmp_path) == ["results.json"]
+  assert target.read_text() == "old"
+  new = tmp_path / "sub" / "new.json"
+  with cli.atomic_output(new) as f:
+    f.write("{}")
+  assert new.read_text() == "{}"
+  assert os.listdir(new.parent) == ["new.json"]
+  assert os.stat(new).st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
