@@ -1,5 +1,9 @@
 r"""The schedules of the original pytorch-pretrained-bert 0.6.2, in pure JAX.
 
+Holds the six ``get_lr_`` functions, :func:`pretrained_bert_schedule` (one of
+them as an Optax schedule, what 0.6.2's ``BertAdam(schedule=...)`` applies)
+and ``ENTRIES``, their rows of the schedule registry.
+
 Reproduces the ``_LRSchedule`` classes of ``pytorch_pretrained_bert/
 optimization.py`` (version 0.6.2), the lineage that DeepSpeed's bing_bert
 forked from before the two diverged. With ``x = step / t_total`` (progress),
@@ -54,7 +58,6 @@ step, restarts included (for the range, see its docstring).
 from __future__ import annotations
 
 import math
-import numbers
 import types
 from typing import Any, Callable, Mapping
 
@@ -64,6 +67,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _table
 
 __all__ = [
     "PRETRAINED_BERT_SCHEDULES",
@@ -88,6 +92,8 @@ def _ramp(progress, warmup):
 def constant(progress, warmup=0.002):
   r"""A multiplier of 1 (``ConstantLR``, the ``"none"`` schedule).
 
+  In one line: ``lr``.
+
   Args:
     progress: ``step / t_total``.
     warmup: accepted, as ``ConstantLR`` accepts it, and ignored.
@@ -108,6 +114,8 @@ def warmup_constant(progress, warmup=0.002):
 
   .. math::
     f(x) = \begin{cases} x / w & x < w \\ 1 & \text{otherwise} \end{cases}
+
+  In one line: ``lr * (x/w if x < w else 1)``.
 
   Args:
     progress: ``x = step / t_total``.
@@ -135,6 +143,8 @@ def warmup_linear(progress, warmup=0.002):
 
   Continuous at the end of warmup and held at 0 past ``x = 1``.
 
+  In one line: ``lr * (x/w if x < w else max((x - 1) / (w - 1), 0))``.
+
   Args:
     progress: ``x = step / t_total``.
     warmup: ``w``, the warmup fraction in [0, 1), or -1 for none.
@@ -159,7 +169,10 @@ def _cycles_after_warmup(x, w, cycles):
   which with a whole ``c`` turns the restart the original makes there into
   the end of a cycle. ``1 - x`` is exactly 0 at ``x = 1``.
   """
-  return cycles - cycles * ((1.0 - x) / (1.0 - w))
+  # Past warmup the value is >= 0; float32 rounding of ``(1 - x) / (1 - w)``
+  # (a multiplication by a reciprocal under jit) can make it -1e-7 at
+  # ``x = w``, which the fractional part of the hard restarts would wrap to ~1.
+  return jnp.maximum(cycles - cycles * ((1.0 - x) / (1.0 - w)), 0.0)
 
 
 def warmup_cosine(progress, warmup=0.002, cycles=0.5):
@@ -173,6 +186,9 @@ def warmup_cosine(progress, warmup=0.002, cycles=0.5):
 
   With the default ``c = 0.5`` it decays from 1 at the end of warmup to 0 at
   ``x = 1``, and rises again past it.
+
+  In one line: ``lr * (x/w if x < w else 0.5 (1 + cos(2 pi c q))), q = (x -
+  w)/(1 - w), c = 0.5``.
 
   Args:
     progress: ``x = step / t_total``.
@@ -205,6 +221,9 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
   where ``{.}`` is the fractional part. With a whole ``c`` the last restart
   falls on ``x = 1``, so the multiplier is 1 there, and the cycles go on past
   it.
+
+  In one line: ``lr * (x/w if x < w else 0.5 (1 + cos(pi frac(c q)))), c =
+  1``.
 
   Args:
     progress: ``x = step / t_total``.
@@ -240,6 +259,9 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
   ``x = 1``, where the multiplier restarts from 0, and the cycles go on past
   it.
 
+  In one line: ``lr * c cycles, each a warmup over w then a half cosine to
+  0, c = 1``.
+
   Args:
     progress: ``x = step / t_total``.
     warmup: ``w``, the warmup fraction of the whole run in [0, 1), or -1 for
@@ -260,14 +282,34 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
   return jnp.where(u < w, _ramp(u, w), wave)
 
 
-PRETRAINED_BERT_SCHEDULES: Mapping[str, Callable] = types.MappingProxyType({
-    "none": constant,
-    "warmup_cosine": warmup_cosine,
-    "warmup_constant": warmup_constant,
-    "warmup_linear": warmup_linear,
-    "warmup_cosine_with_hard_restarts": warmup_cosine_with_hard_restarts,
-    "warmup_cosine_with_warmup_restarts": warmup_cosine_with_warmup_restarts,
-})
+def _build(source: str):
+  """``pretrained_bert_schedule(source, ...)`` from the uniform options."""
+
+  def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
+    if source == "none":
+      # The constant ignores t_total and warmup, as ConstantLR does.
+      return pretrained_bert_schedule(source, opts.lr, -1, **extra)
+    return pretrained_bert_schedule(source, opts.lr, opts.t_total,
+                                    **_table.fraction_or_default(opts),
+                                    **extra)
+
+  return build
+
+
+ENTRIES: tuple[_table.ScheduleInfo, ...] = (
+    _table.entry("pretrained_bert", "none", constant, _build("none"),
+                 keywords={}),
+) + tuple(
+    _table.entry("pretrained_bert", function.__name__, function,
+                 _build(function.__name__), keywords={"warmup": "warmup"},
+                 always=("lr", "t_total"))
+    for function in (warmup_cosine, warmup_constant, warmup_linear,
+                     warmup_cosine_with_hard_restarts,
+                     warmup_cosine_with_warmup_restarts))
+"""This module's rows of the schedule registry (``pretrained_bert.<name>``)."""
+
+PRETRAINED_BERT_SCHEDULES: Mapping[str, Callable] = types.MappingProxyType(
+    {e.source: e.factory for e in ENTRIES})
 """pytorch-pretrained-bert 0.6.2's schedule names, mapped to their functions.
 
 The first four as its ``SCHEDULES`` dict names them; the restarting cosines
@@ -286,31 +328,6 @@ _DEFAULT_CYCLES = types.MappingProxyType({
 _TABLE_MIN_HORIZON = 2.0
 _MAX_PHASES = 1024
 _EXACT_COUNTS = 2.0 ** 24
-
-
-def _as_float(value: Any):
-  """A concrete number as a Python float (weakly typed); tracers untouched.
-
-  A NumPy float64 scalar would otherwise promote the schedule to float64 when
-  ``jax_enable_x64`` is on.
-  """
-  if isinstance(value, numbers.Real) and not isinstance(value, bool):
-    return float(value)
-  return value
-
-
-def _first_step_where(predicate: Callable[[int], bool], guess: float) -> int:
-  """The smallest integer ``k >= 0`` with ``predicate(k)``, from ``guess``.
-
-  ``predicate`` must be monotone in ``k`` (False, then True) and true within a
-  few steps of ``guess``.
-  """
-  k = max(0, math.ceil(guess))
-  while k > 0 and predicate(k - 1):
-    k -= 1
-  while not predicate(k):
-    k += 1
-  return k
 
 
 class _PhaseTable:
@@ -343,7 +360,7 @@ class _PhaseTable:
     j = 0
     while True:
       j += 1
-      first = _first_step_where(lambda k, j=j: phase(k) >= j, start(j))
+      first = _common.first_step_where(lambda k, j=j: phase(k) >= j, start(j))
       thresholds.append(first)
       starts.append(start(j))
       if is_restart(j) and first > _TABLE_MIN_HORIZON * t_total and (
@@ -377,17 +394,9 @@ def _fraction(x):
   return x - jnp.floor(x)
 
 
-def _check_warmup(warmup):
-  return _validation.check_range("warmup", _check_static("warmup", warmup),
-                                 0.0, 1.0, high_inclusive=False, allowed=(-1,))
-
-
-def _check_static(arg: str, value):
-  """A hyperparameter that shapes the schedule: known at construction."""
-  if not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
-    raise ValueError(f"{arg}={value!r} must be a Python number: it fixes the "
-                     "schedule's thresholds at construction.")
-  return value if isinstance(value, (int, float)) else float(value)
+def _check_warmup(warmup) -> float:
+  return _common.static_number("warmup", warmup, 0.0, 1.0,
+                               high_inclusive=False, allowed=(-1,))
 
 
 def _check_cycles(name: str, cycles):
@@ -396,15 +405,13 @@ def _check_cycles(name: str, cycles):
   if name not in _DEFAULT_CYCLES:
     raise ValueError(f"cycles={cycles!r}: schedule {name!r} takes no cycles; "
                      "expected None.")
-  cycles = _check_static("cycles", cycles)
   if name == "warmup_cosine":
     # WarmupCosineSchedule checks nothing, but cycles <= 0 would make it a
     # constant or a mirrored cosine.
-    return _validation.check_range("cycles", cycles, 0.0, math.inf,
-                                   low_inclusive=False, high_inclusive=False)
+    return _common.static_number("cycles", cycles, 0.0, None,
+                                 low_inclusive=False)
   # The restarting classes assert cycles >= 1.
-  return _validation.check_range("cycles", cycles, 1.0, math.inf,
-                                 high_inclusive=False)
+  return _common.static_number("cycles", cycles, 1.0, None)
 
 
 def pretrained_bert_schedule(
@@ -466,11 +473,12 @@ def pretrained_bert_schedule(
   """
   name = "none" if name is None else name
   _validation.check_choice("name", name, PRETRAINED_BERT_SCHEDULES)
-  learning_rate = _validation.check_non_negative("learning_rate",
-                                                 _as_float(learning_rate))
-  t_total = _validation.check_range(
-      "t_total", _check_static("t_total", t_total), 0.0, math.inf,
-      low_inclusive=False, high_inclusive=False, allowed=(-1,))
+  learning_rate = _common.static_float(
+      _validation.check_number("learning_rate", learning_rate, 0))
+  if _validation.is_traced(t_total):
+    raise ValueError(f"t_total={t_total!r} is traced; expected a concrete "
+                     "integer (it fixes the schedule's thresholds).")
+  t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   warmup = _check_warmup(warmup)
   cycles = _check_cycles(name, cycles)
   if name == "warmup_cosine_with_warmup_restarts" and warmup * cycles >= 1.0:
