@@ -61,6 +61,7 @@ import math
 import types
 from typing import Any, Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -238,9 +239,35 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
     ``WarmupCosineWithHardRestartsSchedule``.
   """
   x = jnp.asarray(progress)
-  w = _effective_warmup(warmup)
-  phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
-  return jnp.where(x < w, _ramp(x, w),
+  if _exact_path(x, warmup, cycles):
+    # The original's float64 ``x < w`` and ``c (x - w) / (1 - w) % 1`` from
+    # float32 pairs, so the cycle of a progress is decided as it decides it.
+    w = max(float(warmup), 0.0)
+    w_hi, w_lo = _pair(w)
+    d, d_tail = _two_sum(x, -w_hi)
+    in_warmup = d + (d_tail - w_lo) < 0
+    # As c - c (1 - x) / (1 - w): exactly c at x = 1, where it restarts.
+    m, m_tail = _two_sum(jnp.ones_like(x), -x)
+    k_hi, k_lo = _pair(cycles / (1.0 - w))
+    r, r_tail = _two_product(m, k_hi)
+    r_tail = r_tail + (m * k_lo + m_tail * k_hi)
+    c_hi, c_lo = _pair(cycles)
+    p, p_tail = _two_sum(c_hi, -r)
+    p_tail = p_tail + (c_lo - r_tail)
+    # Past warmup the phase is >= 0; rounding must not wrap it to ~1. A phase
+    # within the pairs' error (~1e-14) below a whole number is that number:
+    # a float32 progress is never that close unless exactly on a restart,
+    # which the original's float64 rounding makes a restart.
+    p, p_tail = _normalize(p, p_tail)
+    below = (jnp.ceil(p) - p) - p_tail
+    phase = jnp.where((p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
+                      jnp.zeros_like(p), _fraction(p, p_tail))
+    ramp = x / (w if w > 0 else 1.0)
+  else:
+    w = _effective_warmup(warmup)
+    phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
+    in_warmup, ramp = x < w, _ramp(x, w)
+  return jnp.where(in_warmup, ramp,
                    jnp.square(jnp.cos(0.5 * math.pi * phase)))
 
 
@@ -276,10 +303,88 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
     ``WarmupCosineWithWarmupRestartsSchedule``.
   """
   x = jnp.asarray(progress)
-  w = _effective_warmup(warmup) * cycles
-  u = jnp.mod(x * cycles, 1.0)
-  wave = jnp.square(jnp.cos(0.5 * math.pi * ((u - w) / (1.0 - w))))
-  return jnp.where(u < w, _ramp(u, w), wave)
+  if _exact_path(x, warmup, cycles):
+    # The original's float64 ``x c % 1`` and ``u < w'``, from float32 pairs.
+    w = max(float(warmup), 0.0) * cycles
+    c_hi, c_lo = _pair(cycles)
+    p, p_tail = _normalize(*_two_product(x, c_hi))
+    p, p_tail = _normalize(p, p_tail + x * c_lo)
+    u = _fraction(p, p_tail)
+    whole = p - jnp.floor(p)
+    w_hi, w_lo = _pair(w)
+    d, d_tail = _two_sum(whole, -w_hi)
+    # A whole p with a negative tail ends the previous cycle.
+    d = jnp.where((whole == 0) & (p_tail < 0), d + 1.0, d)
+    past = d + (d_tail + p_tail - w_lo)
+    in_warmup = past < 0
+    ramp = u / (w if w > 0 else 1.0)
+  else:
+    w = _effective_warmup(warmup) * cycles
+    u = jnp.mod(x * cycles, 1.0)
+    past = u - w
+    in_warmup, ramp = u < w, _ramp(u, w)
+  wave = jnp.square(jnp.cos(0.5 * math.pi * (past / (1.0 - w))))
+  return jnp.where(in_warmup, ramp, wave)
+
+
+def _exact_path(x, warmup, cycles) -> bool:
+  """Whether the restarting cosines take the float32-pair path.
+
+  It needs the hyperparameters as numbers (they are split into float32
+  pairs) and a float32 progress; a float64 progress computes as the original
+  does already.
+  """
+  return (x.dtype == jnp.float32 and _validation.is_number(warmup)
+          and _validation.is_number(cycles))
+
+
+def _pair(value: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """A float64 constant as float32 ``hi + lo`` (about 48 bits)."""
+  hi = np.float32(value)
+  return jnp.float32(hi), jnp.float32(value - float(hi))
+
+
+def _barrier(value):
+  return jax.lax.optimization_barrier(value)
+
+
+def _two_sum(a, b):
+  """``a + b`` as ``(s, e)`` with ``s + e == a + b`` exactly (Knuth)."""
+  # The barrier keeps XLA from folding ``(c + b) - c`` into ``b`` when an
+  # operand is a constant, which would zero the error term.
+  s = _barrier(a + b)
+  v = s - a
+  return s, (a - (s - v)) + (b - v)
+
+
+def _split(a):
+  """``a`` as ``hi + lo`` with 12 significant bits each (Dekker)."""
+  t = _barrier(a * jnp.float32(4097.0))
+  hi = t - (t - a)
+  return hi, a - hi
+
+
+def _two_product(a, b):
+  """``a * b`` as ``(p, e)`` with ``p + e == a * b`` exactly (Dekker)."""
+  p = a * b
+  a_hi, a_lo = _split(a)
+  b_hi, b_lo = _split(b)
+  return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _normalize(p, tail):
+  """``(p, tail)`` with ``p`` the float32 rounding of ``p + tail``."""
+  s = _barrier(p + tail)
+  return s, tail - (s - p)
+
+
+def _fraction(p, tail):
+  """The fractional part of ``p + tail``, rounded once; a whole ``p`` with a
+  negative tail is just below it."""
+  p, tail = _normalize(p, tail)
+  f = p - jnp.floor(p)
+  f = jnp.where((f == 0) & (tail < 0), jnp.ones_like(f), f)
+  return f + tail
 
 
 def _build(source: str):
@@ -390,7 +495,7 @@ class _PhaseTable:
     return phase, phase == self.last_phase, since
 
 
-def _fraction(x):
+def _frac(x):
   return x - jnp.floor(x)
 
 
@@ -520,7 +625,7 @@ def pretrained_bert_schedule(
 
     def multiplier(step):
       phase, beyond, since = table.locate(step)
-      u = _fraction(since * inv_period)
+      u = _frac(since * inv_period)
       in_warmup = jnp.where(beyond, u < w, phase % 2 == 0)
       ramp = jnp.where(beyond, u * inv_warm, since * inv_warm_steps)
       decay = jnp.where(beyond, (u - w) * inv_decay, since * inv_decay_steps)
@@ -570,7 +675,7 @@ def pretrained_bert_schedule(
       def multiplier(step):
         phase, beyond, since = table.locate(step)
         u = since * inv_period
-        u = jnp.where(beyond, _fraction(u), u)
+        u = jnp.where(beyond, _frac(u), u)
         wave = jnp.square(jnp.cos(scale * u))
         return jnp.where(phase == 0, step * inv_warm, wave)
 
