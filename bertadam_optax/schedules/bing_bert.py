@@ -67,8 +67,9 @@ def _ramp(x, warmup):
   """
   if isinstance(warmup, (int, float)):
     # A static warmup stays a weak-typed Python scalar (no float64 constant).
-    return x / (warmup if warmup != 0 else 1.0)
-  return x / jnp.where(warmup == 0, 1.0, warmup)
+    return x / (max(warmup, _common.FLOAT32_TINY) if warmup != 0 else 1.0)
+  return x / jnp.where(warmup == 0, 1.0,
+                       jnp.maximum(warmup, _common.FLOAT32_TINY))
 
 
 def _half_cosine(one_minus_x):

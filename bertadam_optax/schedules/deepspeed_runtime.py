@@ -149,6 +149,8 @@ def warmup_lr(
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupLR``.
   """
+  if learning_rate is not None:
+    learning_rate = _check_lr("learning_rate", learning_rate)
   if warmup_max_lr is None:
     if learning_rate is None:
       raise ValueError("warmup_max_lr=None: WarmupLR then uses the optimizer's "
@@ -314,9 +316,10 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
   second = first if cycle_second_step_size is None else _check_steps(
       "cycle_second_step_size", cycle_second_step_size, 0)
   first_stairs = _check_steps("cycle_first_stair_count",
-                              cycle_first_stair_count, None)
+                              cycle_first_stair_count, -_INT32_LIMIT)
   second_stairs = first_stairs if cycle_second_stair_count is None else (
-      _check_steps("cycle_second_stair_count", cycle_second_stair_count, None))
+      _check_steps("cycle_second_stair_count", cycle_second_stair_count,
+                   -_INT32_LIMIT))
   decay_step_size = _validation.check_int("decay_step_size", decay_step_size,
                                           0)
   total = first + second
@@ -641,6 +644,10 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
   """
   _validation.check_choice("scheduler type", type, DEEPSPEED_SCHEDULERS)
   factory, keys, required = _FACTORIES[type]
+  if params is not None and not isinstance(params, Mapping):
+    raise ValueError(f"{type} params={params!r} is not a mapping; expected "
+                     "the section's keyword arguments, e.g. "
+                     "{\"warmup_num_steps\": 1000}.")
   params = dict(params or {})
   extra = ("last_batch_iteration",)
   if type == "OneCycle":
@@ -701,6 +708,9 @@ def deepspeed_schedule(
     DeepSpeed, ``deepspeed/runtime/engine.py``, ``_scheduler_from_config``.
   """
   factory, kwargs, momentum = _split_params(type, params)
+  if learning_rate is not None:
+    # Read by WarmupLR and WarmupCosineLR only, but checked for every type.
+    learning_rate = _check_lr("learning_rate", learning_rate)
   if momentum is not None:
     one_cycle_momentum(**momentum)
   if type == "WarmupCosineLR":

@@ -87,7 +87,8 @@ def _ramp(progress, warmup):
   ``jnp.where`` evaluates both branches; a zero warmup there would put a NaN
   into gradients although the value is never selected.
   """
-  return progress / jnp.where(warmup == 0, 1.0, warmup)
+  return progress / jnp.where(warmup == 0, 1.0,
+                              jnp.maximum(warmup, _common.FLOAT32_TINY))
 
 
 def constant(progress, warmup=0.002):
@@ -262,7 +263,7 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
     below = (jnp.ceil(p) - p) - p_tail
     phase = jnp.where((p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
                       jnp.zeros_like(p), _fraction(p, p_tail))
-    ramp = x / (w if w > 0 else 1.0)
+    ramp = x / (max(w, _common.FLOAT32_TINY) if w > 0 else 1.0)
   else:
     w = _effective_warmup(warmup)
     phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
@@ -317,7 +318,7 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
     d = jnp.where((whole == 0) & (p_tail < 0), d + 1.0, d)
     past = d + (d_tail + p_tail - w_lo)
     in_warmup = past < 0
-    ramp = u / (w if w > 0 else 1.0)
+    ramp = u / (max(w, _common.FLOAT32_TINY) if w > 0 else 1.0)
   else:
     w = _effective_warmup(warmup) * cycles
     u = jnp.mod(x * cycles, 1.0)
@@ -616,11 +617,11 @@ def pretrained_bert_schedule(
     table = _PhaseTable(restart_phase, restart_start,
                         is_restart=lambda j: j % 2 == 0,
                         t_total=total)
-    inv_warm = 1.0 / w if w > 0 else 0.0
+    inv_warm = _common.float32_inverse(w)
     inv_decay = 1.0 / (1.0 - w)
     # Within the table the warmup and the cosine are measured from their own
     # starts, so the cosine's ``u - w`` never cancels.
-    inv_warm_steps = inv_warm * inv_period
+    inv_warm_steps = min(inv_warm * inv_period, _common.FLOAT32_MAX)
     inv_decay_steps = inv_decay * inv_period
 
     def multiplier(step):
@@ -635,7 +636,7 @@ def pretrained_bert_schedule(
   else:
     # Warmup membership ``step / T < w`` as an integer step (see _common).
     warmup_end = float(_common.first_step_at_or_above(w, total))
-    inv_warm = 1.0 / (w * total) if w > 0 else 0.0
+    inv_warm = _common.float32_inverse(w * total)
     ramp_start = w * total
     decay_steps = total * (1.0 - w)
 
