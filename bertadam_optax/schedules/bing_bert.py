@@ -296,23 +296,29 @@ def bert_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import bert_schedule
+    >>> schedule = bert_schedule("warmup_linear", 1e-3, t_total=1000,
+    ...                          warmup=0.1)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 99, 100, 1000, 2000)]
+    [0.0, 0.0005, 0.00099, 0.0009, 0.0, 0.0]
+
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     and ``bing_bert/deepspeed_train.py`` (``lr_offset``).
   """
   _validation.check_choice("name", name, SCHEDULES)
-  learning_rate = _common.static_float(_validation.check_number("learning_rate",
-                                                   learning_rate, 0))
+  learning_rate = _number("learning_rate", learning_rate)
   t_total = _validation.check_int("t_total", t_total, 1)
   warmup = _common.static_float(check_warmup(warmup))
   if name in ("warmup_linear_decay_exp", "warmup_exp_decay_exp"):
-    for arg, value in (("decay_rate", decay_rate), ("decay_steps", decay_steps)):
+    for arg, value in (("decay_rate", decay_rate),
+                       ("decay_steps", decay_steps)):
       if value is None:
         raise ValueError(f"{arg}=None: schedule {name!r} requires {arg} > 0.")
-    decay_rate = _common.static_float(_validation.check_number("decay_rate", decay_rate, 0,
-                                                  low_inclusive=False))
-    decay_steps = _common.static_float(_validation.check_number(
-        "decay_steps", decay_steps, 0, low_inclusive=False))
+    decay_rate = _number("decay_rate", decay_rate, low_inclusive=False)
+    decay_steps = _number("decay_steps", decay_steps, low_inclusive=False)
   elif decay_rate is not None or decay_steps is not None:
     raise ValueError(
         f"decay_rate={decay_rate!r}, decay_steps={decay_steps!r}: only the "
@@ -326,11 +332,10 @@ def bert_schedule(
     raise ValueError(f"warm_degree={warm_degree!r}: schedule {name!r} takes no "
                      "warm_degree; expected None.")
   # A negative exponent turns the warmup's 0 into an infinity.
-  degree = 2.0 if degree is None else _common.static_float(
-      _validation.check_number("degree", degree, 0))
-  warm_degree = 1.5 if warm_degree is None else _common.static_float(
-      _validation.check_number("warm_degree", warm_degree, 0))
-  lr_offset = _common.static_float(_validation.check_number("lr_offset", lr_offset, 0))
+  degree = 2.0 if degree is None else _number("degree", degree)
+  warm_degree = (1.5 if warm_degree is None
+                 else _number("warm_degree", warm_degree))
+  lr_offset = _number("lr_offset", lr_offset)
   total = float(t_total)
 
   # Warmup membership as an integer step, decided here in float64 exactly as
@@ -353,6 +358,12 @@ def bert_schedule(
 
   return schedule
 
+
+
+def _number(name: str, value, low: float = 0.0, **kwargs):
+  """A number ``>= low`` (finite), as a weakly typed float; tracers pass."""
+  return _common.static_float(
+      _validation.check_number(name, value, low, **kwargs))
 
 
 _EXP = ("warmup_linear_decay_exp", "warmup_exp_decay_exp")
@@ -387,7 +398,8 @@ ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
 ``deepspeed``), in the order of :data:`SCHEDULES`."""
 
 SCHEDULES: Mapping[str, Callable] = {e.source: e.factory for e in ENTRIES}
-"""The six schedule names of DeepSpeed's bing_bert, mapped to their functions."""
+"""The six schedule names of DeepSpeed's bing_bert, mapped to their
+functions."""
 
 X_BASED = ("warmup_cosine", "warmup_constant", "warmup_linear")
 """Schedules that are functions of the progress ``x = step / t_total``."""

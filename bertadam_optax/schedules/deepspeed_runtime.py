@@ -700,6 +700,16 @@ def deepspeed_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import deepspeed_schedule
+    >>> schedule = deepspeed_schedule(
+    ...     "WarmupDecayLR", {"total_num_steps": 100, "warmup_max_lr": 1e-3,
+    ...                       "warmup_num_steps": 10, "warmup_type": "linear"})
+    >>> # Step k applies DeepSpeed's get_lr() after k - 1 scheduler steps.
+    >>> [round(float(schedule(k)), 7) for k in (0, 1, 6, 11, 56, 101, 200)]
+    [0.0, 0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
+
   Raises:
     ValueError: an unknown type or params key (with the closest valid name),
       a missing required key, or a hyperparameter out of range.

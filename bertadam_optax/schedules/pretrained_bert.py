@@ -573,6 +573,14 @@ def pretrained_bert_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import pretrained_bert_schedule
+    >>> schedule = pretrained_bert_schedule("warmup_linear", 1e-3,
+    ...                                     t_total=1000, warmup=0.1)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 550, 1000, 2000)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
+
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.py``: ``_LRSchedule.get_lr``
     and its subclasses; ``BertAdam(schedule=...)``.

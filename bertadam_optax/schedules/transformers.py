@@ -776,6 +776,14 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import linear_warmup_cosine_decay
+    >>> schedule = linear_warmup_cosine_decay(3e-4, warmup_steps=100,
+    ...                                       total_steps=1100, min_lr=3e-5)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 600, 1100, 5000)]
+    [0.0, 0.00015, 0.0003, 0.000165, 3e-05, 3e-05]
+
   References:
     Loshchilov & Hutter, *SGDR* (2017), https://arxiv.org/abs/1608.03983,
     with the linear warmup of Goyal et al. (2017),
@@ -807,10 +815,11 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
 
 
 # The factories' keywords that are uniform options of the registry.
-_KEYWORDS = {"learning_rate": "lr", "peak_lr": "lr", "num_warmup_steps": "warmup",
-             "warmup_steps": "warmup", "num_training_steps": "t_total",
-             "total_steps": "t_total", "lr_end": "min_lr", "min_lr": "min_lr",
-             "min_lr_ratio": "min_lr", "num_decay_steps": "decay_steps"}
+_KEYWORDS = {"learning_rate": "lr", "peak_lr": "lr",
+             "num_warmup_steps": "warmup", "warmup_steps": "warmup",
+             "num_training_steps": "t_total", "total_steps": "t_total",
+             "lr_end": "min_lr", "min_lr": "min_lr", "min_lr_ratio": "min_lr",
+             "num_decay_steps": "decay_steps"}
 
 
 def _build(source: str):
@@ -921,6 +930,14 @@ def get_schedule(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+
+  Examples:
+    >>> from bertadam_optax.schedules import get_schedule
+    >>> schedule = get_schedule("linear", 1e-3, num_warmup_steps=10,
+    ...                         num_training_steps=110)
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 60, 110, 200)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
 
   References:
     transformers, ``optimization.py``: ``get_scheduler``.

@@ -9,6 +9,9 @@ formula, and the warmup boundary with a float64 brute force.
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -311,3 +314,12 @@ def test_readme_snippet():
 
   assert float(schedule(1_000)) == pytest.approx(1e-4)
   assert float(schedule(5_500)) == pytest.approx(0.5e-4)
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.registry")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0
