@@ -43,6 +43,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -78,43 +79,49 @@ def _half_cosine(one_minus_x):
   return jnp.square(jnp.sin(0.5 * math.pi * one_minus_x))
 
 
-def _formula(name, in_warmup, step, total, warmup, *, decay_rate=None,
+def _formula(name, warmup_edge, step, total, warmup, *, decay_rate=None,
              decay_steps=None, degree=2.0, warm_degree=1.5):
   """The multiplier of schedule ``name`` at ``step`` of ``total``.
 
-  ``in_warmup`` is decided by the caller: ``x < warmup`` for the raw functions,
-  an integer threshold for :func:`bert_schedule` (see ``_common``). The
-  progress-based schedules pass ``step=x, total=1``.
+  ``warmup_edge = (position, end)`` says where warmup ends, as the caller
+  decides it: ``x < warmup`` for the raw functions, an integer threshold for
+  :func:`bert_schedule` (see ``_common``). The progress-based schedules pass
+  ``step=x, total=1``.
   """
+  position, end = warmup_edge
+
+  def warmup_then(ramp, after):
+    return _join.warmup_then(position, end, ramp, after)
+
   x = step / total
   # 1 - x from the counts: exact in float32 near the end of the decay.
   one_minus_x = (total - step) / total
   ramp = _ramp(x, warmup)
   if name == "warmup_cosine":
-    return jnp.where(in_warmup, ramp, _half_cosine(one_minus_x))
+    return warmup_then(ramp, _half_cosine(one_minus_x))
   if name == "warmup_constant":
-    return jnp.where(in_warmup, ramp, jnp.ones_like(x))
+    return warmup_then(ramp, jnp.ones_like(x))
   if name == "warmup_exp_decay_poly":
-    return jnp.where(in_warmup, ramp ** warm_degree, one_minus_x ** degree)
+    return warmup_then(ramp ** warm_degree, one_minus_x ** degree)
   if name == "warmup_linear":
-    value = jnp.where(in_warmup, ramp, one_minus_x)
+    value = warmup_then(ramp, one_minus_x)
   else:
     if name == "warmup_exp_decay_exp":
       ramp = ramp ** degree
     decay = decay_rate ** ((step - warmup * total) / decay_steps)
-    value = jnp.where(in_warmup, ramp, decay)
+    value = warmup_then(ramp, decay)
   # The original's ``warmup == 0``: a constant multiplier of 1.
   return jnp.where(warmup == 0, jnp.ones_like(value), value)
 
 
 def _x_based(name, x, warmup):
   x = jnp.asarray(x)
-  return _formula(name, x < warmup, x, 1.0, warmup)
+  return _formula(name, (x, warmup), x, 1.0, warmup)
 
 
 def _step_based(name, global_step, total_steps, warmup, **kwargs):
   global_step = jnp.asarray(global_step)
-  return _formula(name, global_step / total_steps < warmup, global_step,
+  return _formula(name, (global_step / total_steps, warmup), global_step,
                   total_steps, warmup, **kwargs)
 
 
@@ -345,11 +352,11 @@ def bert_schedule(
   def multiplier(count):
     # float32 keeps the schedule out of float64 even with jax_enable_x64.
     step = jnp.asarray(count, jnp.float32)
-    in_warmup = step < warmup_end
+    edge = (step, warmup_end)
     if name in X_BASED or name == "warmup_exp_decay_poly":
       # Progress held at 1 past the end: see the docstring.
       step = jnp.minimum(step, total)
-    return _formula(name, in_warmup, step, total, warmup,
+    return _formula(name, edge, step, total, warmup,
                     decay_rate=decay_rate, decay_steps=decay_steps,
                     degree=degree, warm_degree=warm_degree)
 

@@ -46,6 +46,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -166,9 +167,9 @@ def warmup_lr(
 
   def schedule(count):
     _, last = _steps(count)
-    gamma = jnp.where(last < length,
-                      _warmup_fraction(last, length, warmup_type),
-                      jnp.float32(1.0))
+    gamma = _join.warmup_then(last, length,
+                              _warmup_fraction(last, length, warmup_type),
+                              jnp.float32(1.0))
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
@@ -221,8 +222,9 @@ def warmup_decay_lr(
   def schedule(count):
     _, last = _steps(count)
     decay = jnp.maximum(0.0, (total - last) / decay_length)
-    gamma = jnp.where(last < length,
-                      _warmup_fraction(last, length, warmup_type), decay)
+    gamma = _join.warmup_then(last, length,
+                              _warmup_fraction(last, length, warmup_type),
+                              decay)
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
@@ -296,7 +298,7 @@ def warmup_cosine_lr(
     remaining = jnp.maximum(0.0, decay_length - (step - length)) / decay_length
     cosine = jnp.square(jnp.sin(0.5 * math.pi * remaining))
     decay = jnp.maximum(0.0, cos_min_ratio + (1.0 - cos_min_ratio) * cosine)
-    ratio = jnp.where(last < length, warm, decay)
+    ratio = _join.warmup_then(last, length, warm, decay)
     return learning_rate * jnp.where(step == 0, jnp.float32(0.0), ratio)
 
   return schedule

@@ -68,6 +68,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -132,7 +133,7 @@ def warmup_constant(progress, warmup=0.002):
   """
   x = jnp.asarray(progress)
   w = _effective_warmup(warmup)
-  return jnp.where(x < w, _ramp(x, w), jnp.ones_like(x))
+  return _join.warmup_then(x, w, _ramp(x, w), jnp.ones_like(x))
 
 
 def warmup_linear(progress, warmup=0.002):
@@ -160,7 +161,8 @@ def warmup_linear(progress, warmup=0.002):
   """
   x = jnp.asarray(progress)
   w = _effective_warmup(warmup)
-  return jnp.where(x < w, _ramp(x, w), jnp.maximum((x - 1.0) / (w - 1.0), 0.0))
+  return _join.warmup_then(x, w, _ramp(x, w),
+                           jnp.maximum((x - 1.0) / (w - 1.0), 0.0))
 
 
 def _cycles_after_warmup(x, w, cycles):
@@ -208,7 +210,7 @@ def warmup_cosine(progress, warmup=0.002, cycles=0.5):
   w = _effective_warmup(warmup)
   # 0.5 (1 + cos 2a) == cos(a) ** 2, without the cancellation near 0.
   wave = jnp.square(jnp.cos(math.pi * _cycles_after_warmup(x, w, cycles)))
-  return jnp.where(x < w, _ramp(x, w), wave)
+  return _join.warmup_then(x, w, _ramp(x, w), wave)
 
 
 def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
@@ -650,8 +652,8 @@ def pretrained_bert_schedule(
 
     if name == "warmup_constant":
       def multiplier(step):
-        return jnp.where(step < warmup_end, step * inv_warm,
-                         jnp.ones_like(step))
+        return _join.warmup_then(step, warmup_end, step * inv_warm,
+                                 jnp.ones_like(step))
 
     elif name == "warmup_linear":
       inv_decay = 1.0 / decay_steps
@@ -659,7 +661,7 @@ def pretrained_bert_schedule(
       def multiplier(step):
         # (x - 1) / (w - 1) == (T - k) / (T (1 - w)), with T - k exact.
         decay = jnp.maximum((total - step) * inv_decay, 0.0)
-        return jnp.where(step < warmup_end, step * inv_warm, decay)
+        return _join.warmup_then(step, warmup_end, step * inv_warm, decay)
 
     else:
       period = decay_steps / cycles
