@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 
 import hypothesis
 from hypothesis import strategies as st
@@ -327,9 +328,11 @@ def test_bad_value_is_refused_naming_argument_and_value(label, factory, base,
 # hypothesis: eager == jit == the original at random boundaries.
 # ----------------------------------------------------------------------------
 
-SETTINGS = hypothesis.settings(max_examples=40, deadline=None,
-                               suppress_health_check=list(
-                                   hypothesis.HealthCheck))
+# BERTADAM_HYPOTHESIS_EXAMPLES raises the count for a longer search.
+SETTINGS = hypothesis.settings(
+    max_examples=int(os.environ.get("BERTADAM_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=list(hypothesis.HealthCheck))
 
 
 def _eager_and_jit(schedule, steps):
