@@ -9,15 +9,18 @@ formula, and the warmup boundary with a float64 brute force.
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bertadam_optax.schedules import deepspeed
+from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
-from bertadam_optax.schedules import modern
+from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
 from tests.references import require
@@ -32,40 +35,40 @@ STEPS = np.arange(0, T + 30)
 # Each registry name built directly from its family's API, with the uniform
 # options of OPTIONS translated by hand (W = WARMUP * T warmup steps).
 DIRECT = {
-    **{name: (lambda name=name: deepspeed.bert_schedule(
+    **{name: (lambda name=name: bing_bert.bert_schedule(
         name, LR, T, WARMUP,
         **({"decay_rate": RATE, "decay_steps": DECAY} if "decay_exp" in name
            else {})))
-       for name in deepspeed.SCHEDULES},
+       for name in bing_bert.SCHEDULES},
     "pretrained_bert.none":
         lambda: pretrained_bert.pretrained_bert_schedule("none", LR, -1),
     **{f"pretrained_bert.{name}": (
         lambda name=name: pretrained_bert.pretrained_bert_schedule(
             name, LR, T, WARMUP))
        for name in pretrained_bert.PRETRAINED_BERT_SCHEDULES if name != "none"},
-    "transformers.linear": lambda: modern.get_schedule("linear", LR, W, T),
-    "transformers.cosine": lambda: modern.get_schedule("cosine", LR, W, T),
+    "transformers.linear": lambda: transformers.get_schedule("linear", LR, W, T),
+    "transformers.cosine": lambda: transformers.get_schedule("cosine", LR, W, T),
     "transformers.cosine_with_restarts":
-        lambda: modern.get_schedule("cosine_with_restarts", LR, W, T),
+        lambda: transformers.get_schedule("cosine_with_restarts", LR, W, T),
     "transformers.polynomial":
-        lambda: modern.get_schedule("polynomial", LR, W, T, lr_end=MIN_LR),
-    "transformers.constant": lambda: modern.get_schedule("constant", LR),
+        lambda: transformers.get_schedule("polynomial", LR, W, T, lr_end=MIN_LR),
+    "transformers.constant": lambda: transformers.get_schedule("constant", LR),
     "transformers.constant_with_warmup":
-        lambda: modern.get_schedule("constant_with_warmup", LR, W),
+        lambda: transformers.get_schedule("constant_with_warmup", LR, W),
     "transformers.inverse_sqrt":
-        lambda: modern.get_schedule("inverse_sqrt", LR, W),
+        lambda: transformers.get_schedule("inverse_sqrt", LR, W),
     "transformers.cosine_with_min_lr":
-        lambda: modern.get_schedule("cosine_with_min_lr", LR, W, T,
+        lambda: transformers.get_schedule("cosine_with_min_lr", LR, W, T,
                                     min_lr=MIN_LR),
     "transformers.cosine_warmup_with_min_lr":
-        lambda: modern.get_schedule("cosine_warmup_with_min_lr", LR, W, T,
+        lambda: transformers.get_schedule("cosine_warmup_with_min_lr", LR, W, T,
                                     min_lr=MIN_LR),
     "transformers.warmup_stable_decay":
-        lambda: modern.get_schedule("warmup_stable_decay", LR, W, T,
+        lambda: transformers.get_schedule("warmup_stable_decay", LR, W, T,
                                     num_decay_steps=DECAY,
                                     min_lr_ratio=MIN_LR / LR),
     "modern.linear_warmup_cosine_decay":
-        lambda: modern.linear_warmup_cosine_decay(LR, W, T, MIN_LR),
+        lambda: transformers.linear_warmup_cosine_decay(LR, W, T, MIN_LR),
     "deepspeed_runtime.WarmupLR": lambda: deepspeed_runtime.warmup_lr(
         warmup_min_lr=MIN_LR, warmup_max_lr=LR, warmup_num_steps=W),
     "deepspeed_runtime.WarmupDecayLR":
@@ -89,10 +92,10 @@ def _values(schedule, steps=STEPS):
 
 def test_every_family_name_is_registered_once():
   expected = (
-      list(deepspeed.SCHEDULES)
+      list(bing_bert.SCHEDULES)
       + [f"pretrained_bert.{n}"
          for n in pretrained_bert.PRETRAINED_BERT_SCHEDULES]
-      + [f"transformers.{n}" for n in modern.TRANSFORMERS_SCHEDULES]
+      + [f"transformers.{n}" for n in transformers.TRANSFORMERS_SCHEDULES]
       + ["modern.linear_warmup_cosine_decay"]
       + [f"deepspeed_runtime.{n}"
          for n in deepspeed_runtime.DEEPSPEED_SCHEDULERS])
@@ -246,7 +249,7 @@ def test_out_of_range_option_names_it(options, argument):
 def test_extra_keywords_reach_the_factory():
   cubic = registry.make_schedule("warmup_exp_decay_poly", lr=LR, t_total=T,
                                  warmup=WARMUP, degree=3.0)
-  direct = deepspeed.bert_schedule("warmup_exp_decay_poly", LR, T, WARMUP,
+  direct = bing_bert.bert_schedule("warmup_exp_decay_poly", LR, T, WARMUP,
                                    degree=3.0)
   np.testing.assert_array_equal(_values(cubic), _values(direct))
   with pytest.raises(ValueError, match="no_such"):
@@ -311,3 +314,51 @@ def test_readme_snippet():
 
   assert float(schedule(1_000)) == pytest.approx(1e-4)
   assert float(schedule(5_500)) == pytest.approx(0.5e-4)
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.registry")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0
+
+
+@pytest.mark.parametrize("old,new", [("deepspeed", "bing_bert"),
+                                     ("modern", "transformers")])
+def test_deprecated_module_names_alias_the_lineage_modules(old, new):
+  new_module = importlib.import_module(f"bertadam_optax.schedules.{new}")
+  with pytest.warns(DeprecationWarning, match=f"schedules.{new}"):
+    old_module = importlib.reload(
+        importlib.import_module(f"bertadam_optax.schedules.{old}"))
+  assert old_module.__all__ == new_module.__all__
+  for name in new_module.__all__:
+    assert getattr(old_module, name) is getattr(new_module, name)
+
+
+def test_cli_option_types_live_in_the_cli_and_are_re_exported():
+  from bertadam_optax.cli import schedule_options  # pylint: disable=import-outside-toplevel
+  assert (registry.MissingScheduleOptionError
+          is schedule_options.MissingScheduleOptionError)
+  assert registry.OPTION_NAMES == schedule_options.OPTION_NAMES
+  assert "MissingScheduleOptionError" not in registry.__all__
+  assert "OPTION_NAMES" not in registry.__all__
+  with pytest.raises(schedule_options.MissingScheduleOptionError) as e:
+    schedule_options.check_required("transformers.linear", {"lr": LR,
+                                                            "t_total": T})
+  assert e.value.option == "warmup"
+  schedule_options.check_required("transformers.linear",
+                                  {"lr": LR, "t_total": T, "warmup_steps": 3})
+
+
+def test_each_lineage_table_is_read_from_its_functions():
+  # One table per lineage module; the registry is their concatenation, each
+  # entry's formula from its function's docstring and options from its
+  # signature.
+  lineages = (bing_bert, pretrained_bert, transformers, deepspeed_runtime)
+  entries = [e for module in lineages for e in module.ENTRIES]
+  assert list(registry.SCHEDULE_REGISTRY.values()) == entries
+  for entry in entries:
+    assert entry.formula in " ".join(entry.factory.__doc__.split())
+    assert entry.build is not None
