@@ -252,6 +252,19 @@ def warmup_boundary(
     The step count ``W`` at which the warmup ends, as the schedule decides it
     (for the fraction-based families, the first ``s`` with ``s / t_total >=
     warmup``); ``None`` if the schedule has no warmup or it is not set.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_boundary
+    >>> warmup_boundary("transformers.linear", t_total=1000, warmup=0.1)
+    100
+    >>> # The first s with s / 1000 >= 0.0015.
+    >>> warmup_boundary("warmup_linear", t_total=1000, warmup=0.0015)
+    2
+    >>> warmup_boundary("transformers.linear", warmup_steps=50)
+    50
+    >>> print(warmup_boundary("transformers.constant", t_total=1000,
+    ...                       warmup=0.1))
+    None
   """
   entry = schedule_info(name)
   if "warmup" not in entry.options:
