@@ -27,9 +27,9 @@ import dataclasses
 import inspect
 import math
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -49,6 +49,7 @@ PARAMS = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
 
 
 # --- what each argument accepts ---------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Num:
@@ -101,7 +102,7 @@ class Mapping_:
 
 @dataclasses.dataclass(frozen=True)
 class Refused:
-  """Any value but the default is refused (e.g. a mask that belongs elsewhere)."""
+  """Any value but the default is refused (a mask that belongs elsewhere)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,117 +122,200 @@ LR = Num(0.0, absurd=True)
 STEPS = Num(1, integer=True)
 
 _BERTADAM = {
-    "lr": LR,
-    "warmup": Num(0.0, 1.0, high_open=True, allowed=(-1,)),
-    "t_total": Num(1, integer=True, allowed=(-1,)),
-    "schedule": Choice(none_ok=True),
-    "b1": Num(**UNIT), "b2": Num(**UNIT), "e": Num(0.0),
-    "weight_decay": Num(0.0, absurd=True),
-    "max_grad_norm": Num(inf_ok=True),
-    "weight_decay_mask": Mask(),
-    "clip": Choice(), "bias_correction": Flag(), "mu_dtype": Dtype(),
-    "schedule_kwargs": Mapping_(),
+  "lr": LR,
+  "warmup": Num(0.0, 1.0, high_open=True, allowed=(-1,)),
+  "t_total": Num(1, integer=True, allowed=(-1,)),
+  "schedule": Choice(none_ok=True),
+  "b1": Num(**UNIT),
+  "b2": Num(**UNIT),
+  "e": Num(0.0),
+  "weight_decay": Num(0.0, absurd=True),
+  "max_grad_norm": Num(inf_ok=True),
+  "weight_decay_mask": Mask(),
+  "clip": Choice(),
+  "bias_correction": Flag(),
+  "mu_dtype": Dtype(),
+  "schedule_kwargs": Mapping_(),
 }
 _METRIC = {
-    "learning_rate": LR, "mode": Choice(),
-    "factor": Num(0.0, 1.0, high_open=True),
-    "patience": Num(0, integer=True), "threshold": Num(0.0),
-    "threshold_mode": Choice(), "cooldown": Num(0, integer=True),
-    "min_lr": Num(0.0), "eps": Num(0.0),
+  "learning_rate": LR,
+  "mode": Choice(),
+  "factor": Num(0.0, 1.0, high_open=True),
+  "patience": Num(0, integer=True),
+  "threshold": Num(0.0),
+  "threshold_mode": Choice(),
+  "cooldown": Num(0, integer=True),
+  "min_lr": Num(0.0),
+  "eps": Num(0.0),
 }
-_INTEROP = {"weight_decay_mask": Mask(), "learning_rate": Num(
-    0.0, none_ok=True, absurd=True)}
-_DEEPSPEED = {"config": Config(), "total_steps": Num(1, integer=True,
-                                                     none_ok=True),
-              "data_parallel_size": STEPS, **_INTEROP}
+_INTEROP = {
+  "weight_decay_mask": Mask(),
+  "learning_rate": Num(0.0, none_ok=True, absurd=True),
+}
+_DEEPSPEED = {
+  "config": Config(),
+  "total_steps": Num(1, integer=True, none_ok=True),
+  "data_parallel_size": STEPS,
+  **_INTEROP,
+}
 _TRAINER = {"args": Config(), "num_training_steps": STEPS, **_INTEROP}
 _MEGATRON = {"args": Config(), "data_parallel_size": STEPS}
 _STEP = Num(0, integer=True, int32=False)
 
 TABLE: dict[str, tuple[Callable, dict[str, Any]]] = {
-    "bertadam": (bertadam_optax.bertadam, _BERTADAM),
-    "flat_bertadam": (flatten.flat_bertadam, {
-        **_BERTADAM, "layout": Config(), "weight_decay_mask": Refused()}),
-    "flatten.layout_of": (flatten.layout_of, {
-        "params": Free("any pytree"), "weight_decay_mask": Mask(at_init=False)}),
-    "flatten.clip_by_norm_per_tensor_flat": (
-        flatten.clip_by_norm_per_tensor_flat,
-        {"layout": Config(), "max_norm": Num(inf_ok=True)}),
-    "transforms.scale_by_adam_torch": (transforms.scale_by_adam_torch, {
-        "b1": Num(**UNIT), "b2": Num(**UNIT), "eps": Num(0.0),
-        "bias_correction": Flag(), "eps_inside_sqrt": Flag(),
-        "mu_dtype": Dtype()}),
-    "transforms.scale_by_bertadam": (transforms.scale_by_bertadam, {
-        "b1": Num(**UNIT), "b2": Num(**UNIT), "eps": Num(0.0),
-        "bias_correction": Flag(), "mu_dtype": Dtype()}),
-    "transforms.scale_by_adagrad_torch": (transforms.scale_by_adagrad_torch, {
-        "initial_accumulator_value": Num(0.0),
-        "eps": Num(0.0)}),
-    "transforms.clip_by_norm_per_tensor": (transforms.clip_by_norm_per_tensor,
-                                           {"max_norm": Num(inf_ok=True)}),
-    "transforms.clip_by_global_norm_torch": (
-        transforms.clip_by_global_norm_torch,
-        {"max_norm": Num(inf_ok=True), "eps": Num(0.0)}),
-    "transforms.torch_clip_coefficient": (transforms.torch_clip_coefficient, {
-        "norm": Free("an array, computed inside traced code"),
-        "max_norm": Free("traced inside the update; validated by the clips"),
-        "eps": Free("a constant of the clips, validated by them")}),
-    "transforms.scale_by_clamped_trust_ratio": (
-        transforms.scale_by_clamped_trust_ratio,
-        {"min_coeff": Num(0.0), "max_coeff": Num(0.0)}),
-    "transforms.scale_by_fused_lamb": (transforms.scale_by_fused_lamb, {
-        "b1": Num(**UNIT), "b2": Num(**UNIT), "eps": Num(0.0),
-        "eps_inside_sqrt": Flag(), "bias_correction": Flag(),
-        "weight_decay": Num(0.0, absurd=True),
-        "max_coeff": Num(0.0), "min_coeff": Num(0.0),
-        "weight_decay_mask": Mask()}),
-    "transforms.scale_by_learning_rate": (transforms.scale_by_learning_rate, {
-        "learning_rate": LR, "flip_sign": Flag()}),
-    "transforms.reduce_lr_on_plateau": (transforms.reduce_lr_on_plateau,
-                                        _METRIC),
-    "transforms.greedy": (transforms.greedy, {
-        **_METRIC, "warmup": Num(0, integer=True), "max_lr": Num(0.0),
-        "smooth": Flag(), "window_size": STEPS,
-        "reset_start": Num(0, integer=True)}),
-    "transforms.add_scheduled_decayed_weights": (
-        transforms.add_scheduled_decayed_weights,
-        {"weight_decay": Num(0.0, absurd=True), "mask": Mask()}),
-    "transforms.checked_mask": (transforms.checked_mask, {
-        "mask": Mask(), "name": Free("the label of the messages")}),
-    "transforms.get_weight_decay": (transforms.get_weight_decay, {
-        "opt_state": Free("a state, not a hyperparameter")}),
-    "masks.bert_weight_decay_mask": (masks.bert_weight_decay_mask, {
-        "params": Free("any pytree, or None for the function"),
-        "no_decay": Patterns()}),
-    "masks.trainer_weight_decay_mask": (masks.trainer_weight_decay_mask, {
-        "params": Free("any pytree, or None for the function"),
-        "norm_modules": Patterns()}),
-    "masks.megatron_weight_decay_mask": (masks.megatron_weight_decay_mask, {
-        "params": Free("any pytree"), "apply_wd_to_qk_layernorm": Flag()}),
-    "checkpoint.save_checkpoint": (checkpoint.save_checkpoint, {
-        "directory": Free("paths: tests/reliability/test_checkpoint_faults.py"),
-        "step": _STEP,
-        "params": Free("leaves: tests/reliability/test_checkpoint_faults.py"),
-        "opt_state": Free("leaves: tests/reliability/test_checkpoint_faults.py"),
-        "optimizer": Free("any GradientTransformation, described by name"),
-        "overwrite": Flag()}),
-    "checkpoint.restore_checkpoint": (checkpoint.restore_checkpoint, {
-        "directory": Free("paths: tests/reliability/test_checkpoint_faults.py"),
-        "step": dataclasses.replace(_STEP, none_ok=True),
-        "params_like": Free("compared with the checkpoint: test_checkpoint"),
-        "opt_state_like": Free("compared with the checkpoint: test_checkpoint"),
-        "optimizer": Free("compared with the checkpoint: test_checkpoint")}),
-    "interop.from_deepspeed_config": (interop.from_deepspeed_config,
-                                      _DEEPSPEED),
-    "interop.plan_deepspeed_config": (interop.plan_deepspeed_config,
-                                      _DEEPSPEED),
-    "interop.from_training_arguments": (interop.from_training_arguments,
-                                        _TRAINER),
-    "interop.plan_training_arguments": (interop.plan_training_arguments,
-                                        _TRAINER),
-    "interop.from_megatron_args": (interop.from_megatron_args, _MEGATRON),
-    "interop.plan_megatron_args": (interop.plan_megatron_args, _MEGATRON),
+  "bertadam": (bertadam_optax.bertadam, _BERTADAM),
+  "flat_bertadam": (
+    flatten.flat_bertadam,
+    {**_BERTADAM, "layout": Config(), "weight_decay_mask": Refused()},
+  ),
+  "flatten.layout_of": (
+    flatten.layout_of,
+    {"params": Free("any pytree"), "weight_decay_mask": Mask(at_init=False)},
+  ),
+  "flatten.clip_by_norm_per_tensor_flat": (
+    flatten.clip_by_norm_per_tensor_flat,
+    {"layout": Config(), "max_norm": Num(inf_ok=True)},
+  ),
+  "transforms.scale_by_adam_torch": (
+    transforms.scale_by_adam_torch,
+    {
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "bias_correction": Flag(),
+      "eps_inside_sqrt": Flag(),
+      "mu_dtype": Dtype(),
+    },
+  ),
+  "transforms.scale_by_bertadam": (
+    transforms.scale_by_bertadam,
+    {
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "bias_correction": Flag(),
+      "mu_dtype": Dtype(),
+    },
+  ),
+  "transforms.scale_by_adagrad_torch": (
+    transforms.scale_by_adagrad_torch,
+    {"initial_accumulator_value": Num(0.0), "eps": Num(0.0)},
+  ),
+  "transforms.clip_by_norm_per_tensor": (
+    transforms.clip_by_norm_per_tensor,
+    {"max_norm": Num(inf_ok=True)},
+  ),
+  "transforms.clip_by_global_norm_torch": (
+    transforms.clip_by_global_norm_torch,
+    {"max_norm": Num(inf_ok=True), "eps": Num(0.0)},
+  ),
+  "transforms.torch_clip_coefficient": (
+    transforms.torch_clip_coefficient,
+    {
+      "norm": Free("an array, computed inside traced code"),
+      "max_norm": Free("traced inside the update; validated by the clips"),
+      "eps": Free("a constant of the clips, validated by them"),
+    },
+  ),
+  "transforms.scale_by_clamped_trust_ratio": (
+    transforms.scale_by_clamped_trust_ratio,
+    {"min_coeff": Num(0.0), "max_coeff": Num(0.0)},
+  ),
+  "transforms.scale_by_fused_lamb": (
+    transforms.scale_by_fused_lamb,
+    {
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "eps_inside_sqrt": Flag(),
+      "bias_correction": Flag(),
+      "weight_decay": Num(0.0, absurd=True),
+      "max_coeff": Num(0.0),
+      "min_coeff": Num(0.0),
+      "weight_decay_mask": Mask(),
+    },
+  ),
+  "transforms.scale_by_learning_rate": (
+    transforms.scale_by_learning_rate,
+    {"learning_rate": LR, "flip_sign": Flag()},
+  ),
+  "transforms.reduce_lr_on_plateau": (transforms.reduce_lr_on_plateau, _METRIC),
+  "transforms.greedy": (
+    transforms.greedy,
+    {
+      **_METRIC,
+      "warmup": Num(0, integer=True),
+      "max_lr": Num(0.0),
+      "smooth": Flag(),
+      "window_size": STEPS,
+      "reset_start": Num(0, integer=True),
+    },
+  ),
+  "transforms.add_scheduled_decayed_weights": (
+    transforms.add_scheduled_decayed_weights,
+    {"weight_decay": Num(0.0, absurd=True), "mask": Mask()},
+  ),
+  "transforms.checked_mask": (
+    transforms.checked_mask,
+    {"mask": Mask(), "name": Free("the label of the messages")},
+  ),
+  "transforms.get_weight_decay": (
+    transforms.get_weight_decay,
+    {"opt_state": Free("a state, not a hyperparameter")},
+  ),
+  "masks.bert_weight_decay_mask": (
+    masks.bert_weight_decay_mask,
+    {
+      "params": Free("any pytree, or None for the function"),
+      "no_decay": Patterns(),
+    },
+  ),
+  "masks.trainer_weight_decay_mask": (
+    masks.trainer_weight_decay_mask,
+    {
+      "params": Free("any pytree, or None for the function"),
+      "norm_modules": Patterns(),
+    },
+  ),
+  "masks.megatron_weight_decay_mask": (
+    masks.megatron_weight_decay_mask,
+    {"params": Free("any pytree"), "apply_wd_to_qk_layernorm": Flag()},
+  ),
+  "checkpoint.save_checkpoint": (
+    checkpoint.save_checkpoint,
+    {
+      "directory": Free("paths: tests/reliability/test_checkpoint_faults.py"),
+      "step": _STEP,
+      "params": Free("leaves: tests/reliability/test_checkpoint_faults.py"),
+      "opt_state": Free("leaves: tests/reliability/test_checkpoint_faults.py"),
+      "optimizer": Free("any GradientTransformation, described by name"),
+      "overwrite": Flag(),
+    },
+  ),
+  "checkpoint.restore_checkpoint": (
+    checkpoint.restore_checkpoint,
+    {
+      "directory": Free("paths: tests/reliability/test_checkpoint_faults.py"),
+      "step": dataclasses.replace(_STEP, none_ok=True),
+      "params_like": Free("compared with the checkpoint: test_checkpoint"),
+      "opt_state_like": Free("compared with the checkpoint: test_checkpoint"),
+      "optimizer": Free("compared with the checkpoint: test_checkpoint"),
+    },
+  ),
+  "interop.from_deepspeed_config": (interop.from_deepspeed_config, _DEEPSPEED),
+  "interop.plan_deepspeed_config": (interop.plan_deepspeed_config, _DEEPSPEED),
+  "interop.from_training_arguments": (
+    interop.from_training_arguments,
+    _TRAINER,
+  ),
+  "interop.plan_training_arguments": (
+    interop.plan_training_arguments,
+    _TRAINER,
+  ),
+  "interop.from_megatron_args": (interop.from_megatron_args, _MEGATRON),
+  "interop.plan_megatron_args": (interop.plan_megatron_args, _MEGATRON),
 }
+
 
 def _public_factories() -> set[str]:
   """Every public function with arguments, by where it is exported."""
@@ -241,17 +325,28 @@ def _public_factories() -> set[str]:
       obj = getattr(module, name)
       if inspect.isfunction(obj) and inspect.signature(obj).parameters:
         names.add(prefix + name)
-  for name in ("bert_weight_decay_mask", "trainer_weight_decay_mask",
-               "megatron_weight_decay_mask"):
+  for name in (
+    "bert_weight_decay_mask",
+    "trainer_weight_decay_mask",
+    "megatron_weight_decay_mask",
+  ):
     names.add("masks." + name)
-  for name in ("from_deepspeed_config", "plan_deepspeed_config",
-               "from_training_arguments", "plan_training_arguments",
-               "from_megatron_args", "plan_megatron_args"):
+  for name in (
+    "from_deepspeed_config",
+    "plan_deepspeed_config",
+    "from_training_arguments",
+    "plan_training_arguments",
+    "from_megatron_args",
+    "plan_megatron_args",
+  ):
     names.add("interop." + name)
   for name in flatten.__all__:
     obj = getattr(flatten, name)
-    if inspect.isfunction(obj) and name not in ("pack", "unpack",
-                                                "flat_bertadam"):
+    if inspect.isfunction(obj) and name not in (
+      "pack",
+      "unpack",
+      "flat_bertadam",
+    ):
       names.add("flatten." + name)
   names.add("checkpoint.save_checkpoint")
   names.add("checkpoint.restore_checkpoint")
@@ -261,8 +356,9 @@ def _public_factories() -> set[str]:
 # --- valid calls to start from -----------------------------------------------
 
 # With a weight decay: with none, the mask is not used (nor checked).
-_DS_CONFIG = {"optimizer": {"type": "AdamW",
-                            "params": {"lr": 1e-3, "weight_decay": 0.01}}}
+_DS_CONFIG = {
+  "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "weight_decay": 0.01}}
+}
 _MEGATRON_ARGS = "--micro-batch-size 4 --train-iters 100 --lr 3e-4"
 _CKPT = {}
 
@@ -309,22 +405,32 @@ def _base(name: str) -> dict[str, Any]:
   if name.endswith("deepspeed_config"):
     return dict(config=_DS_CONFIG)
   if name.endswith("training_arguments"):
-    return dict(args={"learning_rate": 1e-3, "weight_decay": 0.01},
-                num_training_steps=100)
+    return dict(
+      args={"learning_rate": 1e-3, "weight_decay": 0.01}, num_training_steps=100
+    )
   if name.endswith("megatron_args"):
     return dict(args=_MEGATRON_ARGS)
   if name == "checkpoint.save_checkpoint":
     _checkpoint_dir()
-    return dict(directory=_CKPT["empty"], step=0, params=PARAMS,
-                opt_state=_CKPT["tx"].init(PARAMS))
+    return dict(
+      directory=_CKPT["empty"],
+      step=0,
+      params=PARAMS,
+      opt_state=_CKPT["tx"].init(PARAMS),
+    )
   if name == "checkpoint.restore_checkpoint":
     directory = _checkpoint_dir()
-    return dict(directory=directory, step=1, params_like=PARAMS,
-                opt_state_like=_CKPT["tx"].init(PARAMS))
+    return dict(
+      directory=directory,
+      step=1,
+      params_like=PARAMS,
+      opt_state_like=_CKPT["tx"].init(PARAMS),
+    )
   return {}
 
 
 # --- the matrix ---------------------------------------------------------------
+
 
 def _numeric_bad(spec: Num) -> list[float]:
   bad = []
@@ -361,15 +467,17 @@ def _valid(spec: Num, v: float) -> bool:
     return False
   if math.isinf(v):
     return spec.inf_ok
-  if spec.low is not None and (v < spec.low or (spec.low_open and
-                                                 v == spec.low)):
+  if spec.low is not None and (
+    v < spec.low or (spec.low_open and v == spec.low)
+  ):
     return False
-  if spec.high is not None and (v > spec.high or (spec.high_open and
-                                                   v == spec.high)):
+  if spec.high is not None and (
+    v > spec.high or (spec.high_open and v == spec.high)
+  ):
     return False
-  if spec.integer and (float(v) != int(v) or (spec.int32 and v > 2**31 - 1)):
-    return False
-  return True
+  return not (
+    spec.integer and (float(v) != int(v) or (spec.int32 and v > 2**31 - 1))
+  )
 
 
 def _wrapped(v: float) -> list[Any]:
@@ -377,8 +485,13 @@ def _wrapped(v: float) -> list[Any]:
   as_int = isinstance(v, int) and not isinstance(v, bool)
   if as_int and abs(v) < 2**31:
     return [v, np.int32(v), np.asarray(v, np.int64)]
-  return [v, np.float32(v) if abs(v) < 3e38 or math.isinf(v) or math.isnan(v)
-          else np.float64(v), np.asarray(v, np.float64)]
+  return [
+    v,
+    np.float32(v)
+    if abs(v) < 3e38 or math.isinf(v) or math.isnan(v)
+    else np.float64(v),
+    np.asarray(v, np.float64),
+  ]
 
 
 _NOT_A_NUMBER = ["0.1", True, [0.1], 1j]
@@ -391,18 +504,25 @@ def bad_values(spec: Any) -> list[Any]:
     values = [w for v in _numeric_bad(spec) for w in _wrapped(v)]
     return values + _NOT_A_NUMBER + none
   if isinstance(spec, Flag):
-    return ["false", "true", 0, 1, np.int32(1)] + none
+    return ["false", "true", 0, 1, np.int32(1), *none]
   if isinstance(spec, Choice):
-    return ["no_such_choice", 1, True] + none
+    return ["no_such_choice", 1, True, *none]
   if isinstance(spec, Dtype):
-    return ["int32", jnp.int8, np.bool_, "no_such_dtype", 3] + none
+    return ["int32", jnp.int8, np.bool_, "no_such_dtype", 3, *none]
   if isinstance(spec, Mask):
-    return ["bias", {"w": True}, {"w": 1, "b": 0}, {"w": True, "b": "no"},
-            [True, False], lambda p: "bias"] + none
+    return [
+      "bias",
+      {"w": True},
+      {"w": 1, "b": 0},
+      {"w": True, "b": "no"},
+      [True, False],
+      lambda p: "bias",
+      *none,
+    ]
   if isinstance(spec, Patterns):
     return ["bias", [1], ["("], None]
   if isinstance(spec, Mapping_):
-    return ["decay_rate", ["decay_rate"], 3] + none
+    return ["decay_rate", ["decay_rate"], 3, *none]
   if isinstance(spec, Refused):
     return [{"w": True, "b": False}, "bias"]
   if isinstance(spec, Config):
@@ -418,12 +538,12 @@ def _label(value: Any) -> str:
 
 
 def cases() -> list[tuple[str, str, Any]]:
-  out = []
-  for name, (_, table) in TABLE.items():
-    for arg, spec in table.items():
-      for value in bad_values(spec):
-        out.append((name, arg, value))
-  return out
+  return [
+    (name, arg, value)
+    for name, (_, table) in TABLE.items()
+    for arg, spec in table.items()
+    for value in bad_values(spec)
+  ]
 
 
 CASES = cases()
@@ -482,21 +602,25 @@ def attempt(name: str, arg: str, value: Any) -> tuple[str, str]:
 # _validation does not have yet (a policy for the whole package: which bound,
 # for which arguments); every factory takes it today.
 _ABSURD_ACCEPTED = [
-    ("bertadam", "lr"), ("bertadam", "weight_decay"),
-    ("flat_bertadam", "lr"), ("flat_bertadam", "weight_decay"),
-    ("transforms.scale_by_fused_lamb", "weight_decay"),
-    ("transforms.scale_by_learning_rate", "learning_rate"),
-    ("transforms.reduce_lr_on_plateau", "learning_rate"),
-    ("transforms.greedy", "learning_rate"),
-    ("transforms.add_scheduled_decayed_weights", "weight_decay"),
-    ("interop.from_deepspeed_config", "learning_rate"),
-    ("interop.plan_deepspeed_config", "learning_rate"),
-    ("interop.from_training_arguments", "learning_rate"),
-    ("interop.plan_training_arguments", "learning_rate"),
+  ("bertadam", "lr"),
+  ("bertadam", "weight_decay"),
+  ("flat_bertadam", "lr"),
+  ("flat_bertadam", "weight_decay"),
+  ("transforms.scale_by_fused_lamb", "weight_decay"),
+  ("transforms.scale_by_learning_rate", "learning_rate"),
+  ("transforms.reduce_lr_on_plateau", "learning_rate"),
+  ("transforms.greedy", "learning_rate"),
+  ("transforms.add_scheduled_decayed_weights", "weight_decay"),
+  ("interop.from_deepspeed_config", "learning_rate"),
+  ("interop.plan_deepspeed_config", "learning_rate"),
+  ("interop.from_training_arguments", "learning_rate"),
+  ("interop.plan_training_arguments", "learning_rate"),
 ]
 KNOWN_GAPS: set[tuple[str, str, str]] = {
-    (name, arg, _label(v)) for name, arg in _ABSURD_ACCEPTED
-    for v in _wrapped(1e30)}
+  (name, arg, _label(v))
+  for name, arg in _ABSURD_ACCEPTED
+  for v in _wrapped(1e30)
+}
 # Refused, but naming neither the argument nor the value, in such modules.
 KNOWN_UNCLEAR: set[tuple[str, str, str]] = set()
 
@@ -508,18 +632,21 @@ def test_table_covers_every_argument():
       missing.append(f"{name} (no entry)")
       continue
     factory, table = TABLE[name]
-    for arg in inspect.signature(factory).parameters:
-      if arg not in table:
-        missing.append(f"{name}({arg}=...)")
+    missing.extend(
+      f"{name}({arg}=...)"
+      for arg in inspect.signature(factory).parameters
+      if arg not in table
+    )
     for arg in table:
       assert arg in inspect.signature(factory).parameters, (name, arg)
-  assert not missing, ("arguments without an entry in TABLE (say what they "
-                       f"accept): {missing}")
+  assert not missing, (
+    f"arguments without an entry in TABLE (say what they accept): {missing}"
+  )
 
 
 @pytest.mark.parametrize(
-    "name,arg,value", CASES,
-    ids=[f"{n}-{a}-{_label(v)}" for n, a, v in CASES])
+  "name,arg,value", CASES, ids=[f"{n}-{a}-{_label(v)}" for n, a, v in CASES]
+)
 def test_bad_value_is_refused_clearly(name, arg, value):
   outcome, detail = attempt(name, arg, value)
   key = (name, arg, _label(value))
@@ -537,9 +664,11 @@ def test_counts(capsys):
   for name, arg, value in CASES:
     counts[attempt(name, arg, value)[0]] += 1
   with capsys.disabled():
-    print(f"\nfactory bad-value matrix: {len(CASES)} cases tried, "
-          f"{counts['clear']} refused clearly, {counts['unclear']} refused "
-          f"unclearly, {counts['accepted']} accepted wrongly")
+    print(
+      f"\nfactory bad-value matrix: {len(CASES)} cases tried, "
+      f"{counts['clear']} refused clearly, {counts['unclear']} refused "
+      f"unclearly, {counts['accepted']} accepted wrongly"
+    )
   assert counts["accepted"] == len(KNOWN_GAPS)
   assert counts["unclear"] == len(KNOWN_UNCLEAR)
   assert len(CASES) > 500
