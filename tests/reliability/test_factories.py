@@ -23,9 +23,11 @@ accepted wrongly.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import inspect
 import math
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -370,6 +372,8 @@ def _checkpoint_dir() -> str:
     tx = bertadam_optax.bertadam(1e-3)
     _CKPT["dir"] = tempfile.mkdtemp()
     _CKPT["empty"] = tempfile.mkdtemp()
+    for directory in (_CKPT["dir"], _CKPT["empty"]):
+      atexit.register(shutil.rmtree, directory, ignore_errors=True)
     _CKPT["tx"] = tx
     checkpoint.save_checkpoint(_CKPT["dir"], 1, PARAMS, tx.init(PARAMS))
   return _CKPT["dir"]
