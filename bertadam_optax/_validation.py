@@ -35,8 +35,16 @@ import numpy as np
 INT32_MAX = 2**31 - 1
 """The largest step count an optax ``count`` (int32) can hold."""
 
+MAX_RATE = 1e3
+"""The largest learning rate or weight-decay coefficient accepted.
+
+No training run uses a rate anywhere near it; a larger value is a mistake of
+units or a typo (``1e30`` for ``1e-3``), refused rather than trained with.
+"""
+
 __all__ = [
     "INT32_MAX",
+    "MAX_RATE",
     "check_bool",
     "check_choice",
     "check_dtype",
@@ -46,6 +54,7 @@ __all__ = [
     "check_number",
     "check_positive",
     "check_range",
+    "check_rate",
     "is_number",
     "is_traced",
     "to_float",
@@ -81,8 +90,9 @@ def is_number(value: Any) -> bool:
 def _interval(low, high, low_inclusive, high_inclusive) -> str:
   lo = "-inf" if low is None else repr(low)
   hi = "inf" if high is None else repr(high)
-  return (("[" if low_inclusive else "(") + f"{lo}, {hi}" +
-          ("]" if high_inclusive else ")"))
+  # An infinite end is never a member of the interval: (-inf, ...), ..., inf).
+  return (("[" if low_inclusive and low is not None else "(") +
+          f"{lo}, {hi}" + ("]" if high_inclusive and high is not None else ")"))
 
 
 def check_number(
@@ -190,6 +200,11 @@ def check_non_negative(name: str, value: Any) -> Any:
   return check_range(name, value, 0, None)
 
 
+def check_rate(name: str, value: Any) -> Any:
+  """A learning rate or weight decay (or a schedule): in ``[0, MAX_RATE]``."""
+  return check_range(name, value, 0.0, MAX_RATE)
+
+
 def to_float(name: str, value: Any, low: float | None = None,
              high: float | None = None, **kwargs) -> float:
   """:func:`check_number`, then the value as a Python ``float``."""
@@ -205,6 +220,8 @@ def check_int(name: str, value: Any, low: int | None = 0,
   An integral float (``100.0``, as JSON configs write counts) is accepted;
   ``100.5`` is not. The default range is that of an int32 step count.
   """
+  if is_traced(value):  # e.g. a count injected by optax.inject_hyperparams
+    return value
   check_number(name, value, allowed=allowed)
   number = _scalar(value)
   if number in tuple(allowed):
@@ -214,8 +231,9 @@ def check_int(name: str, value: Any, low: int | None = 0,
                      f"integer in {_interval(low, high, True, True)}.")
   number = int(number)
   if (low is not None and number < low) or (high is not None and number > high):
+    extra = "".join(f" or {a!r}" for a in allowed)
     raise ValueError(f"{name}={value!r} is out of range; expected an integer "
-                     f"in {_interval(low, high, True, True)}.")
+                     f"in {_interval(low, high, True, True)}{extra}.")
   return number
 
 

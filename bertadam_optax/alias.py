@@ -196,13 +196,13 @@ def bertadam(
     >>> bertadam(-1e-4, warmup=0.1, t_total=100)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: lr=-0.0001 is out of range; expected a value in [0, inf...
+    ValueError: lr=-0.0001 is out of range; expected a value in [0.0, 1000.0]...
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; DeepSpeedExamples
     ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
-  _validation.check_non_negative("lr", lr)
+  _validation.check_rate("lr", lr)
   _static("warmup", warmup)
   _static("t_total", t_total)
   _validation.check_range("warmup", warmup, 0.0, 1.0, high_inclusive=False,
@@ -213,7 +213,7 @@ def bertadam(
   _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
   _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
   _validation.check_non_negative("e", e)
-  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
   _validation.check_number("max_grad_norm", max_grad_norm, finite=False)
   _validation.check_choice("clip", clip, _CLIPS)
   bias_correction = _validation.check_bool("bias_correction", bias_correction)

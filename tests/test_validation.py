@@ -21,7 +21,7 @@ def test_check_choice_suggests_the_closest():
 
 @pytest.mark.parametrize("kwargs,value,match", [
     (dict(low=0.0, high=1.0, high_inclusive=False), 1.0, r"x=1\.0.*\[0\.0, 1\.0\)"),
-    (dict(low=0, low_inclusive=False), 0, r"x=0.*\(0, inf\]"),
+    (dict(low=0, low_inclusive=False), 0, r"x=0.*\(0, inf\)"),
     (dict(low=0.0, high=1.0, allowed=(-1,)), -0.5, r"x=-0\.5.* or -1"),
     (dict(low=0.0), float("nan"), r"x=nan"),
 ])

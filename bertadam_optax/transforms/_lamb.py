@@ -176,8 +176,9 @@ def scale_by_fused_lamb(
   """
   _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
   _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
-  for name, value in (("eps", eps), ("weight_decay", weight_decay),
-                      ("max_coeff", max_coeff), ("min_coeff", min_coeff)):
+  _validation.check_rate("weight_decay", weight_decay)
+  for name, value in (("eps", eps), ("max_coeff", max_coeff),
+                      ("min_coeff", min_coeff)):
     _validation.check_non_negative(name, value)
   eps_inside_sqrt = _validation.check_bool("eps_inside_sqrt", eps_inside_sqrt)
   bias_correction = _validation.check_bool("bias_correction", bias_correction)

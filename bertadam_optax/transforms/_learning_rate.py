@@ -53,7 +53,7 @@ def scale_by_learning_rate(
   References:
     optax ``scale_by_learning_rate``; PyTorch ``Optimizer.param_groups[i]['lr']``.
   """
-  _validation.check_non_negative("learning_rate", learning_rate)
+  _validation.check_rate("learning_rate", learning_rate)
   flip_sign = _validation.check_bool("flip_sign", flip_sign)
   schedule = learning_rate if callable(learning_rate) else (
       lambda count: learning_rate)

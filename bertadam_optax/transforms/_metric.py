@@ -123,7 +123,8 @@ def reduce_lr_on_plateau(
   """
   _check_metric_args(mode, factor, threshold, threshold_mode, patience,
                      cooldown, min_lr, eps)
-  _validation.check_number("learning_rate", learning_rate, 0.0)
+  _validation.check_number("learning_rate", learning_rate, 0.0,
+                           _validation.MAX_RATE)
   worse = math.inf if mode == "min" else -math.inf
 
   def init_fn(params):
@@ -230,7 +231,8 @@ def greedy(
   """
   _check_metric_args(mode, factor, threshold, threshold_mode, patience,
                      cooldown, min_lr, eps)
-  _validation.check_number("learning_rate", learning_rate, 0.0)
+  _validation.check_number("learning_rate", learning_rate, 0.0,
+                           _validation.MAX_RATE)
   _validation.check_number("max_lr", max_lr, 0.0)
   warmup = _validation.check_int("warmup", warmup)
   window_size = _validation.check_int("window_size", window_size, 1)

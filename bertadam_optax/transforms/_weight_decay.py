@@ -92,7 +92,7 @@ def add_scheduled_decayed_weights(
     optax ``add_decayed_weights``; torch ``AdamW``; megatron-core 0.16.1
     ``OptimizerParamScheduler.step`` (``weight_decay = get_wd() * wd_mult``).
   """
-  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
   schedule = weight_decay if callable(weight_decay) else (
       lambda count: weight_decay)
 

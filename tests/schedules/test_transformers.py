@@ -459,7 +459,7 @@ BAD = [
     (_gs("cosin", LR, 10, 100), r"name='cosin'.*Did you mean 'cosine'"),
     (_gs("reduce_lr_on_plateau", LR), r"metric-driven transformation"),
     (_gs("greedy", LR, 10, 100), r"metric-driven transformation"),
-    (_gs("linear", -1e-3, 10, 100), r"learning_rate=-0.001 .*\[0, inf\]"),
+    (_gs("linear", -1e-3, 10, 100), r"learning_rate=-0.001 .*\[0, inf\)"),
     (_gs("linear", LR, None, 100), r"num_warmup_steps=None.*>= 0"),
     (_gs("cosine", LR, 10, None), r"num_training_steps=None.*>= 1"),
     (_gs("linear", LR, 10, 0), r"num_training_steps=0 is out of range"),
