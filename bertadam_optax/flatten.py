@@ -71,6 +71,14 @@ def layout_of(params: optax.Params, weight_decay_mask: Any = None) -> Layout:
 
   Returns:
     A :class:`Layout`, static (hashable parts only) and cheap to rebuild.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 2))}
+    >>> layout = flatten.layout_of(params, {"b": False, "w": True})
+    >>> sorted(layout.sizes.items())  # each tensor padded to 128 elements
+    [('float32/decay', 128), ('float32/no_decay', 128)]
   """
   leaves, treedef = jax.tree.flatten(params)
   if weight_decay_mask is None:
@@ -92,7 +100,23 @@ def layout_of(params: optax.Params, weight_decay_mask: Any = None) -> Layout:
 
 
 def pack(layout: Layout, tree: Any) -> dict[str, chex.Array]:
-  """The leaves of ``tree`` packed into the flat, zero-padded buffers."""
+  """The leaves of ``tree`` packed into the flat, zero-padded buffers.
+
+  Args:
+    layout: the :class:`Layout` of the tree (from :func:`layout_of`).
+    tree: a tree with the parameters' structure (params, grads, moments).
+
+  Returns:
+    One ``(blocks, 128)`` buffer per group of ``layout``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.arange(3.0), "w": jnp.ones((2, 2))}
+    >>> flat = flatten.pack(flatten.layout_of(params), params)
+    >>> flat["float32/decay"].shape, float(flat["float32/decay"].sum())
+    ((2, 128), 7.0)
+  """
   pieces: dict[str, list[chex.Array]] = {g: [] for g in layout.sizes}
   for (group, _, size, _), leaf in zip(layout.slots,
                                        layout.treedef.flatten_up_to(tree)):
@@ -104,7 +128,23 @@ def pack(layout: Layout, tree: Any) -> dict[str, chex.Array]:
 
 
 def unpack(layout: Layout, flat: dict[str, chex.Array]) -> Any:
-  """The parameter tree viewed from the flat buffers (slices, no copies)."""
+  """The parameter tree viewed from the flat buffers (slices, no copies).
+
+  Args:
+    layout: the :class:`Layout` the buffers were packed with.
+    flat: the buffers, as :func:`pack` returns them.
+
+  Returns:
+    The tree, :func:`pack`'s inverse.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.arange(3.0), "w": jnp.ones((2, 2))}
+    >>> layout = flatten.layout_of(params)
+    >>> flatten.unpack(layout, flatten.pack(layout, params))["b"]
+    Array([0., 1., 2.], dtype=float32)
+  """
   leaves = [flat[group].reshape(-1)[offset:offset + size].reshape(shape)
             for group, offset, size, shape in layout.slots]
   return layout.treedef.unflatten(leaves)
