@@ -508,21 +508,20 @@ def run_tree(
         f"  round {r + 1}/{rounds} {c.name}: "
         f"{statistics.median(times[c.name][-steps:]) * 1e3:.1f} ms"
       )
-  results = []
-  for c in cands:
-    results.append(
-      dict(
-        name=c.name,
-        framework=c.framework,
-        times_s=times[c.name],
-        median_s=statistics.median(times[c.name]),
-        min_s=min(times[c.name]),
-        max_s=max(times[c.name]),
-        compile_s=c.compile_s,
-        peak_bytes=peaks.get(c.name),
-        structure=c.structure,
-      )
+  results = [
+    dict(
+      name=c.name,
+      framework=c.framework,
+      times_s=times[c.name],
+      median_s=statistics.median(times[c.name]),
+      min_s=min(times[c.name]),
+      max_s=max(times[c.name]),
+      compile_s=c.compile_s,
+      peak_bytes=peaks.get(c.name),
+      structure=c.structure,
     )
+    for c in cands
+  ]
   del cands
   gc.collect()
   return _derive(tree, len(shapes), n_params, results, max(triads))
@@ -589,14 +588,14 @@ def markdown(report: dict[str, Any]) -> str:
   def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
-  for r in report["results"]:
-    lines.append(
-      f"| {r['name']} | {r['median_s'] * 1e3:.1f} | "
-      f"{r['min_s'] * 1e3:.1f}-{r['max_s'] * 1e3:.1f} | "
-      f"{fmt(r['compile_s'], '.2f')} | {fmt(r['peak_over_state'], '.2f')} | "
-      f"{r['bandwidth_gbs']:.1f} | {r['x_floor']:.2f} | "
-      f"{fmt(r['x_optax'], '.2f')} | {fmt(r['x_torch_fused_clip'], '.2f')} |"
-    )
+  lines.extend(
+    f"| {r['name']} | {r['median_s'] * 1e3:.1f} | "
+    f"{r['min_s'] * 1e3:.1f}-{r['max_s'] * 1e3:.1f} | "
+    f"{fmt(r['compile_s'], '.2f')} | {fmt(r['peak_over_state'], '.2f')} | "
+    f"{r['bandwidth_gbs']:.1f} | {r['x_floor']:.2f} | "
+    f"{fmt(r['x_optax'], '.2f')} | {fmt(r['x_torch_fused_clip'], '.2f')} |"
+    for r in report["results"]
+  )
   return "\n".join(lines)
 
 

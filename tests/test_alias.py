@@ -918,7 +918,7 @@ def test_pytree_with_scalars_and_empty_arrays():
   }
   grads = jax.tree.map(jnp.ones_like, params)
   tx = bertadam(LR, warmup=0.1, t_total=T_TOTAL)
-  new, opt_state = _reference_run(tx, [grads, grads], params)
+  new, _ = _reference_run(tx, [grads, grads], params)
   chex.assert_trees_all_equal_shapes_and_dtypes(new, params)
   assert np.isfinite(float(new["scalar"]))
   assert float(new["scalar"]) < 2.0

@@ -24,12 +24,11 @@ import pytest
 from bertadam_optax import bert_weight_decay_mask
 from bertadam_optax import bertadam
 from bertadam_optax import get_lr
+from bertadam_optax.checkpoint import restore_checkpoint
+from bertadam_optax.checkpoint import save_checkpoint
 from tests.references import require
 
 require("orbax.checkpoint")
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from bertadam_optax.checkpoint import restore_checkpoint
-from bertadam_optax.checkpoint import save_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS, SAVE_AT = 20, 10
@@ -63,7 +62,7 @@ save_checkpoint("checkpoints", 10, params, opt_state)
 fresh = {"dense": {"kernel": jnp.zeros((4, 2)), "bias": jnp.zeros(2)}}
 params, opt_state = restore_checkpoint("checkpoints", 10, fresh, tx.init(fresh))
 print(f"resumed after step 10; next learning rate {get_lr(opt_state):.2e}")
-"""
+"""  # noqa: E501  verbatim copy of the block in docs/guides/checkpoints.md
 
 
 def make_tx(**overrides):

@@ -22,10 +22,10 @@ from tests.references import require
 
 require("flax")
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from flax import nnx
-from flax.training import train_state
+from flax import nnx  # noqa: E402  flax only after require("flax")
+from flax.training import train_state  # noqa: E402  flax, as above
 
-from bertadam_optax.examples import tiny_bert
+from bertadam_optax.examples import tiny_bert  # noqa: E402  imports flax
 
 # README, 'Use with Flax', Linen block (verbatim).
 README_LINEN = """
@@ -62,7 +62,7 @@ batch = {"inputs": jnp.where(masked, 0, tokens), "targets": tokens,
 for step in range(40):
   state, loss = train_step(state, batch)
 print(f"loss {loss:.3f}, next learning rate {get_lr(state.opt_state):.2e}")
-"""
+"""  # noqa: E501  verbatim copy of the Linen block in docs/guides/flax.md
 
 # README, 'Use with Flax', NNX block (verbatim).
 README_NNX = """
@@ -98,7 +98,7 @@ batch = {"inputs": jnp.where(masked, 0, tokens), "targets": tokens,
 for step in range(40):
   loss = train_step(model, optimizer, batch)
 print(f"loss {loss:.3f}, next learning rate {float(get_lr(optimizer.opt_state)):.2e}")
-"""
+"""  # noqa: E501  verbatim copy of the NNX block in docs/guides/flax.md
 
 _STEPS = 40
 

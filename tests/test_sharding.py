@@ -84,7 +84,7 @@ sharded_train_step = jax.jit(
     in_shardings=(param_sharding, opt_sharding, batch_sharding),
     out_shardings=(param_sharding, opt_sharding, replicated),
     donate_argnums=(0, 1))
-'''
+'''  # noqa: E501  verbatim copy of the block in docs/guides/sharding.md
 
 # Runs after the snippet, in its namespace; prints one JSON line.
 _CHECKS = """
@@ -97,12 +97,14 @@ report = {"devices": jax.device_count()}
 
 
 def named(tree):
-  return {path_to_name(p): x for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  return {path_to_name(p): x for p, x in leaves}
 
 
 def layout(x):
+  shard_shapes = {tuple(s.data.shape) for s in x.addressable_shards}
   return {"shape": list(x.shape), "devices": len(x.sharding.device_set),
-          "shard_shapes": sorted({tuple(s.data.shape) for s in x.addressable_shards})}
+          "shard_shapes": sorted(shard_shapes)}
 
 
 def same_sharding(tree, like):
@@ -114,8 +116,8 @@ def make_batch(i):
   rng = np.random.default_rng(i)
   tokens = rng.integers(0, config.vocab_size, (8, 16)).astype(np.int32)
   masked = rng.random((8, 16)) < 0.15
-  return {"inputs": np.where(masked, 0, tokens).astype(np.int32), "targets": tokens,
-          "weights": masked.astype(np.float32)}
+  return {"inputs": np.where(masked, 0, tokens).astype(np.int32),
+          "targets": tokens, "weights": masked.astype(np.float32)}
 
 
 # Eagerly, as a user who never wrote a sharding for the state would.
@@ -123,8 +125,9 @@ eager_state = tx.init(params)
 report["eager_init"] = {"mu": same_sharding(eager_state[1].mu, params),
                         "nu": same_sharding(eager_state[1].nu, params)}
 report["opt_sharding"] = {
-    "mu": {k: s == named(param_sharding)[k] for k, s in named(opt_sharding[1].mu).items()},
-    "nu": {k: s == named(param_sharding)[k] for k, s in named(opt_sharding[1].nu).items()}}
+    moment: {k: s == named(param_sharding)[k]
+             for k, s in named(getattr(opt_sharding[1], moment)).items()}
+    for moment in ("mu", "nu")}
 
 # The optimizer step alone, with no output shardings imposed: what the SPMD
 # partitioner does with bertadam's update when left to itself.
@@ -156,6 +159,14 @@ report["after_steps"] = {
     "mu_sharding": same_sharding(opt_state[1].mu, params),
     "nu_sharding": same_sharding(opt_state[1].nu, params)}
 
+
+
+def max_abs_diff(tree, like):
+  like = named(like)
+  return {k: float(np.max(np.abs(np.asarray(x) - np.asarray(like[k]))))
+          for k, x in named(tree).items()}
+
+
 single = jax.devices()[0]
 ref_params = jax.device_put(initial, single)
 ref_state = tx.init(ref_params)
@@ -166,13 +177,11 @@ for i in range(STEPS):
   ref_losses.append(float(loss))
 report["single_device"] = {
     "losses": ref_losses, "sharded_losses": losses,
-    "devices": sorted({len(x.sharding.device_set) for x in jax.tree.leaves(ref_params)}),
-    "max_abs_diff": {k: float(np.max(np.abs(np.asarray(x) - np.asarray(named(ref_params)[k]))))
-                     for k, x in named(params).items()},
-    "max_abs_diff_nu": {k: float(np.max(np.abs(np.asarray(x) - np.asarray(named(ref_state[1].nu)[k]))))
-                        for k, x in named(opt_state[1].nu).items()},
-    "max_abs_moved": {k: float(np.max(np.abs(np.asarray(x) - named(initial)[k])))
-                      for k, x in named(ref_params).items()}}
+    "devices": sorted({len(x.sharding.device_set)
+                       for x in jax.tree.leaves(ref_params)}),
+    "max_abs_diff": max_abs_diff(params, ref_params),
+    "max_abs_diff_nu": max_abs_diff(opt_state[1].nu, ref_state[1].nu),
+    "max_abs_moved": max_abs_diff(ref_params, initial)}
 
 # One row per device, with norms from 1e-4 to 1e3: a per-shard norm would
 # leave the small rows unclipped.
@@ -201,12 +210,14 @@ else:
   save_checkpoint(directory, STEPS, params, opt_state)
   like_params = jax.jit(init, out_shardings=param_sharding)(jax.random.key(1))
   like_state = jax.jit(tx.init, out_shardings=opt_sharding)(like_params)
-  got_params, got_state = restore_checkpoint(directory, STEPS, like_params, like_state)
+  got_params, got_state = restore_checkpoint(
+      directory, STEPS, like_params, like_state)
   report["checkpoint"] = {
       "params": same_sharding(got_params, params),
       "opt_state": same_sharding(got_state, opt_state),
       "equal": all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(
-          jax.tree.leaves((got_params, got_state)), jax.tree.leaves((params, opt_state))))}
+          jax.tree.leaves((got_params, got_state)),
+          jax.tree.leaves((params, opt_state))))}
 
 print("REPORT " + json.dumps(report))
 """
@@ -235,7 +246,8 @@ def report(tmp_path_factory):
     timeout=600,
   )
   assert result.returncode == 0, result.stderr[-6000:]
-  line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT "))
+  lines = result.stdout.splitlines()
+  line = next(line for line in lines if line.startswith("REPORT "))
   return json.loads(line[len("REPORT ") :])
 
 
@@ -267,9 +279,15 @@ def test_large_matrices_are_split_and_nothing_is_gathered(report):
       axis = next(i for i, n in enumerate(expected) if n % 4 == 0)
       expected[axis] //= 4
     assert list(shard_shape) == expected, name
-  split = [n for n, l in layouts.items() if l["shard_shapes"][0] != l["shape"]]
+  split = [
+    name
+    for name, layout in layouts.items()
+    if layout["shard_shapes"][0] != layout["shape"]
+  ]
   assert "word_embeddings.embedding" in split
-  assert len(split) == sum(len(l["shape"]) > 1 for l in layouts.values())
+  assert len(split) == sum(
+    len(layout["shape"]) > 1 for layout in layouts.values()
+  )
 
 
 def test_optimizer_step_gathers_nothing(report):

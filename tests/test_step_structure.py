@@ -154,7 +154,7 @@ def test_packed_step_has_as_many_kernels_for_40_as_for_400_tensors():
     params = jax.tree.map(
       lambda a: jnp.full(a.shape, 0.5, a.dtype),
       jax.eval_shape(
-        lambda: flatten.pack(
+        lambda layout=layout, shapes=shapes: flatten.pack(
           layout, jax.tree.map(lambda s: jnp.zeros(s.shape), shapes)
         )
       ),

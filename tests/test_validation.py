@@ -112,6 +112,6 @@ def test_unknown_keys():
     {"fp16": 1, "optimizer": 2}, known, what="a key"
   ) == ["fp16"]
   with pytest.raises(
-    ValueError, match="'gradient_cliping' is not a key.*'gradient_clipping'"
+    ValueError, match=r"'gradient_cliping' is not a key.*'gradient_clipping'"
   ):
     _validation.unknown_keys(["gradient_cliping"], known, what="a key")

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 
+from bertadam_optax import checkpoint
 from tests.references import require
 
 require("flax")
@@ -27,8 +28,8 @@ require("tqdm")
 require("matplotlib")
 require("orbax.checkpoint")
 
-from bertadam_optax import checkpoint  # pylint: disable=wrong-import-position
-from bertadam_optax.cli import demo  # pylint: disable=wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from bertadam_optax.cli import demo  # noqa: E402  imports tqdm and flax
 
 DATA_DIR = os.path.join(os.path.dirname(demo.__file__), "data")
 

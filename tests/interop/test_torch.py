@@ -20,6 +20,7 @@ import pytest
 
 from bertadam_optax import alias
 from bertadam_optax import transforms
+from bertadam_optax.interop import torch as interop
 from bertadam_optax.schedules import pretrained_bert
 from tests.references import require
 
@@ -28,9 +29,8 @@ pytorch_pretrained_bert = require("pytorch_pretrained_bert")
 require("flax")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from bertadam_optax.examples import tiny_bert
-from bertadam_optax.examples import tiny_bert_torch
-from bertadam_optax.interop import torch as interop
+from bertadam_optax.examples import tiny_bert  # noqa: E402  needs flax
+from bertadam_optax.examples import tiny_bert_torch  # noqa: E402  needs torch
 
 pytestmark = pytest.mark.filterwarnings(
   "ignore:This overload of add_:UserWarning"
@@ -588,9 +588,9 @@ def test_match_by_name_refuses_ambiguous_names():
     "dense.gamma": torch.zeros(2, 2),
   }
   params = {"dense": {"kernel": jnp.zeros((2, 2))}}
-  with pytest.raises(ValueError, match="dense.weight and dense.gamma"):
+  with pytest.raises(ValueError, match=r"dense.weight and dense.gamma"):
     interop.match_by_name(state_dict, params)
-  with pytest.raises(ValueError, match="layer.0.w and layer_0.w"):
+  with pytest.raises(ValueError, match=r"layer.0.w and layer_0.w"):
     interop.match_by_name(
       {}, {"layer_0": {"w": 1.0}, "layer": {"0": {"w": 1.0}}}
     )
@@ -617,8 +617,8 @@ def test_tied_names_must_hold_equal_values():
   state_dict["cls.predictions.decoder.weight"] = torch.zeros(40, 8)
   with pytest.raises(
     ValueError,
-    match="cls.predictions.decoder.weight -> "
-    "bert.embeddings.word_embeddings.embedding",
+    match=r"cls.predictions.decoder.weight -> "
+    r"bert.embeddings.word_embeddings.embedding",
   ):
     interop.params_from_torch(state_dict, hf_flax_bert_params(), mapping)
 

@@ -26,12 +26,11 @@ import optax
 import pytest
 
 from bertadam_optax import bertadam
+from bertadam_optax.checkpoint import restore_checkpoint
+from bertadam_optax.checkpoint import save_checkpoint
 from tests.references import require
 
 require("orbax.checkpoint")
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from bertadam_optax.checkpoint import restore_checkpoint
-from bertadam_optax.checkpoint import save_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TX = bertadam(1e-2, warmup=0.1, t_total=20)
@@ -65,7 +64,7 @@ def listing(directory):
 
 def test_an_existing_step_is_refused_and_kept(tmp_path):
   save(tmp_path, 5, 1.0)
-  with pytest.raises(ValueError, match="step 5 exists .*overwrite=True"):
+  with pytest.raises(ValueError, match=r"step 5 exists .*overwrite=True"):
     save(tmp_path, 5, 2.0)
   chex.assert_trees_all_equal(restore(tmp_path, 5)[0], params_of(1.0))
 
@@ -215,7 +214,7 @@ def test_a_file_in_the_way_is_refused(tmp_path):
   (tmp_path / "file").write_text("not a directory")
   with pytest.raises(ValueError, match="is a file, not a directory"):
     save(tmp_path / "file", 1)
-  with pytest.raises(ValueError, match="'.*file' is a file"):
+  with pytest.raises(ValueError, match=r"'.*file' is a file"):
     save(tmp_path / "file" / "sub", 1)
   with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
     restore(tmp_path / "file")
@@ -366,7 +365,7 @@ def test_kill_9_during_a_save_keeps_the_previous_step(tmp_path):
   chex.assert_trees_all_equal(restore(directory)[0], params_of(3.0))
 
 
-# --- damaged files -------------------------------------------------------------
+# --- damaged files ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -406,7 +405,7 @@ def test_truncated_array_data_is_a_value_error(tmp_path):
     restore(tmp_path, 1)
 
 
-# --- another optimizer configuration ----------------------------------------------
+# --- another optimizer configuration ------------------------------------------
 
 OTHER_OPTIMIZERS = {
   "weight_decay": bertadam(1e-2, warmup=0.1, t_total=20, weight_decay=0.02),

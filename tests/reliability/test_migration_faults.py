@@ -19,13 +19,12 @@ import numpy as np
 import pytest
 
 from bertadam_optax import alias
+from bertadam_optax.interop import torch as interop
 from bertadam_optax.schedules import pretrained_bert
 from tests.references import require
 
 torch = require("torch")
 pytorch_pretrained_bert = require("pytorch_pretrained_bert")
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from bertadam_optax.interop import torch as interop
 
 pytestmark = pytest.mark.filterwarnings(
   "ignore:This overload of add_:UserWarning"
@@ -359,7 +358,7 @@ def test_several_faults_come_in_one_error(trained):
     assert line in message
 
 
-# --- to_torch: the symmetric checks ----------------------------------------------
+# --- to_torch: the symmetric checks -------------------------------------------
 
 
 def _back(params, opt_state, param_groups):

@@ -587,7 +587,9 @@ _PB_CLASSES = {
   "warmup_linear": "WarmupLinearSchedule",
   "warmup_cosine": "WarmupCosineSchedule",
   "warmup_cosine_with_hard_restarts": "WarmupCosineWithHardRestartsSchedule",
-  "warmup_cosine_with_warmup_restarts": "WarmupCosineWithWarmupRestartsSchedule",
+  "warmup_cosine_with_warmup_restarts": (
+    "WarmupCosineWithWarmupRestartsSchedule"
+  ),
 }
 
 

@@ -226,7 +226,7 @@ def ref_bert_schedule(
   warm_degree=None,
   lr_offset=0.0,
 ):
-  """The original evaluated in float64, with the documented clamp past the end."""
+  """The original in float64, with the documented clamp past the end."""
   if name in ("warmup_cosine", "warmup_linear", "warmup_constant"):
     x = min(s, total) / total
     m = {

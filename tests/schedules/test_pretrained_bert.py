@@ -83,16 +83,16 @@ def _configs(totals, warmups):
       for warmup in warmups:
         if not _valid(name, warmup, cycles):
           continue
-        for t_total in totals:
-          params.append(
-            pytest.param(
-              name,
-              t_total,
-              warmup,
-              cycles,
-              id=f"{name}-T{t_total}-w{warmup}-c{cycles}",
-            )
+        params.extend(
+          pytest.param(
+            name,
+            t_total,
+            warmup,
+            cycles,
+            id=f"{name}-T{t_total}-w{warmup}-c{cycles}",
           )
+          for t_total in totals
+        )
   return params
 
 
@@ -250,15 +250,13 @@ def _progress(dtype):
 
 
 def _function_configs(warmups, cycles_by_name):
-  params = []
-  for name in NAMES:
-    for cycles in cycles_by_name.get(name, (None,)):
-      for warmup in warmups:
-        if _valid(name, warmup, cycles):
-          params.append(
-            pytest.param(name, warmup, cycles, id=f"{name}-w{warmup}-c{cycles}")
-          )
-  return params
+  return [
+    pytest.param(name, warmup, cycles, id=f"{name}-w{warmup}-c{cycles}")
+    for name in NAMES
+    for cycles in cycles_by_name.get(name, (None,))
+    for warmup in warmups
+    if _valid(name, warmup, cycles)
+  ]
 
 
 def _float64_tie(reference, name, progress):

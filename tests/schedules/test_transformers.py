@@ -174,14 +174,12 @@ SMALL_TOTALS = (1, 2, 7, 20, 49)
 
 def _small_pairs(name):
   """(warmup, total) pairs: warmup 0, 1, small, large, at the end."""
-  pairs = []
-  for total in SMALL_TOTALS:
-    for warmup in sorted({0, 1, 2, total // 3, total - 1, total}):
-      if 0 <= warmup <= total and not (
-        name == "polynomial" and warmup == total
-      ):
-        pairs.append((warmup, total))
-  return pairs
+  return [
+    (warmup, total)
+    for total in SMALL_TOTALS
+    for warmup in sorted({0, 1, 2, total // 3, total - 1, total})
+    if 0 <= warmup <= total and not (name == "polynomial" and warmup == total)
+  ]
 
 
 @pytest.mark.parametrize(

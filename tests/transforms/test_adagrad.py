@@ -1,4 +1,7 @@
-"""Tests of bertadam_optax/transforms/_adagrad.py against ``torch.optim.Adagrad``."""
+"""Tests of bertadam_optax/transforms/_adagrad.py.
+
+The reference is ``torch.optim.Adagrad``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Tests of bertadam_optax/transforms/_bertadam.py: the moments against a float64
-NumPy evaluation written here and against ``optax.scale_by_adam``."""
+"""Tests of bertadam_optax/transforms/_bertadam.py.
+
+The moments are checked against a float64 NumPy evaluation written here and
+against ``optax.scale_by_adam``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Tests of bertadam_optax/transforms/_clipping.py against ``torch.nn.utils.clip_grad_norm_``."""
+"""Tests of bertadam_optax/transforms/_clipping.py.
+
+The reference is ``torch.nn.utils.clip_grad_norm_``.
+"""
 
 from __future__ import annotations
 

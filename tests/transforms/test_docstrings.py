@@ -1,4 +1,4 @@
-"""The ``Examples:`` of every transforms module run, as a user would type them."""
+"""Every transforms module's ``Examples:`` run, as a user would type them."""
 
 from __future__ import annotations
 
