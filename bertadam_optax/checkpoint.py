@@ -39,6 +39,8 @@ import os
 import shutil
 import types
 from typing import Any
+from typing import Protocol
+from typing import TypeGuard
 
 import jax
 import numpy as np
@@ -142,7 +144,15 @@ def _manager(ocp, path, *, create: bool):
   )
 
 
-def _is_namedtuple(node: Any) -> bool:
+class _NamedTupleLike(Protocol):
+  """What a NamedTuple instance offers beyond a tuple."""
+
+  _fields: tuple[str, ...]
+
+  def _asdict(self) -> dict[str, Any]: ...
+
+
+def _is_namedtuple(node: Any) -> TypeGuard[_NamedTupleLike]:
   return isinstance(node, tuple) and hasattr(node, "_fields")
 
 
@@ -217,7 +227,7 @@ def describe_optimizer(
     if len(found) < _MAX_ITEMS and path not in found:
       found[path] = value
 
-  def visit(path, value, depth, active):
+  def visit(path: str, value: Any, depth: int, active: frozenset[int]) -> None:
     if len(found) >= _MAX_ITEMS or depth > _MAX_DEPTH:
       return
     if value is None or isinstance(value, (bool, np.bool_, str)):

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -240,7 +239,7 @@ def loss_and_accuracy(model, params, inputs, targets, weights):
 
 def _step_fn(
   model, optimizer, batch_size: int, data_key, vocab_size: int
-) -> Callable:
+) -> jax.stages.Wrapped:
   """The jitted step ``(params, opt_state, step, text) -> (..., metrics)``.
 
   The training text is an argument, not a constant folded into the program.

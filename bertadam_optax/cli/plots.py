@@ -48,10 +48,12 @@ def schedule_values(schedule: Callable, num_steps: int) -> np.ndarray:
   return schedule_values_at(schedule, np.arange(num_steps + 1))
 
 
-def schedule_values_at(schedule: Callable, steps: Sequence[int]) -> np.ndarray:
+def schedule_values_at(
+  schedule: Callable, steps: Sequence[int] | np.ndarray
+) -> np.ndarray:
   """``schedule(s)`` for each ``s`` of ``steps`` (int32), one vmapped call."""
-  steps = jnp.asarray(np.asarray(steps, dtype=np.int64), dtype=jnp.int32)
-  return np.asarray(jax.jit(jax.vmap(schedule))(steps), dtype=np.float64)
+  counts = jnp.asarray(np.asarray(steps, dtype=np.int64), dtype=jnp.int32)
+  return np.asarray(jax.jit(jax.vmap(schedule))(counts), dtype=np.float64)
 
 
 def plot_steps(

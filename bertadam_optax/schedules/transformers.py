@@ -1023,7 +1023,7 @@ def _build_linear_warmup_cosine_decay(
   return linear_warmup_cosine_decay(
     opts.lr,
     _table.warmup_steps(name, opts),
-    opts.t_total,
+    _table.total_steps(name, opts),
     **_table.drop_none(min_lr=opts.min_lr),
     **extra,
   )

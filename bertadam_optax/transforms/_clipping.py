@@ -38,7 +38,7 @@ def _sum_of_squares(g: chex.Array) -> chex.Array:
 
 def torch_clip_coefficient(
   norm: chex.Array, max_norm: Any, eps: float = TORCH_CLIP_EPS
-) -> chex.Array:
+) -> jax.Array:
   r"""The factor torch's ``clip_grad_norm_`` multiplies the gradient by.
 
   .. math::

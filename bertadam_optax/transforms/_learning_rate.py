@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
 
@@ -17,7 +18,8 @@ __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
 class ScaleByLearningRateState(NamedTuple):
   """State of :func:`scale_by_learning_rate`."""
 
-  count: chex.Array  # int32 number of updates applied so far
+  # int32 number of updates applied so far.
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   learning_rate: chex.Array  # the learning rate the next update applies
 
 
@@ -74,7 +76,7 @@ def scale_by_learning_rate(
     # so that an ``optax.inject_hyperparams`` change of ``lr`` applies at once.
     step_size = sign * value_at(state.count)
     updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
-    count = optax.safe_increment(state.count)
+    count = increment(state.count)
     return updates, ScaleByLearningRateState(
       count=count, learning_rate=value_at(count)
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from typing import NamedTuple
+from typing import cast
 
 import chex
 import jax
@@ -20,6 +21,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.transforms._learning_rate import ScaleByLearningRateState
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = [
   "GreedyState",
@@ -173,11 +175,15 @@ def reduce_lr_on_plateau(
       num_bad_epochs=bad,
       cooldown_counter=counter,
       scale=ScaleByLearningRateState(
-        count=optax.safe_increment(state.scale.count), learning_rate=lr
+        count=increment(state.scale.count), learning_rate=lr
       ),
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  # ``value`` is a required keyword, as in optax.contrib.reduce_on_plateau;
+  # the protocol only spells it as one of ``**extra_args``.
+  return optax.GradientTransformationExtraArgs(
+    init_fn, cast(optax.TransformUpdateExtraArgsFn, update_fn)
+  )
 
 
 class GreedyState(NamedTuple):
@@ -325,7 +331,7 @@ def greedy(
     reset = jnp.where(increase, reset_start, state.reset_start)
     at_min = decrease & ~(new_lr > min_lr)
     reset = jnp.where(at_min, reset - 1, reset)
-    count = optax.safe_increment(state.scale.count)
+    count = increment(state.scale.count)
     stepped = GreedyState(
       best=best,
       num_bad_epochs=bad,
@@ -349,4 +355,8 @@ def greedy(
       lambda a, b: jnp.where(do_reset, a, b), restarted, stepped
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  # ``value`` is a required keyword, as in optax.contrib.reduce_on_plateau;
+  # the protocol only spells it as one of ``**extra_args``.
+  return optax.GradientTransformationExtraArgs(
+    init_fn, cast(optax.TransformUpdateExtraArgsFn, update_fn)
+  )

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = [
   "AddScheduledDecayedWeightsState",
@@ -31,7 +32,8 @@ __all__ = [
 class AddScheduledDecayedWeightsState(NamedTuple):
   """State of :func:`add_scheduled_decayed_weights`."""
 
-  count: chex.Array  # int32 number of updates applied so far
+  # int32 number of updates applied so far.
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   weight_decay: chex.Array  # the coefficient the next update applies
 
 
@@ -140,7 +142,7 @@ def add_scheduled_decayed_weights(
 
     # The mask may be a prefix of the parameters' tree: map over it first.
     updates = jax.tree.map(decay_subtree, mask_tree(params), updates, params)
-    count = optax.safe_increment(state.count)
+    count = increment(state.count)
     return updates, AddScheduledDecayedWeightsState(
       count=count, weight_decay=value_at(count)
     )
