@@ -119,9 +119,11 @@ def _describe(options: Mapping[str, Any]) -> str:
     parts.append(f"warmup_steps={options['warmup_steps']}")
   elif options.get("warmup") is not None:
     parts.append(f"warmup={options['warmup']:g}")
-  for key in ("min_lr", "decay_rate", "decay_steps"):
-    if options.get(key) is not None:
-      parts.append(f"{key}={options[key]:g}")
+  parts.extend(
+    f"{key}={options[key]:g}"
+    for key in ("min_lr", "decay_rate", "decay_steps")
+    if options.get(key) is not None
+  )
   parts += [
     f"{k}={v!r}"
     for k, v in options.items()

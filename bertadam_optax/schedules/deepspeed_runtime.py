@@ -735,9 +735,10 @@ ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
 def _keys(
   factory: Callable[..., Any],
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """The ``params`` keys of a scheduler (its factory's positional-or-keyword
-  parameters; ``learning_rate`` comes from the optimizer), and the required
-  ones.
+  """The ``params`` keys of a scheduler, and the required ones.
+
+  The keys are its factory's positional-or-keyword parameters
+  (``learning_rate`` comes from the optimizer).
   """
   params = [
     p

@@ -1,4 +1,4 @@
-r"""Megatron-LM's learning-rate and weight-decay schedules, as pure JAX functions.
+r"""Megatron-LM's learning-rate and weight-decay schedules, pure JAX functions.
 
 Reproduces ``OptimizerParamScheduler`` of megatron-core 0.16.1
 (``megatron/core/optimizer_param_scheduler.py``): :func:`megatron_lr_schedule`
@@ -164,7 +164,8 @@ def megatron_lr_schedule(
   (``cosine``), :math:`2 \cdot 0.5^{s} - 1` (``exponential``) or
   :math:`1 - \sqrt{s}` (``minus_sqrt``).
 
-  In one line: ``init + (max - init) n/W if n <= W, else min + c((n - W)/(D - W)) (max - min), min past D``.
+  In one line: ``init + (max - init) n/W if n <= W, else
+  min + c((n - W)/(D - W)) (max - min), min past D``.
 
   The warmup ends *at* ``W`` inclusive, so ``eta(W) = max_lr``; with ``W = 0``
   the first value is ``max_lr`` (the decay at ``r = 0``). ``W`` may be

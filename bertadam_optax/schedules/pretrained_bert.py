@@ -391,8 +391,9 @@ def _normalize(p, tail):
 
 
 def _fraction(p, tail):
-  """The fractional part of ``p + tail``, rounded once; a whole ``p`` with a
-  negative tail is just below it.
+  """The fractional part of ``p + tail``, rounded once.
+
+  A whole ``p`` with a negative tail is just below it.
   """
   p, tail = _normalize(p, tail)
   f = p - jnp.floor(p)
@@ -526,7 +527,9 @@ class _PhaseTable:
     self.lo = jnp.asarray(lo)
 
   def locate(self, step):
-    """The phase of ``step``, whether it is past the table, and the steps since
+    """``(phase, beyond, since)`` for ``step``.
+
+    The phase of ``step``, whether it is past the table, and the steps since
     the phase started.
     """
     phase = jnp.searchsorted(self.thresholds, step, side="right")

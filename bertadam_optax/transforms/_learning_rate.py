@@ -53,7 +53,8 @@ def scale_by_learning_rate(
     (-0.1, 0.2)
 
   References:
-    optax ``scale_by_learning_rate``; PyTorch ``Optimizer.param_groups[i]['lr']``.
+    optax ``scale_by_learning_rate``; PyTorch
+    ``Optimizer.param_groups[i]['lr']``.
   """
   _validation.check_rate("learning_rate", learning_rate)
   flip_sign = _validation.check_bool("flip_sign", flip_sign)

@@ -1,4 +1,4 @@
-r"""Learning-rate stages driven by the loss: ``ReduceLROnPlateau``, ``GreedyLR``.
+r"""Learning rates driven by the loss: ``ReduceLROnPlateau``, ``GreedyLR``.
 
 Both scale the updates by ``-lr`` and then read the loss passed to ``update``
 as ``value=`` (optax's extra-args protocol), changing the rate of the next
@@ -231,8 +231,22 @@ def greedy(
 
   Args:
     learning_rate: the starting learning rate.
-    mode, factor, patience, threshold, threshold_mode, cooldown, warmup,
-    min_lr, max_lr, eps, smooth, window_size, reset_start: as ``GreedyLR``.
+    mode: ``"min"`` (a loss) or ``"max"``.
+    factor: the rate is multiplied by it after a plateau and divided by it
+      after a run of improvements.
+    patience: improvements, or updates without one, tolerated in a row.
+    threshold: improvement needed over the best value.
+    threshold_mode: ``"rel"`` or ``"abs"``.
+    cooldown: updates after a reduction during which nothing is counted.
+    warmup: updates after an increase during which nothing is counted.
+    min_lr: lower bound of the rate.
+    max_lr: upper bound of the rate.
+    eps: smallest change applied.
+    smooth: compare the mean of the last ``window_size`` values, not the
+      value itself.
+    window_size: how many values ``smooth`` averages.
+    reset_start: reductions at ``min_lr`` before the rate returns to
+      ``learning_rate``.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` takes

@@ -50,7 +50,8 @@ def add_scheduled_decayed_weights(
   before :func:`~bertadam_optax.transforms.scale_by_learning_rate` (as
   ``optax.add_decayed_weights`` is in ``optax.adamw``), the step becomes
   :math:`p \leftarrow p - \eta_k (\hat u + \lambda_k p)`, which is torch
-  AdamW's decoupled :math:`p \leftarrow p (1 - \eta_k \lambda_k) - \eta_k \hat u`
+  AdamW's decoupled
+  :math:`p \leftarrow p (1 - \eta_k \lambda_k) - \eta_k \hat u`
   with Megatron-LM's per-step ``param_group['weight_decay']``. Chained before
   the moments instead, it is torch ``SGD``/``Adam``'s coupled L2 decay.
 
