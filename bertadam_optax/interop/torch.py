@@ -774,8 +774,7 @@ def from_torch(
     param_groups ids without a state (2):
       0
       1
-      (torch keys the state by the integer ids of param_groups; string keys
-      come from a JSON round trip)
+      (torch keys the state by the integer ids of param_groups; string ...)
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; PyTorch
