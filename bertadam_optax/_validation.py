@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -122,8 +123,10 @@ def check_number(
   Args:
     name: the argument's name (or key path) for the message.
     value: what the user gave.
-    low, high: the bounds; ``None`` for unbounded.
-    low_inclusive, high_inclusive: whether the bounds are allowed values.
+    low: the lower bound; ``None`` for unbounded.
+    high: the upper bound; ``None`` for unbounded.
+    low_inclusive: whether ``low`` itself is allowed.
+    high_inclusive: whether ``high`` itself is allowed.
     allowed: values accepted outside the interval (e.g. ``-1`` for "off").
     finite: refuse ``nan`` and ``+-inf`` (``nan`` is always refused).
     allow_schedule: accept a callable (an optax schedule) unchecked.
@@ -281,7 +284,7 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_dtype(name: str, value: Any, *, allow_none: bool = True) -> Any:
-  """Checks that ``value`` names a floating dtype; returns it as a ``jnp.dtype``.
+  """Checks that ``value`` names a floating dtype; returns it as ``jnp.dtype``.
 
   ``None`` (meaning "the parameter's own dtype") is returned as is when
   ``allow_none``.
@@ -302,7 +305,7 @@ def check_dtype(name: str, value: Any, *, allow_none: bool = True) -> Any:
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-  """Returns ``value`` if it is one of ``choices``, else raises with a suggestion."""
+  """Returns ``value`` if it is one of ``choices``; else raises, with a hint."""
   choices = list(choices)
   try:
     if value in choices:

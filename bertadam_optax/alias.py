@@ -134,7 +134,8 @@ def bertadam(
   number of updates applied before this one):
 
   .. math::
-    g &\leftarrow g \cdot \min\left(1, \tfrac{c}{\lVert g \rVert_2 + 10^{-6}}\right)
+    g &\leftarrow g \cdot
+      \min\left(1, \tfrac{c}{\lVert g \rVert_2 + 10^{-6}}\right)
       \quad \text{(per tensor, if } c > 0) \\
     m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
     v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
@@ -288,8 +289,9 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   After ``k`` updates this is ``lr * f(k)``, what PyTorch's
   ``BertAdam.get_lr()`` returns after ``k`` steps with the same schedule (the
   schedule names are DeepSpeed bing_bert's; pytorch-pretrained-bert 0.6.2's
-  own ``warmup_linear`` differs, see :mod:`bertadam_optax.schedules`). It reads the state of
-  :func:`~bertadam_optax.transforms.scale_by_learning_rate`, wherever it sits in
+  own ``warmup_linear`` differs, see :mod:`bertadam_optax.schedules`). It
+  reads the state of :func:`~bertadam_optax.transforms.scale_by_learning_rate`,
+  wherever it sits in
   the state tree (inside ``optax.MultiSteps``, ``optax.inject_hyperparams``,
   ``optax.apply_if_finite``, ``optax.multi_transform`` ...), so it works inside
   and outside ``jit``. The value is computed by the last update: after a

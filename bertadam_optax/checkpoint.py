@@ -32,6 +32,7 @@ Needs the ``checkpoint`` extra (``pip install 'bertadam-optax[checkpoint]'``).
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import functools
 import json
 import math
@@ -39,6 +40,8 @@ import os
 import shutil
 import types
 from typing import Any
+from typing import Protocol
+from typing import TypeGuard
 
 import jax
 import numpy as np
@@ -142,7 +145,15 @@ def _manager(ocp, path, *, create: bool):
   )
 
 
-def _is_namedtuple(node: Any) -> bool:
+class _NamedTupleLike(Protocol):
+  """What a NamedTuple instance offers beyond a tuple."""
+
+  _fields: tuple[str, ...]
+
+  def _asdict(self) -> dict[str, Any]: ...
+
+
+def _is_namedtuple(node: Any) -> TypeGuard[_NamedTupleLike]:
   return isinstance(node, tuple) and hasattr(node, "_fields")
 
 
@@ -184,8 +195,9 @@ def describe_optimizer(
   An optax optimizer is a pair of closures; its configuration (``b1``, the
   weight decay, the mask function, the schedule's constants) lives in their
   cells. This walks them, through chains, wrappers (their bound methods and
-  callable objects included), ``functools.partial`` and schedules, and records every number, string, flag and dtype by the path of
-  closure variables that reaches it, and every function by its qualified
+  callable objects included), ``functools.partial`` and schedules, and
+  records every number, string, flag and dtype by the path of closure
+  variables that reaches it, and every function by its qualified
   name. Two optimizers built with the same arguments give the same
   description, in any process; :func:`save_checkpoint` stores it with each
   step and :func:`restore_checkpoint` compares it.
@@ -217,7 +229,7 @@ def describe_optimizer(
     if len(found) < _MAX_ITEMS and path not in found:
       found[path] = value
 
-  def visit(path, value, depth, active):
+  def visit(path: str, value: Any, depth: int, active: frozenset[int]) -> None:
     if len(found) >= _MAX_ITEMS or depth > _MAX_DEPTH:
       return
     if value is None or isinstance(value, (bool, np.bool_, str)):
@@ -363,7 +375,7 @@ def save_checkpoint(
   optimizer: optax.GradientTransformation | None = None,
   overwrite: bool = False,
 ) -> None:
-  """Saves ``params`` and ``opt_state`` as step ``step`` under ``directory``.
+  r"""Saves ``params`` and ``opt_state`` as step ``step`` under ``directory``.
 
   Returns once the checkpoint is complete on disk, or raises: it never skips a
   step silently. Orbax writes the step into a temporary directory and renames
@@ -379,7 +391,7 @@ def save_checkpoint(
   Args:
     directory: the checkpoint directory (created if missing); each step is a
       subdirectory, as orbax's ``CheckpointManager`` lays them out. Its path
-      may not contain ``[ ] * ? \\`` (orbax could not read it back).
+      may not contain ``[ ] * ? \`` (orbax could not read it back).
     step: the training step the state belongs to, an integer >= 0.
     params: the parameter pytree.
     opt_state: the optimizer state, e.g. of :func:`bertadam_optax.bertadam`.
@@ -460,10 +472,8 @@ def save_checkpoint(
         if not ok:
           # Let orbax's writer threads end before their files are removed;
           # the error being raised already says what went wrong.
-          try:
+          with contextlib.suppress(Exception):
             manager.wait_until_finished()
-          except Exception:  # pylint: disable=broad-except
-            pass
   finally:
     # The manager is closed: nothing writes into the directory any more.
     if not ok:
@@ -531,8 +541,9 @@ _JSON_FILES = ("_METADATA", "_CHECKPOINT_METADATA", "_sharding", "metadata")
 
 
 def _check_files(step_dir) -> None:
-  """Refuses a step whose JSON metadata files are truncated or corrupted,
-  naming the file, before orbax fails on it with a bare decoding error.
+  """Refuses a step whose JSON metadata files are truncated or corrupted.
+
+  The error names the file, where orbax would fail with a bare decoding error.
   """
   if not step_dir.exists():
     return

@@ -274,9 +274,20 @@ def flat_bertadam(
 
   Args:
     layout: the :class:`Layout` of the parameters, from :func:`layout_of`.
-    lr, warmup, t_total, schedule, b1, b2, e, weight_decay, max_grad_norm,
-      clip, bias_correction, mu_dtype, schedule_kwargs: as in
-      :func:`~bertadam_optax.bertadam`.
+    lr: the learning rate or schedule, as in :func:`~bertadam_optax.bertadam`.
+    warmup: the warmup fraction of ``t_total``, or -1 for none.
+    t_total: total number of steps; -1 means a constant learning rate.
+    schedule: the schedule's name or callable, as in bertadam.
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moment, in [0, 1).
+    e: epsilon added to ``sqrt(v)``, >= 0.
+    weight_decay: decoupled weight decay of the ``'.../decay'`` groups.
+    max_grad_norm: clipping norm; <= 0 disables clipping.
+    clip: ``'per_tensor'``, ``'global'`` or ``'none'``.
+    bias_correction: apply Adam's bias correction (the original does not).
+    mu_dtype: optional dtype of the first moment.
+    schedule_kwargs: extra keyword arguments of a named schedule, as in
+      bertadam.
     weight_decay_mask: refused: the mask belongs to :func:`layout_of`.
 
   Returns:

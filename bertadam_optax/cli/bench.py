@@ -60,6 +60,8 @@ def load_harness() -> ModuleType:
       "package does not ship benchmarks/)"
     )
   spec = importlib.util.spec_from_file_location(HARNESS_MODULE, path)
+  # A .py file that exists (checked above) always gets a spec and a loader.
+  assert spec is not None and spec.loader is not None
   module = importlib.util.module_from_spec(spec)
   sys.modules[HARNESS_MODULE] = module
   try:

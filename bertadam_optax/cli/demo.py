@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -121,21 +120,51 @@ class WordTokenizer:
   UNK_ID = 1
 
   def __init__(self, vocab: Sequence[str]):
+    """Uses ``vocab`` as the vocabulary.
+
+    Args:
+      vocab: the words by id, ``[MASK]`` and ``[UNK]`` first.
+    """
     self.vocab = tuple(vocab)
     self._ids = {word: i for i, word in enumerate(self.vocab)}
 
   @classmethod
   def from_text(cls, text: str, vocab_size: int = VOCAB_SIZE) -> WordTokenizer:
+    """The tokenizer of the ``vocab_size - 2`` most frequent words of ``text``.
+
+    Args:
+      text: the corpus.
+      vocab_size: the number of ids, ``[MASK]`` and ``[UNK]`` included.
+
+    Returns:
+      The :class:`WordTokenizer`.
+    """
     counts = collections.Counter(words(text))
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return cls([cls.MASK, cls.UNK] + [w for w, _ in ranked[: vocab_size - 2]])
 
   def encode(self, text: str) -> np.ndarray:
+    """The ids (int32) of the words of ``text``; unknown words are ``[UNK]``.
+
+    Args:
+      text: the text to encode.
+
+    Returns:
+      The ids, one per word.
+    """
     return np.asarray(
       [self._ids.get(w, self.UNK_ID) for w in words(text)], dtype=np.int32
     )
 
   def decode(self, ids: Iterable[int]) -> str:
+    """The words of ``ids``, joined by spaces.
+
+    Args:
+      ids: word ids.
+
+    Returns:
+      The text.
+    """
     return " ".join(self.vocab[i] for i in ids)
 
 
@@ -179,6 +208,7 @@ class RunResult:
   opt_state: Any
 
   def metrics(self) -> dict[str, Any]:
+    """The run's numbers as a JSON-ready dict (the schedule's family too)."""
     info = registry.schedule_info(self.schedule)
     return {
       "schedule": self.schedule,
@@ -206,6 +236,12 @@ class CorpusData:
   """
 
   def __init__(self, tokenizer: WordTokenizer, text: str):
+    """Encodes ``text`` and splits it.
+
+    Args:
+      tokenizer: the tokenizer of the corpus.
+      text: the corpus, one verse a line.
+    """
     verses = [tokenizer.encode(line) for line in text.splitlines()]
     ids = np.concatenate(verses)
     self.num_tokens = len(ids)
@@ -240,7 +276,7 @@ def loss_and_accuracy(model, params, inputs, targets, weights):
 
 def _step_fn(
   model, optimizer, batch_size: int, data_key, vocab_size: int
-) -> Callable:
+) -> jax.stages.Wrapped:
   """The jitted step ``(params, opt_state, step, text) -> (..., metrics)``.
 
   The training text is an argument, not a constant folded into the program.

@@ -48,10 +48,12 @@ def schedule_values(schedule: Callable, num_steps: int) -> np.ndarray:
   return schedule_values_at(schedule, np.arange(num_steps + 1))
 
 
-def schedule_values_at(schedule: Callable, steps: Sequence[int]) -> np.ndarray:
+def schedule_values_at(
+  schedule: Callable, steps: Sequence[int] | np.ndarray
+) -> np.ndarray:
   """``schedule(s)`` for each ``s`` of ``steps`` (int32), one vmapped call."""
-  steps = jnp.asarray(np.asarray(steps, dtype=np.int64), dtype=jnp.int32)
-  return np.asarray(jax.jit(jax.vmap(schedule))(steps), dtype=np.float64)
+  counts = jnp.asarray(np.asarray(steps, dtype=np.int64), dtype=jnp.int32)
+  return np.asarray(jax.jit(jax.vmap(schedule))(counts), dtype=np.float64)
 
 
 def plot_steps(
@@ -117,9 +119,11 @@ def _describe(options: Mapping[str, Any]) -> str:
     parts.append(f"warmup_steps={options['warmup_steps']}")
   elif options.get("warmup") is not None:
     parts.append(f"warmup={options['warmup']:g}")
-  for key in ("min_lr", "decay_rate", "decay_steps"):
-    if options.get(key) is not None:
-      parts.append(f"{key}={options[key]:g}")
+  parts.extend(
+    f"{key}={options[key]:g}"
+    for key in ("min_lr", "decay_rate", "decay_steps")
+    if options.get(key) is not None
+  )
   parts += [
     f"{k}={v!r}"
     for k, v in options.items()

@@ -35,9 +35,11 @@ are one option, ``warmup``, in ``ScheduleInfo.options``)."""
 
 
 def check_required(name: str, options: Mapping[str, Any]) -> None:
-  """Raises :class:`MissingScheduleOptionError` for the first option that
-  schedule ``name`` requires (``ScheduleInfo.required``) and ``options``
-  lacks; ``warmup`` is given by either ``warmup`` or ``warmup_steps``.
+  """Raises :class:`MissingScheduleOptionError` for a missing option.
+
+  The first option that schedule ``name`` requires
+  (``ScheduleInfo.required``) and ``options`` lacks; ``warmup`` is given by
+  either ``warmup`` or ``warmup_steps``.
   """
   for option in registry.schedule_info(name).required:
     given = options.get(option) is not None or (

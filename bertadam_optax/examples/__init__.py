@@ -1,1 +1,1 @@
-"""Small example models shared by the demo, the notebooks and the tests (needs flax)."""
+"""Small example models for the demo, notebooks and tests (they need flax)."""

@@ -34,6 +34,18 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class TinyBertConfig:
+  """The sizes of the tiny BERT (shared by the Linen, NNX and torch models).
+
+  Attributes:
+    vocab_size: number of token ids.
+    hidden_size: width of the embeddings and of each layer.
+    num_layers: number of transformer layers.
+    num_heads: attention heads per layer (dividing ``hidden_size``).
+    intermediate_size: width of the feed-forward layer.
+    max_len: number of position embeddings, the longest sequence.
+    layer_norm_eps: epsilon of the layer norms.
+  """
+
   vocab_size: int = 512
   hidden_size: int = 64
   num_layers: int = 2
@@ -44,7 +56,7 @@ class TinyBertConfig:
 
 
 def _attend(q, k, v, attention_mask, num_heads):
-  """Multi-head scaled dot-product attention over projected ``[b, t, hidden]``."""
+  """Multi-head scaled dot-product attention, ``[b, t, hidden]`` to the same."""
   b, t, hidden = q.shape
   head_dim = hidden // num_heads
   q, k, v = (y.reshape(b, t, num_heads, head_dim) for y in (q, k, v))
@@ -85,6 +97,16 @@ class TinyBertMLM(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, attention_mask=None):
+    """The masked-LM logits of ``tokens``.
+
+    Args:
+      tokens: int32 ids, ``[batch, length]``.
+      attention_mask: booleans ``[batch, length]``, True where a token is
+        attended to; ``None`` for all.
+
+    Returns:
+      The logits, ``[batch, length, vocab]``.
+    """
     c = self.config
     if attention_mask is None:
       attention_mask = jnp.ones(tokens.shape, bool)
@@ -105,7 +127,7 @@ class TinyBertMLM(nn.Module):
 
 
 def mlm_loss(logits, targets, weights):
-  """Mean cross-entropy over the masked positions (``weights`` 1 there, else 0)."""
+  """Mean cross-entropy over the masked positions (where ``weights`` is 1)."""
   losses = optax.softmax_cross_entropy_with_integer_labels(
     logits.astype(jnp.float32), targets
   )
@@ -157,6 +179,12 @@ class TinyBertMLMNNX(nnx.Module):
   def __init__(
     self, config: TinyBertConfig = TinyBertConfig(), *, rngs: nnx.Rngs
   ):
+    """Builds the layers of ``config``, initialized from ``rngs``.
+
+    Args:
+      config: the sizes.
+      rngs: the NNX random streams for the initializers.
+    """
     c = self.config = config
     self.word_embeddings = nnx.Embed(c.vocab_size, c.hidden_size, rngs=rngs)
     self.position_embeddings = nnx.Embed(c.max_len, c.hidden_size, rngs=rngs)
@@ -173,6 +201,16 @@ class TinyBertMLMNNX(nnx.Module):
     self.decoder = nnx.Linear(c.hidden_size, c.vocab_size, rngs=rngs)
 
   def __call__(self, tokens, attention_mask=None):
+    """The masked-LM logits of ``tokens``, as :class:`TinyBertMLM`.
+
+    Args:
+      tokens: int32 ids, ``[batch, length]``.
+      attention_mask: booleans ``[batch, length]``, True where a token is
+        attended to; ``None`` for all.
+
+    Returns:
+      The logits, ``[batch, length, vocab]``.
+    """
     if attention_mask is None:
       attention_mask = jnp.ones(tokens.shape, bool)
     positions = jnp.arange(tokens.shape[1])[None, :]

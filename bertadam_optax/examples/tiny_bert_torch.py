@@ -6,8 +6,9 @@ so the two can be trained side by side (PyTorch ``BertAdam`` against
 :func:`~bertadam_optax.bertadam`) and their states moved between them with
 :mod:`bertadam_optax.interop.torch`. Its parameter names are the Flax module
 names with torch's conventions (``layer.0.query.weight`` for the Flax leaf
-``layer_0.query.kernel``), which :func:`~bertadam_optax.interop.torch.match_by_name`
-maps without a hand-written table.
+``layer_0.query.kernel``), which
+:func:`~bertadam_optax.interop.torch.match_by_name` maps without a hand-written
+table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from torch import nn
 from bertadam_optax.examples.tiny_bert import TinyBertConfig
 
 __all__ = ["TinyBertMLMTorch", "mlm_loss_torch"]
+
+_DEFAULT_CONFIG = TinyBertConfig()
 
 
 class _Block(nn.Module):
@@ -57,7 +60,12 @@ class _Block(nn.Module):
 class TinyBertMLMTorch(nn.Module):
   """``tokens [batch, length] int64 -> logits [batch, length, vocab]``."""
 
-  def __init__(self, config: TinyBertConfig = TinyBertConfig()):
+  def __init__(self, config: TinyBertConfig = _DEFAULT_CONFIG):
+    """Builds the layers of ``config`` with torch's default initializers.
+
+    Args:
+      config: the sizes (shared with the Flax models).
+    """
     super().__init__()
     c = config
     self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
@@ -69,6 +77,16 @@ class TinyBertMLMTorch(nn.Module):
     self.decoder = nn.Linear(c.hidden_size, c.vocab_size)
 
   def forward(self, tokens, attention_mask=None):
+    """The masked-LM logits of ``tokens``.
+
+    Args:
+      tokens: int64 ids, ``[batch, length]``.
+      attention_mask: booleans ``[batch, length]``, True where a token is
+        attended to; ``None`` for all.
+
+    Returns:
+      The logits, ``[batch, length, vocab]``.
+    """
     if attention_mask is None:
       attention_mask = torch.ones(tokens.shape, dtype=torch.bool)
     positions = torch.arange(tokens.shape[1])[None, :]

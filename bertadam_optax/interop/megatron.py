@@ -244,7 +244,7 @@ def _tokens_of_script(text: str) -> list[str]:
 def parse_megatron_args(
   args: str | Sequence[str] | Mapping[str, Any],
 ) -> dict[str, Any]:
-  """Megatron-LM arguments as a dict of argument names (``lr_decay_style``).
+  r"""Megatron-LM arguments as a dict of argument names (``lr_decay_style``).
 
   Args:
     args: a list of command-line tokens (``["--lr", "1e-4", ...]``), one
@@ -261,7 +261,7 @@ def parse_megatron_args(
 
   Examples:
     >>> from bertadam_optax.interop.megatron import parse_megatron_args
-    >>> parse_megatron_args("python pretrain_gpt.py --lr 1e-4 \\\\\\n --fp16")
+    >>> parse_megatron_args("python pretrain_gpt.py --lr 1e-4 \\\n --fp16")
     {'lr': '1e-4', 'fp16': True}
   """
   if isinstance(args, Mapping):
@@ -386,7 +386,7 @@ class MegatronPlan:
     return optimizer
 
   def describe(self) -> list[str]:
-    """Lines saying what the port builds (printed by ``bertadam-optax port``)."""
+    """Lines saying what the port builds (shown by ``bertadam-optax port``)."""
     lr, wd = self.lr_schedule, self.wd_schedule
     if self.optimizer == "adam":
       opt = (

@@ -67,8 +67,9 @@ def _is_kernel(path: str) -> bool:
 
 
 def _flax_axes(ndim: int) -> tuple[int, ...]:
-  """The permutation taking a torch weight ``[out, in, *window]`` to a Flax
-  kernel ``[*window, in, out]``.
+  """The permutation taking a torch weight to a Flax kernel.
+
+  The weight is ``[out, in, *window]``, the kernel ``[*window, in, out]``.
   """
   return tuple(range(2, ndim)) + (1, 0)
 
@@ -113,8 +114,9 @@ def _tensor(array: Any):
 
 
 def _put(value: np.ndarray, like: Any) -> jax.Array:
-  """``value`` with the dtype and placement of ``like`` (an array or a
-  ``jax.ShapeDtypeStruct``).
+  """``value`` with the dtype and placement of ``like``.
+
+  ``like`` is an array or a ``jax.ShapeDtypeStruct``.
   """
   value = np.asarray(value, dtype=like.dtype)
   sharding = getattr(like, "sharding", None)
@@ -611,8 +613,7 @@ def _learning_rates_at(
   opt_state: Any,
   count: int,
 ) -> Any:
-  """``opt_state`` with each learning-rate stage as it is after ``count``
-  updates.
+  """``opt_state`` with each learning-rate stage as after ``count`` updates.
 
   The schedule is closed over by the optimizer; one update from ``count - 1``
   (with zero gradients, its other results dropped) evaluates it at ``count``
@@ -637,9 +638,11 @@ def _learning_rates_at(
 
 
 def _state_keys(torch_state: Any, ids: Sequence[Any]) -> list[str]:
-  """Problems with the keys of a torch ``state``: every key must be an id of
-  ``param_groups``. Ids without a state are parameters that got no gradient
-  yet, unless keys that are not ids say the state belongs to other ids.
+  """Problems with the keys of a torch ``state``.
+
+  Every key must be an id of ``param_groups``. Ids without a state are
+  parameters that got no gradient yet, unless keys that are not ids say the
+  state belongs to other ids.
   """
   if not isinstance(torch_state, Mapping):
     return [
@@ -771,7 +774,7 @@ def from_torch(
     param_groups ids without a state (2):
       0
       1
-      (torch keys the state by the integer ids of param_groups; string keys come from a JSON round trip)
+      (torch keys the state by the integer ids of param_groups; string ...)
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; PyTorch
@@ -916,7 +919,8 @@ def to_torch(
     >>> model.load_state_dict(model_sd)
     <All keys matched successfully>
     >>> torch_opt.load_state_dict(opt_sd)
-    >>> torch_opt.state_dict()["state"][0]["step"], tuple(opt_sd["state"][0]["next_m"].shape)
+    >>> state = torch_opt.state_dict()["state"][0]
+    >>> state["step"], tuple(opt_sd["state"][0]["next_m"].shape)
     (1, (2, 3))
 
   References:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 from typing import NamedTuple
+from typing import cast
 
 import optax
 
@@ -40,6 +41,7 @@ __all__ = [
   "fraction_or_default",
   "missing_option",
   "ratio",
+  "total_steps",
   "warmup_steps",
 ]
 
@@ -178,6 +180,22 @@ def missing_option(schedule: str, option: str) -> MissingScheduleOptionError:
   return MissingScheduleOptionError(schedule, option)
 
 
+def total_steps(name: str, opts: Options) -> int:
+  """``opts.t_total``, for an entry that requires it.
+
+  Args:
+    name: the registry name, for the error.
+    opts: the uniform options.
+
+  Returns:
+    ``t_total``; the registry checks an entry's required options before it
+    builds, so the error is for direct callers of ``build``.
+  """
+  if opts.t_total is None:
+    raise missing_option(name, "t_total")
+  return opts.t_total
+
+
 def warmup_steps(name: str, opts: Options) -> int:
   """The warmup as whole steps; a fraction needs ``t_total`` to become one."""
   if opts.warmup_steps is not None:
@@ -211,5 +229,6 @@ def fraction_or_default(opts: Options) -> dict[str, float]:
   if opts.warmup is not None:
     return {"warmup": opts.warmup}
   if opts.warmup_steps is not None:
-    return {"warmup": opts.warmup_steps / opts.t_total}
+    # Its callers' entries require t_total, which the registry checks first.
+    return {"warmup": opts.warmup_steps / cast(int, opts.t_total)}
   return {}

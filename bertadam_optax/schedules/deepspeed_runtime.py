@@ -173,8 +173,8 @@ def warmup_lr(
     max_name = "learning_rate"
   else:
     max_name = "warmup_max_lr"
-  warmup_min_lr = _check_lr("warmup_min_lr", warmup_min_lr)
-  warmup_max_lr = _check_lr(max_name, warmup_max_lr)
+  min_lr = _check_lr("warmup_min_lr", warmup_min_lr)
+  max_lr = _check_lr(max_name, warmup_max_lr)
   length = _warmup_length(warmup_num_steps)
   _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
 
@@ -186,7 +186,7 @@ def warmup_lr(
       _warmup_fraction(last, length, warmup_type),
       jnp.float32(1.0),
     )
-    return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
+    return min_lr + (max_lr - min_lr) * gamma
 
   return schedule
 
@@ -735,9 +735,10 @@ ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
 def _keys(
   factory: Callable[..., Any],
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """The ``params`` keys of a scheduler (its factory's positional-or-keyword
-  parameters; ``learning_rate`` comes from the optimizer), and the required
-  ones.
+  """The ``params`` keys of a scheduler, and the required ones.
+
+  The keys are its factory's positional-or-keyword parameters
+  (``learning_rate`` comes from the optimizer).
   """
   params = [
     p

@@ -1,4 +1,4 @@
-r"""Megatron-LM's learning-rate and weight-decay schedules, as pure JAX functions.
+r"""Megatron-LM's learning-rate and weight-decay schedules, pure JAX functions.
 
 Reproduces ``OptimizerParamScheduler`` of megatron-core 0.16.1
 (``megatron/core/optimizer_param_scheduler.py``): :func:`megatron_lr_schedule`
@@ -164,7 +164,8 @@ def megatron_lr_schedule(
   (``cosine``), :math:`2 \cdot 0.5^{s} - 1` (``exponential``) or
   :math:`1 - \sqrt{s}` (``minus_sqrt``).
 
-  In one line: ``init + (max - init) n/W if n <= W, else min + c((n - W)/(D - W)) (max - min), min past D``.
+  In one line: ``init + (max - init) n/W if n <= W, else
+  min + c((n - W)/(D - W)) (max - min), min past D``.
 
   The warmup ends *at* ``W`` inclusive, so ``eta(W) = max_lr``; with ``W = 0``
   the first value is ``max_lr`` (the decay at ``r = 0``). ``W`` may be
@@ -232,10 +233,9 @@ def megatron_lr_schedule(
         "lr_wsd_decay_style=None: lr_decay_style='WSD' "
         "requires one of " + ", ".join(repr(s) for s in WSD_DECAY_STYLES) + "."
       )
+  anneal_steps = 0.0  # S: only WSD reads it, and WSD requires it (above).
   if wsd_decay_steps is not None:
-    wsd_decay_steps = _validation.to_float(
-      "wsd_decay_steps", wsd_decay_steps, 0.0
-    )
+    anneal_steps = _validation.to_float("wsd_decay_steps", wsd_decay_steps, 0.0)
   if lr_wsd_decay_style is not None:
     _validation.check_choice(
       "lr_wsd_decay_style", lr_wsd_decay_style, WSD_DECAY_STYLES
@@ -261,11 +261,11 @@ def megatron_lr_schedule(
     elif lr_decay_style == "cosine":
       coeff = _half_cosine_of_remaining(remaining)
     else:  # WSD
-      anneal = wsd_decay_steps / increment
+      anneal = anneal_steps / increment
       if anneal == 0:
         # The annealing starts at D itself and is never reached.
         return jnp.full_like(k, _float32(max_lr))
-      start = decay - wsd_decay_steps
+      start = decay - anneal_steps
       last_stable = _last_count_within(start, increment)
       start_whole, start_fraction = _split(start, increment)
       # s and 1 - s, each from the counts, so neither cancels at its end.
@@ -404,14 +404,16 @@ def _build_lr(style: str):
 
   def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
     extra = dict(extra)
+    warmup = _table.warmup_steps(name, opts)
+    total = _table.total_steps(name, opts)
     if style == "WSD":
-      extra.setdefault("wsd_decay_steps", max(1, opts.t_total // 10))
+      extra.setdefault("wsd_decay_steps", max(1, total // 10))
       extra.setdefault("lr_wsd_decay_style", "linear")
     return megatron_lr_schedule(
       opts.lr,
       0.0 if opts.min_lr is None else opts.min_lr,
-      _table.warmup_steps(name, opts),
-      opts.t_total,
+      warmup,
+      total,
       style,
       **extra,
     )
@@ -430,7 +432,8 @@ def _build_wd(style: str):
   def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
     start = 0.0 if opts.min_lr is None else opts.min_lr
     end = start if style == "constant" else opts.lr
-    return megatron_wd_schedule(start, end, opts.t_total, style, **extra)
+    total = _table.total_steps("megatron.wd_" + style, opts)
+    return megatron_wd_schedule(start, end, total, style, **extra)
 
   return build
 

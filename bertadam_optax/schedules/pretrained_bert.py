@@ -391,8 +391,9 @@ def _normalize(p, tail):
 
 
 def _fraction(p, tail):
-  """The fractional part of ``p + tail``, rounded once; a whole ``p`` with a
-  negative tail is just below it.
+  """The fractional part of ``p + tail``, rounded once.
+
+  A whole ``p`` with a negative tail is just below it.
   """
   p, tail = _normalize(p, tail)
   f = p - jnp.floor(p)
@@ -408,7 +409,11 @@ def _build(source: str):
       # The constant ignores t_total and warmup, as ConstantLR does.
       return pretrained_bert_schedule(source, opts.lr, -1, **extra)
     return pretrained_bert_schedule(
-      source, opts.lr, opts.t_total, **_table.fraction_or_default(opts), **extra
+      source,
+      opts.lr,
+      _table.total_steps("pretrained_bert." + source, opts),
+      **_table.fraction_or_default(opts),
+      **extra,
     )
 
   return build
@@ -522,7 +527,9 @@ class _PhaseTable:
     self.lo = jnp.asarray(lo)
 
   def locate(self, step):
-    """The phase of ``step``, whether it is past the table, and the steps since
+    """``(phase, beyond, since)`` for ``step``.
+
+    The phase of ``step``, whether it is past the table, and the steps since
     the phase started.
     """
     phase = jnp.searchsorted(self.thresholds, step, side="right")
@@ -634,8 +641,10 @@ def pretrained_bert_schedule(
     )
   t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   warmup = _check_warmup(warmup)
+  # A float for the cosines (their default if None), None for the others.
   cycles = _check_cycles(name, cycles)
-  if name == "warmup_cosine_with_warmup_restarts" and warmup * cycles >= 1.0:
+  restarts = name == "warmup_cosine_with_warmup_restarts"
+  if restarts and cycles is not None and warmup * cycles >= 1.0:
     raise ValueError(
       f"warmup={warmup!r}, cycles={cycles!r}: schedule {name!r} warms up "
       f"for warmup * cycles = {warmup * cycles!r} of each cycle; expected "
@@ -651,7 +660,8 @@ def pretrained_bert_schedule(
 
   total = float(t_total)
   w = max(float(warmup), 0.0)
-  if name == "warmup_cosine_with_warmup_restarts":
+  if restarts:
+    assert cycles is not None  # a cosine: _check_cycles gave it a float
     # The class scales warmup to a fraction of each cycle; its progress within
     # a cycle is ``{x c}``, and the cycles start at multiples of T / c.
     w = w * cycles
@@ -678,7 +688,7 @@ def pretrained_bert_schedule(
     inv_warm_steps = min(inv_warm * inv_period, _common.FLOAT32_MAX)
     inv_decay_steps = inv_decay * inv_period
 
-    def multiplier(step):
+    def multiplier(step: jax.Array) -> jax.Array:
       phase, beyond, since = table.locate(step)
       u = _frac(since * inv_period)
       in_warmup = jnp.where(beyond, u < w, phase % 2 == 0)
@@ -696,7 +706,7 @@ def pretrained_bert_schedule(
 
     if name == "warmup_constant":
 
-      def multiplier(step):
+      def multiplier(step: jax.Array) -> jax.Array:
         return _join.warmup_then(
           step, warmup_end, step * inv_warm, jnp.ones_like(step)
         )
@@ -704,12 +714,13 @@ def pretrained_bert_schedule(
     elif name == "warmup_linear":
       inv_decay = 1.0 / decay_steps
 
-      def multiplier(step):
+      def multiplier(step: jax.Array) -> jax.Array:
         # (x - 1) / (w - 1) == (T - k) / (T (1 - w)), with T - k exact.
         decay = jnp.maximum((total - step) * inv_decay, 0.0)
         return _join.warmup_then(step, warmup_end, step * inv_warm, decay)
 
     else:
+      assert cycles is not None  # a cosine: _check_cycles gave it a float
       period = decay_steps / cycles
 
       def cosine_phase(step: int) -> int:
@@ -730,7 +741,7 @@ def pretrained_bert_schedule(
       # one (1 down to 0) for the hard restarts.
       scale = math.pi if name == "warmup_cosine" else 0.5 * math.pi
 
-      def multiplier(step):
+      def multiplier(step: jax.Array) -> jax.Array:
         phase, beyond, since = table.locate(step)
         u = since * inv_period
         u = jnp.where(beyond, _frac(u), u)

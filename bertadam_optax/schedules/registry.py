@@ -5,15 +5,14 @@ collide: DeepSpeed's bing_bert ``warmup_linear`` is ``1 - x`` after warmup,
 pytorch-pretrained-bert's decays from the end of warmup. Here every schedule
 has one unambiguous name:
 
-=====================  ======================================  ==============================
-family                 names                                   source
-=====================  ======================================  ==============================
-``deepspeed``          ``warmup_linear``, ... (bare)           DeepSpeed bing_bert
-``pretrained_bert``    ``pretrained_bert.warmup_linear``, ...  pytorch-pretrained-bert 0.6.2
-``transformers``       ``transformers.cosine``, ...            ``transformers.get_scheduler``
-``modern``             ``modern.linear_warmup_cosine_decay``   LLM pretraining recipes
-``deepspeed_runtime``  ``deepspeed_runtime.WarmupLR``, ...     ``ds_config.json`` schedulers
-=====================  ======================================  ==============================
+- ``deepspeed`` (DeepSpeed bing_bert): ``warmup_linear``, ... (bare names);
+- ``pretrained_bert`` (pytorch-pretrained-bert 0.6.2):
+  ``pretrained_bert.warmup_linear``, ...;
+- ``transformers`` (``transformers.get_scheduler``):
+  ``transformers.cosine``, ...;
+- ``modern`` (LLM pretraining recipes): ``modern.linear_warmup_cosine_decay``;
+- ``deepspeed_runtime`` (``ds_config.json`` schedulers):
+  ``deepspeed_runtime.WarmupLR``, ....
 
 The bing_bert schedules keep their bare names: they are what ``bertadam``
 itself takes as ``schedule=``.

@@ -12,28 +12,26 @@ gives after ``s`` calls to ``scheduler.step()``, quirks included.
 one factory per name, named after the transformers function so that a search
 for that name finds it:
 
-=============================  ===================================================
-``get_schedule`` name          factory (transformers function)
-=============================  ===================================================
-``linear``                     :func:`linear_schedule_with_warmup`
-                               (``get_linear_schedule_with_warmup``)
-``cosine``                     :func:`cosine_schedule_with_warmup`
-                               (``get_cosine_schedule_with_warmup``)
-``cosine_with_restarts``       :func:`cosine_with_hard_restarts_schedule_with_warmup`
-                               (``get_cosine_with_hard_restarts_schedule_with_warmup``)
-``polynomial``                 :func:`polynomial_decay_schedule_with_warmup`
-                               (``get_polynomial_decay_schedule_with_warmup``)
-``constant``                   :func:`constant_schedule` (``get_constant_schedule``)
-``constant_with_warmup``       :func:`constant_schedule_with_warmup`
-                               (``get_constant_schedule_with_warmup``)
-``inverse_sqrt``               :func:`inverse_sqrt_schedule`
-                               (``get_inverse_sqrt_schedule``)
-``cosine_with_min_lr``         :func:`cosine_with_min_lr_schedule_with_warmup`
-                               (``get_cosine_with_min_lr_schedule_with_warmup``)
-``cosine_warmup_with_min_lr``  :func:`cosine_with_min_lr_schedule_with_warmup_lr_rate`
-                               (``get_cosine_with_min_lr_schedule_with_warmup_lr_rate``)
-``warmup_stable_decay``        :func:`wsd_schedule` (``get_wsd_schedule``)
-=============================  ===================================================
+- ``linear``: :func:`linear_schedule_with_warmup`
+  (``get_linear_schedule_with_warmup``);
+- ``cosine``: :func:`cosine_schedule_with_warmup`
+  (``get_cosine_schedule_with_warmup``);
+- ``cosine_with_restarts``:
+  :func:`cosine_with_hard_restarts_schedule_with_warmup`
+  (``get_cosine_with_hard_restarts_schedule_with_warmup``);
+- ``polynomial``: :func:`polynomial_decay_schedule_with_warmup`
+  (``get_polynomial_decay_schedule_with_warmup``);
+- ``constant``: :func:`constant_schedule` (``get_constant_schedule``);
+- ``constant_with_warmup``: :func:`constant_schedule_with_warmup`
+  (``get_constant_schedule_with_warmup``);
+- ``inverse_sqrt``: :func:`inverse_sqrt_schedule`
+  (``get_inverse_sqrt_schedule``);
+- ``cosine_with_min_lr``: :func:`cosine_with_min_lr_schedule_with_warmup`
+  (``get_cosine_with_min_lr_schedule_with_warmup``);
+- ``cosine_warmup_with_min_lr``:
+  :func:`cosine_with_min_lr_schedule_with_warmup_lr_rate`
+  (``get_cosine_with_min_lr_schedule_with_warmup_lr_rate``);
+- ``warmup_stable_decay``: :func:`wsd_schedule` (``get_wsd_schedule``).
 
 ``reduce_lr_on_plateau`` and ``greedy`` are driven by a metric, not by the step
 count, so they are not schedules; :func:`get_schedule` refuses them.
@@ -559,7 +557,7 @@ def cosine_with_hard_restarts_schedule_with_warmup(
   num_training_steps: int,
   num_cycles: float = 1,
 ) -> optax.Schedule:
-  r"""Linear warmup, then ``num_cycles`` half cosines to 0, each restarting at 1.
+  r"""Linear warmup, then ``num_cycles`` half cosines to 0, each from 1 again.
 
   .. math::
     \eta(s) = \eta_0 \begin{cases} s / \max(1, w) & s < w \\
@@ -909,7 +907,7 @@ def wsd_schedule(
 def linear_warmup_cosine_decay(
   peak_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0
 ) -> optax.Schedule:
-  r"""Linear warmup from 0 to ``peak_lr``, then a half cosine down to ``min_lr``.
+  r"""Linear warmup from 0 to ``peak_lr``, then half a cosine to ``min_lr``.
 
   .. math::
     \eta(s) = \begin{cases} \eta_{\max}\, s / w & s < w \\
@@ -1023,7 +1021,7 @@ def _build_linear_warmup_cosine_decay(
   return linear_warmup_cosine_decay(
     opts.lr,
     _table.warmup_steps(name, opts),
-    opts.t_total,
+    _table.total_steps(name, opts),
     **_table.drop_none(min_lr=opts.min_lr),
     **extra,
   )

@@ -1,4 +1,4 @@
-r"""torch's Adagrad: the gradient over the root of its running sum of squares."""
+r"""torch's Adagrad: the gradient over the root of its running square sum."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.transforms._numerics import float32_or_wider
+from bertadam_optax.transforms._numerics import increment
 from bertadam_optax.transforms._numerics import one_minus_power
 
 __all__ = ["ScaleByAdamTorchState", "scale_by_adam_torch"]
@@ -27,7 +28,8 @@ __all__ = ["ScaleByAdamTorchState", "scale_by_adam_torch"]
 class ScaleByAdamTorchState(NamedTuple):
   """State of :func:`scale_by_adam_torch`: optax's Adam field names."""
 
-  count: chex.Array  # int32 number of updates applied so far
+  # int32 number of updates applied so far.
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   mu: optax.Updates  # first moment (torch's ``exp_avg``, BertAdam's ``next_m``)
   nu: optax.Updates  # second moment (``exp_avg_sq``, BertAdam's ``next_v``)
 
@@ -110,7 +112,7 @@ def scale_by_adam_torch(
 
   def update_fn(updates, state, params=None):
     del params
-    count = optax.safe_increment(state.count)
+    count = increment(state.count)
     nu = jax.tree.map(
       lambda g, v: b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)),
       updates,

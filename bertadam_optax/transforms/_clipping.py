@@ -38,7 +38,7 @@ def _sum_of_squares(g: chex.Array) -> chex.Array:
 
 def torch_clip_coefficient(
   norm: chex.Array, max_norm: Any, eps: float = TORCH_CLIP_EPS
-) -> chex.Array:
+) -> jax.Array:
   r"""The factor torch's ``clip_grad_norm_`` multiplies the gradient by.
 
   .. math::
@@ -85,7 +85,8 @@ def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
   For every leaf ``g`` separately (not the global norm):
 
   .. math::
-    g \leftarrow g \cdot \min\left(1, \frac{c}{\lVert g \rVert_2 + 10^{-6}}\right)
+    g \leftarrow g \cdot
+    \min\left(1, \frac{c}{\lVert g \rVert_2 + 10^{-6}}\right)
 
   which is ``torch.nn.utils.clip_grad_norm_(p, c)`` on one parameter, the
   first thing the original ``BertAdam.step`` does to each tensor. The norm is
@@ -136,8 +137,10 @@ def clip_by_global_norm_torch(
   r"""Clips the whole gradient tree by its global norm, torch's way.
 
   .. math::
-    g \leftarrow g \cdot \min\left(1, \frac{c}{\lVert g \rVert_2 + 10^{-6}}\right),
-    \quad \lVert g \rVert_2 = \sqrt{\textstyle\sum_{\text{leaves}} \lVert g_i \rVert_2^2}
+    g \leftarrow g \cdot
+    \min\left(1, \frac{c}{\lVert g \rVert_2 + 10^{-6}}\right),
+    \quad \lVert g \rVert_2 =
+    \sqrt{\textstyle\sum_{\text{leaves}} \lVert g_i \rVert_2^2}
 
   This is ``torch.nn.utils.clip_grad_norm_(model.parameters(), c)`` and
   DeepSpeed's ``gradient_clipping``. It differs from

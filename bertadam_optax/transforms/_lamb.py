@@ -1,4 +1,4 @@
-r"""DeepSpeed's ``FusedLamb``: Adam moments, a clamped per-tensor trust ratio."""
+r"""DeepSpeed's ``FusedLamb``: Adam moments, clamped per-tensor trust ratio."""
 
 from __future__ import annotations
 
@@ -173,7 +173,8 @@ def scale_by_fused_lamb(
     >>> tx = scale_by_fused_lamb(weight_decay=0.01)
     >>> w = {'w': jnp.array([3.0, 4.0])}
     >>> u, _ = tx.update({'w': jnp.array([1.0, 1.0])}, tx.init(w), w)
-    >>> # u = 0.1 / sqrt(0.001) + 0.01 w, ratio = 5 / |u|, step sqrt(0.001) / 0.1
+    >>> # u = 0.1 / sqrt(0.001) + 0.01 w, ratio = 5 / |u|,
+    >>> # step sqrt(0.001) / 0.1
     >>> [round(float(x), 4) for x in u['w']]
     [1.1163, 1.1198]
 

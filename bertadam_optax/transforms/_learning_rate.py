@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
 
@@ -17,7 +18,8 @@ __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
 class ScaleByLearningRateState(NamedTuple):
   """State of :func:`scale_by_learning_rate`."""
 
-  count: chex.Array  # int32 number of updates applied so far
+  # int32 number of updates applied so far.
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   learning_rate: chex.Array  # the learning rate the next update applies
 
 
@@ -51,7 +53,8 @@ def scale_by_learning_rate(
     (-0.1, 0.2)
 
   References:
-    optax ``scale_by_learning_rate``; PyTorch ``Optimizer.param_groups[i]['lr']``.
+    optax ``scale_by_learning_rate``; PyTorch
+    ``Optimizer.param_groups[i]['lr']``.
   """
   _validation.check_rate("learning_rate", learning_rate)
   flip_sign = _validation.check_bool("flip_sign", flip_sign)
@@ -74,7 +77,7 @@ def scale_by_learning_rate(
     # so that an ``optax.inject_hyperparams`` change of ``lr`` applies at once.
     step_size = sign * value_at(state.count)
     updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
-    count = optax.safe_increment(state.count)
+    count = increment(state.count)
     return updates, ScaleByLearningRateState(
       count=count, learning_rate=value_at(count)
     )

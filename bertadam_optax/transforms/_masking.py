@@ -37,7 +37,7 @@ def checked_mask(
     >>> checked_mask('bias')
     Traceback (most recent call last):
     ...
-    ValueError: weight_decay_mask='bias' is not a mask; expected a pytree of booleans shaped like the parameters, or a callable params -> such a pytree.
+    ValueError: weight_decay_mask='bias' is not a mask; expected a pytree ...
   """
   if mask is None:
     return None

@@ -1,4 +1,4 @@
-r"""Learning-rate stages driven by the loss: ``ReduceLROnPlateau``, ``GreedyLR``.
+r"""Learning rates driven by the loss: ``ReduceLROnPlateau``, ``GreedyLR``.
 
 Both scale the updates by ``-lr`` and then read the loss passed to ``update``
 as ``value=`` (optax's extra-args protocol), changing the rate of the next
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from typing import NamedTuple
+from typing import cast
 
 import chex
 import jax
@@ -20,6 +21,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.transforms._learning_rate import ScaleByLearningRateState
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = [
   "GreedyState",
@@ -173,11 +175,15 @@ def reduce_lr_on_plateau(
       num_bad_epochs=bad,
       cooldown_counter=counter,
       scale=ScaleByLearningRateState(
-        count=optax.safe_increment(state.scale.count), learning_rate=lr
+        count=increment(state.scale.count), learning_rate=lr
       ),
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  # ``value`` is a required keyword, as in optax.contrib.reduce_on_plateau;
+  # the protocol only spells it as one of ``**extra_args``.
+  return optax.GradientTransformationExtraArgs(
+    init_fn, cast(optax.TransformUpdateExtraArgsFn, update_fn)
+  )
 
 
 class GreedyState(NamedTuple):
@@ -225,8 +231,22 @@ def greedy(
 
   Args:
     learning_rate: the starting learning rate.
-    mode, factor, patience, threshold, threshold_mode, cooldown, warmup,
-    min_lr, max_lr, eps, smooth, window_size, reset_start: as ``GreedyLR``.
+    mode: ``"min"`` (a loss) or ``"max"``.
+    factor: the rate is multiplied by it after a plateau and divided by it
+      after a run of improvements.
+    patience: improvements, or updates without one, tolerated in a row.
+    threshold: improvement needed over the best value.
+    threshold_mode: ``"rel"`` or ``"abs"``.
+    cooldown: updates after a reduction during which nothing is counted.
+    warmup: updates after an increase during which nothing is counted.
+    min_lr: lower bound of the rate.
+    max_lr: upper bound of the rate.
+    eps: smallest change applied.
+    smooth: compare the mean of the last ``window_size`` values, not the
+      value itself.
+    window_size: how many values ``smooth`` averages.
+    reset_start: reductions at ``min_lr`` before the rate returns to
+      ``learning_rate``.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` takes
@@ -325,7 +345,7 @@ def greedy(
     reset = jnp.where(increase, reset_start, state.reset_start)
     at_min = decrease & ~(new_lr > min_lr)
     reset = jnp.where(at_min, reset - 1, reset)
-    count = optax.safe_increment(state.scale.count)
+    count = increment(state.scale.count)
     stepped = GreedyState(
       best=best,
       num_bad_epochs=bad,
@@ -349,4 +369,8 @@ def greedy(
       lambda a, b: jnp.where(do_reset, a, b), restarted, stepped
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  # ``value`` is a required keyword, as in optax.contrib.reduce_on_plateau;
+  # the protocol only spells it as one of ``**extra_args``.
+  return optax.GradientTransformationExtraArgs(
+    init_fn, cast(optax.TransformUpdateExtraArgsFn, update_fn)
+  )

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from typing import cast
 
 import chex
+import jax
 import jax.numpy as jnp
+import optax
 
 from bertadam_optax import _validation
 
-__all__ = ["float32_or_wider", "one_minus_power"]
+__all__ = ["float32_or_wider", "increment", "one_minus_power"]
 
 
 def float32_or_wider(dtype) -> jnp.dtype:
   """bfloat16/float16 widen to float32; float32 and float64 stay as they are."""
   return jnp.promote_types(dtype, jnp.float32)
+
+
+def increment(count: chex.Array) -> jax.Array:
+  """``optax.safe_increment(count)``, typed as the array it returns."""
+  # safe_increment is annotated ArrayLike -> ArrayLike, but for the int32
+  # array counts of the states it returns a jax.Array (a jnp.where).
+  return cast(jax.Array, optax.safe_increment(count))
 
 
 def one_minus_power(b: Any, t: chex.Array) -> chex.Array:

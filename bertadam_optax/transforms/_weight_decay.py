@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.transforms._numerics import increment
 
 __all__ = [
   "AddScheduledDecayedWeightsState",
@@ -31,7 +32,8 @@ __all__ = [
 class AddScheduledDecayedWeightsState(NamedTuple):
   """State of :func:`add_scheduled_decayed_weights`."""
 
-  count: chex.Array  # int32 number of updates applied so far
+  # int32 number of updates applied so far.
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   weight_decay: chex.Array  # the coefficient the next update applies
 
 
@@ -48,7 +50,8 @@ def add_scheduled_decayed_weights(
   before :func:`~bertadam_optax.transforms.scale_by_learning_rate` (as
   ``optax.add_decayed_weights`` is in ``optax.adamw``), the step becomes
   :math:`p \leftarrow p - \eta_k (\hat u + \lambda_k p)`, which is torch
-  AdamW's decoupled :math:`p \leftarrow p (1 - \eta_k \lambda_k) - \eta_k \hat u`
+  AdamW's decoupled
+  :math:`p \leftarrow p (1 - \eta_k \lambda_k) - \eta_k \hat u`
   with Megatron-LM's per-step ``param_group['weight_decay']``. Chained before
   the moments instead, it is torch ``SGD``/``Adam``'s coupled L2 decay.
 
@@ -140,7 +143,7 @@ def add_scheduled_decayed_weights(
 
     # The mask may be a prefix of the parameters' tree: map over it first.
     updates = jax.tree.map(decay_subtree, mask_tree(params), updates, params)
-    count = optax.safe_increment(state.count)
+    count = increment(state.count)
     return updates, AddScheduledDecayedWeightsState(
       count=count, weight_decay=value_at(count)
     )
