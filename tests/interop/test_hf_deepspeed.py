@@ -8,9 +8,15 @@ import copy
 import json
 import os
 import types
+import warnings
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 
+from bertadam_optax.interop import deepspeed_config as dc
 from bertadam_optax.interop import hf_deepspeed
 from tests.references import require
 
@@ -138,3 +144,71 @@ def test_auto_keys_lists_every_auto_path():
       "optimizer.params.eps", "optimizer.params.weight_decay",
       "gradient_accumulation_steps", "gradient_clipping", "train_batch_size",
       "train_micro_batch_size_per_gpu"]
+
+
+# --- what the Trainer runs with a ds_config that has optimizer and scheduler --
+
+_SHAPES = {"bert.encoder.dense.weight": (4, 3), "bert.encoder.dense.bias": (4,),
+           "bert.encoder.LayerNorm.weight": (4,)}
+
+
+def _port(fields, ds, num_training_steps):
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    filled = hf_deepspeed.fill_deepspeed_auto(
+        ds, fields, num_training_steps=num_training_steps, hidden_size=4)
+    return dc.from_deepspeed_config(filled)
+
+
+def test_trainer_with_ds_optimizer_and_scheduler_matches_a_torch_run():
+  # deepspeed_init hands DeepSpeed every parameter in one group (no no-decay
+  # split), DeepSpeed's AdamW (FusedAdam's math; its C++ CPU Adam here) and
+  # its WarmupDecayLR with the filled values; the engine clips and divides
+  # the loss by the accumulation steps.
+  torch = require("torch")
+  lr_schedules = require("deepspeed.runtime.lr_schedules")
+  cpu_adam = require("deepspeed.ops.adam").DeepSpeedCPUAdam
+  fields = dict(per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                learning_rate=3e-3, weight_decay=0.1, adam_beta2=0.98,
+                adam_epsilon=1e-6, max_grad_norm=1.0, warmup_steps=0.2,
+                fp16=True)
+  steps = 20
+  ds = _read("ds_auto_zero2.json")
+  filled = _transformers_fill(ds, fields, steps, hidden_size=4)
+  rng = np.random.default_rng(0)
+  init = {k: rng.standard_normal(s).astype(np.float32)
+          for k, s in _SHAPES.items()}
+  grads = [{k: ((3.0 if i % 3 == 0 else 0.2) *
+                rng.standard_normal(s)).astype(np.float32)
+            for k, s in _SHAPES.items()} for i in range(2 * steps)]
+
+  params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
+  opt_params = filled["optimizer"]["params"]
+  optimizer = cpu_adam([{"params": list(params.values())}],
+                       lr=opt_params["lr"], betas=tuple(opt_params["betas"]),
+                       eps=opt_params["eps"],
+                       weight_decay=opt_params["weight_decay"],
+                       adamw_mode=True)
+  scheduler = getattr(lr_schedules, filled["scheduler"]["type"])(
+      optimizer, **filled["scheduler"]["params"])
+  reference = []
+  for start in range(0, len(grads), 2):
+    for k, p in params.items():
+      p.grad = torch.tensor((grads[start][k] + grads[start + 1][k]) / 2)
+    torch.nn.utils.clip_grad_norm_(list(params.values()),
+                                   filled["gradient_clipping"])
+    optimizer.step()
+    scheduler.step()
+    reference.append({k: p.detach().numpy().copy() for k, p in params.items()})
+
+  tx = _port(fields, ds, steps)
+  ours = {k: jnp.asarray(v) for k, v in init.items()}
+  state = tx.init(ours)
+  update = jax.jit(tx.update)
+  for i, g in enumerate(grads):
+    u, state = update({k: jnp.asarray(v) for k, v in g.items()}, state, ours)
+    ours = optax.apply_updates(ours, u)
+    if i % 2 == 1:
+      for k in _SHAPES:
+        np.testing.assert_allclose(ours[k], reference[i // 2][k], rtol=1e-5,
+                                   atol=1e-6, err_msg=f"step {i // 2}, {k}")
