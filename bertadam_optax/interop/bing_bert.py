@@ -177,6 +177,15 @@ def _optimizer(plan: BingBertPlan) -> optax.GradientTransformation:
     return transforms.scale_by_onebit_adam(
         b1, b2, eps, freeze_step=p.get("freeze_step", 100000),
         weight_decay=wd, weight_decay_mask=mask)
+  if kind == "onebitlamb":
+    return transforms.scale_by_onebit_lamb(
+        b1, b2, eps, freeze_step=p.get("freeze_step", 100000),
+        weight_decay=wd, weight_decay_mask=mask,
+        max_coeff=p.get("max_coeff", 10.0), min_coeff=p.get("min_coeff", 0.01),
+        coeff_beta=p.get("coeff_beta", 0.9),
+        factor_max=p.get("factor_max", 4.0),
+        factor_min=p.get("factor_min", 0.5),
+        factor_threshold=p.get("factor_threshold", 0.1))
   if kind == "zerooneadam":
     return transforms.scale_by_zero_one_adam(
         plan.learning_rate, b1, b2, eps,
@@ -389,12 +398,6 @@ def plan_bing_bert(
     raise ValueError(f"deepspeed_config['optimizer']['type']={kind!r}: "
                      "bing_bert runs Adam, Lamb or the 1-bit optimizers; "
                      "port this ds_config with from_deepspeed_config.")
-  if kind.lower() == "onebitlamb":
-    raise ValueError(
-        "deepspeed_config['optimizer']['type']='OneBitLamb': its compressed "
-        "stage after 'freeze_step' (momentum scaling 'coeff_beta', "
-        "'factor_max'/'factor_min'/'factor_threshold') is not reproduced; "
-        "refused rather than run as Lamb.")
   if kind.lower() in _ONEBIT:
     notes.append(
         "exp_avg_mask of position_embeddings.weight (rows past "
@@ -477,9 +480,10 @@ def from_bing_bert(
   ``gradient_clipping`` (the norm over the optimized parameters under fp16,
   over all with fp16 off, as DeepSpeed's fp16 optimizers and its engine clip),
   ``opt`` its optimizer (``Lamb``: :func:`scale_by_fused_lamb`; ``Adam``:
-  FusedAdam; ``OneBitAdam``/``ZeroOneAdam``: their one-worker math,
-  :func:`bertadam_optax.transforms.scale_by_onebit_adam` and
-  :func:`~bertadam_optax.transforms.scale_by_zero_one_adam`), ``lambda`` the
+  FusedAdam; ``OneBitAdam``/``ZeroOneAdam``/``OneBitLamb``: their one-worker
+  math, :func:`bertadam_optax.transforms.scale_by_onebit_adam`,
+  :func:`~bertadam_optax.transforms.scale_by_zero_one_adam` and
+  :func:`~bertadam_optax.transforms.scale_by_onebit_lamb`), ``lambda`` the
   ``--cf`` weight decay (default 0.01) on the leaves of
   :func:`bertadam_optax.masks.bing_bert_weight_decay_mask`, and ``f`` the
   ``--lr_schedule`` (:func:`bing_bert_learning_rate`) when fp16 is on; with

@@ -1,12 +1,15 @@
 r"""DeepSpeed's 1-bit optimizers as one worker computes them.
 
-DeepSpeed's ``OnebitAdam`` and ``ZeroOneAdam`` compress the communication of
-a multi-worker run, but their single-worker math also differs from Adam: the
-first call only allocates buffers (no update), ``OnebitAdam`` stops updating
-the variance after ``freeze_step``, and ``ZeroOneAdam`` updates the variance at
-doubling intervals, freezes it after ``var_freeze_step``, then resets the
-momentum at every local-step boundary. With one worker there is nothing to
-compress, so these transformations reproduce the update exactly.
+DeepSpeed's ``OnebitAdam``, ``ZeroOneAdam`` and ``OnebitLamb`` compress the
+communication of a multi-worker run, but their single-worker math also
+differs from Adam and Lamb: the first call only allocates buffers (no
+update); ``OnebitAdam`` stops updating the variance after ``freeze_step``;
+``ZeroOneAdam`` updates the variance at doubling intervals, freezes it after
+``var_freeze_step``, then resets the momentum at every local-step boundary;
+``OnebitLamb`` freezes the variance and the trust ratio after ``freeze_step``
+and scales the frozen ratio by a bounded factor from a fresh variance. With
+one worker there is nothing to compress, so these transformations reproduce
+the update.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from bertadam_optax.transforms._numerics import float32_or_wider
 
 __all__ = [
     "ScaleByOneBitAdamState",
+    "ScaleByOneBitLambState",
     "ScaleByZeroOneAdamState",
     "scale_by_onebit_adam",
+    "scale_by_onebit_lamb",
     "scale_by_zero_one_adam",
 ]
 
@@ -49,6 +54,17 @@ class ScaleByZeroOneAdamState(NamedTuple):
   local_step_counter: chex.Array  # int32, steps at the current interval
   lrs: chex.Array  # float32, sum of learning rates since the last reset
   momentum_accumulator: optax.Updates  # sum of lr * update since the reset
+
+
+class ScaleByOneBitLambState(NamedTuple):
+  """State of :func:`scale_by_onebit_lamb` (per-leaf scalars as torch's)."""
+
+  count: chex.Array  # int32, optimizer calls so far (torch's state['step'])
+  mu: optax.Updates  # exp_avg
+  nu: optax.Updates  # exp_avg_sq, frozen after freeze_step
+  nu_fresh: optax.Updates  # exp_avg_sq_fresh, updated after freeze_step
+  lamb_coeff_freeze: optax.Updates  # per leaf: EMA of the trust ratio
+  last_factor: optax.Updates  # per leaf: the last scaling factor
 
 
 def _check_betas_eps(b1, b2, eps):
@@ -316,5 +332,183 @@ def scale_by_zero_one_adam(
         count=t, mu=mu, nu=nu, var_interval=var_interval,
         var_counter=var_counter, local_step_interval=local_interval,
         local_step_counter=local_counter, lrs=lrs, momentum_accumulator=acc)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_onebit_lamb(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    freeze_step: int = 100000,
+    weight_decay: float = 0.0,
+    weight_decay_mask: Any = None,
+    max_coeff: float = 10.0,
+    min_coeff: float = 0.01,
+    coeff_beta: float = 0.9,
+    factor_max: float = 4.0,
+    factor_min: float = 0.5,
+    factor_threshold: float = 0.1,
+) -> optax.GradientTransformation:
+  r"""Rescales updates as DeepSpeed's ``OnebitLamb`` does on one worker.
+
+  At the ``t``-th call (``t = count + 1``); the first call only allocates
+  buffers (``u_1 = 0``). With ``F = max(freeze_step, 2)``, for each parameter
+  tensor ``w``, while ``t <= F`` (the warmup stage, Lamb):
+
+  .. math::
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+    v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \quad
+    u_t = \frac{m_t}{\sqrt{v_t} + \epsilon} + \lambda w \\
+    r_t &= \operatorname{clip}\left(\tfrac{\lVert w \rVert}{\lVert u_t
+      \rVert}, c_{\min}, c_{\max}\right) \ (1 \text{ if a norm is } 0),
+    \quad \bar r \leftarrow \beta_c \bar r + (1-\beta_c) r_t
+      \text{ if } r_t \ne 1, \quad \text{out} = r_t u_t
+
+  (``v_F`` is also copied to ``v^{fresh}``); after it (the compression stage,
+  ``v`` frozen):
+
+  .. math::
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+    v^{fresh}_t = \beta_2 v^{fresh}_{t-1} + (1-\beta_2) g_t^2, \quad
+    u_t = \frac{m_t}{\sqrt{v} + \epsilon} + \lambda w \\
+    f &= \max_i \frac{\sqrt{v_i} + \epsilon}{\sqrt{v^{fresh}_{t,i}} +
+      \epsilon}, \quad f \leftarrow f \rho + 1 - \rho
+      \ \text{with decay}, \ \rho = \min\left(1,
+      \tfrac{\lVert m_t / (\sqrt v + \epsilon) \rVert}{\lVert u_t
+      \rVert}\right) \\
+    f_t &= \operatorname{clip}\left(\operatorname{clip}(f, f_{\min},
+      f_{\max}), (1-\tau) f_{t-1}, (1+\tau) f_{t-1}\right), \quad
+    \text{out} = \bar r f_t u_t
+
+  followed by ``-lr`` (:func:`scale_by_learning_rate`). On one worker the
+  momentum scaling around the compressed exchange (multiplied, then divided
+  by the same ``scaling_coeff``) cancels and the reconstructed gradient is
+  ``g_t``; both are taken so. There is no bias correction, as in
+  ``OnebitLamb``.
+
+  Args:
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moments, in [0, 1).
+    eps: added to the square roots, >= 0.
+    freeze_step: the last call of the warmup stage, >= 0.
+    weight_decay: ``lambda``, >= 0, added to the update.
+    weight_decay_mask: which leaves decay; ``None`` decays all.
+    max_coeff: upper bound of the trust ratio, >= 0.
+    min_coeff: lower bound of the trust ratio, >= 0.
+    coeff_beta: decay of the trust ratio's average ``bar r``, in [0, 1].
+    factor_max: upper bound of the scaling factor, >= 0.
+    factor_min: lower bound of the scaling factor, >= 0.
+    factor_threshold: the largest relative change of the factor per step,
+      >= 0.
+
+  Returns:
+    An ``optax.GradientTransformation`` with a
+    :class:`ScaleByOneBitLambState`; ``update`` needs ``params``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> tx = scale_by_onebit_lamb(freeze_step=3)
+    >>> state = tx.init({'w': jnp.ones(2)})
+    >>> float(state.last_factor['w'])
+    1.0
+
+  References:
+    Li et al., 2021, `1-bit LAMB: Communication Efficient Large-Scale
+    Large-Batch Training with LAMB's Convergence Speed
+    <https://arxiv.org/abs/2104.06069>`_; DeepSpeed
+    ``deepspeed/runtime/fp16/onebit/lamb.py`` (``OnebitLamb.step``).
+  """
+  _check_betas_eps(b1, b2, eps)
+  freeze_step = _validation.check_int("freeze_step", freeze_step)
+  for name, value in (("weight_decay", weight_decay), ("max_coeff", max_coeff),
+                      ("min_coeff", min_coeff), ("factor_max", factor_max),
+                      ("factor_min", factor_min),
+                      ("factor_threshold", factor_threshold)):
+    _validation.check_non_negative(name, value)
+  _validation.check_range("coeff_beta", coeff_beta, 0.0, 1.0)
+  last_warmup_step = max(freeze_step, 2)
+  decays = not (_validation.is_number(weight_decay) and weight_decay == 0)
+
+  def norm(x):
+    return jnp.sqrt(jnp.sum(jnp.square(x)))
+
+  def init_fn(params):
+    def scalars(value):
+      return jax.tree.map(
+          lambda p: jnp.asarray(value, float32_or_wider(p.dtype)), params)
+
+    return ScaleByOneBitLambState(
+        count=jnp.zeros([], jnp.int32), mu=_zeros(params), nu=_zeros(params),
+        nu_fresh=_zeros(params), lamb_coeff_freeze=scalars(0.0),
+        last_factor=scalars(1.0))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError("scale_by_onebit_lamb needs the params: call "
+                       "update(updates, state, params).")
+    t = optax.safe_increment(state.count)
+    active = t >= 2
+    frozen = t > last_warmup_step
+    warm = active & ~frozen
+    if weight_decay_mask is None:
+      mask = jax.tree.map(lambda _: True, params)
+    else:
+      mask = _validation.check_mask_structure("weight_decay_mask",
+                                              weight_decay_mask, params)
+      # A mask may be a prefix of the params: one flag per leaf from here on.
+      mask = jax.tree.map(lambda m, p: jax.tree.map(lambda _: m, p), mask,
+                          params)
+
+    def leaf(g, m, v, vf, coeff_avg, last, w, decayed):
+      g = g.astype(m.dtype)
+      w = w.astype(m.dtype)
+      m = jnp.where(active, b1 * m + (1.0 - b1) * g, m)
+      v = jnp.where(warm, b2 * v + (1.0 - b2) * jnp.square(g), v)
+      vf = jnp.where(warm & (t == freeze_step), v, vf)
+      vf = jnp.where(frozen, b2 * vf + (1.0 - b2) * jnp.square(g), vf)
+      denom = jnp.sqrt(v) + eps
+      prelim = m / denom
+      decay_here = decays and decayed
+      update = prelim + weight_decay * w if decay_here else prelim
+      update_norm = norm(update)
+
+      # The warmup stage: Lamb's clamped trust ratio, averaged for later.
+      w_norm = norm(w)
+      one = jnp.ones_like(update_norm)
+      ratio = w_norm / jnp.where(update_norm == 0, one, update_norm)
+      ratio = jnp.maximum(jnp.minimum(ratio, max_coeff), min_coeff)
+      coeff = jnp.where((w_norm != 0) & (update_norm != 0), ratio, one)
+      coeff_avg = jnp.where(warm & (coeff != 1.0),
+                            coeff_beta * coeff_avg + (1.0 - coeff_beta) * coeff,
+                            coeff_avg)
+
+      # The compression stage: the frozen ratio times a bounded factor.
+      factor = jnp.max(denom / (jnp.sqrt(vf) + eps))
+      if decay_here:
+        shrink = jnp.minimum(1.0, norm(prelim) / update_norm)
+        factor = factor * shrink + (1.0 - shrink)
+      factor = jnp.maximum(jnp.minimum(factor, factor_max), factor_min)
+      factor = jnp.minimum(factor, last * (1.0 + factor_threshold))
+      factor = jnp.maximum(factor, last * (1.0 - factor_threshold))
+      last = jnp.where(frozen, factor, last)
+
+      scale = jnp.where(frozen, coeff_avg * factor, coeff)
+      out = jnp.where(active, scale * update, jnp.zeros_like(update))
+      return out, m, v, vf, coeff_avg, last
+
+    results = jax.tree.map(leaf, updates, state.mu, state.nu, state.nu_fresh,
+                           state.lamb_coeff_freeze, state.last_factor, params,
+                           mask)
+    treedef = jax.tree.structure(updates)
+    columns = list(zip(*treedef.flatten_up_to(results)))
+    out, mu, nu, nu_fresh, coeff_avg, last = (
+        treedef.unflatten(c) for c in columns)
+    out = jax.tree.map(lambda u, g: u.astype(g.dtype), out, updates)
+    return out, ScaleByOneBitLambState(count=t, mu=mu, nu=nu,
+                                       nu_fresh=nu_fresh,
+                                       lamb_coeff_freeze=coeff_avg,
+                                       last_factor=last)
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -137,6 +137,98 @@ class _ZeroOneAdamNumpy:
       self.freeze_key = True
 
 
+class _OnebitLambNumpy:
+  """``OnebitLamb.step`` with one worker, in float64; ``decay[i]`` says
+  whether parameter ``i`` is in the decayed group."""
+
+  def __init__(self, params, lr, betas, eps, weight_decay, decay, freeze_step,
+               max_coeff, min_coeff, coeff_beta, factor_max, factor_min,
+               factor_threshold):
+    self.params = [np.array(p, np.float64) for p in params]
+    self.lr, self.betas, self.eps = lr, betas, eps
+    self.wd = [weight_decay if d else 0.0 for d in decay]
+    self.freeze_step = freeze_step
+    self.max_coeff, self.min_coeff = max_coeff, min_coeff
+    self.coeff_beta, self.factor_max = coeff_beta, factor_max
+    self.factor_min, self.factor_threshold = factor_min, factor_threshold
+    self.lamb_freeze_key = False
+    self.initialize = False
+    self.state = [dict() for _ in params]
+
+  def step(self, grads):
+    beta1, beta2 = self.betas
+    if self.lamb_freeze_key:
+      last = [s["exp_avg"].copy() for s in self.state]
+      if "scaling_coeff" not in self.state[0]:
+        scales = [np.linalg.norm(s["exp_avg"]) / np.sqrt(s["exp_avg"].size)
+                  for s in self.state]
+        united = sum(scales) / len(scales)
+        for s, scale in zip(self.state, scales):
+          s["scaling_coeff"] = united / scale
+    for i, (p, g) in enumerate(zip(self.params, grads)):
+      state = self.state[i]
+      if len(state) == 0 or (len(state) == 1 and "scaling_coeff" in state):
+        state.update(step=0, lamb_coeff_freeze=0.0, last_factor=1.0,
+                     exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p),
+                     exp_avg_sq_fresh=np.zeros_like(p))
+      if not self.initialize:
+        self.lamb_freeze_key = True
+      m, v = state["exp_avg"], state["exp_avg_sq"]
+      state["step"] += 1
+      if self.lamb_freeze_key is False:
+        m[...] = m * beta1 + (1 - beta1) * g
+        v[...] = v * beta2 + (1 - beta2) * g * g
+        if state["step"] == self.freeze_step:
+          state["exp_avg_sq_fresh"] = v.copy()
+        if self.initialize:
+          weight_norm = np.linalg.norm(p)
+          update = m / (np.sqrt(v) + self.eps)
+          if self.wd[i] > 0.0:
+            update = update + self.wd[i] * p
+          update_norm = np.linalg.norm(update)
+          coeff = 1.0
+          if weight_norm != 0 and update_norm != 0:
+            coeff = weight_norm / update_norm
+            coeff = min(coeff, self.max_coeff)
+            coeff = max(coeff, self.min_coeff)
+          if coeff != 1.0:
+            state["lamb_coeff_freeze"] = (
+                self.coeff_beta * state["lamb_coeff_freeze"] +
+                (1 - self.coeff_beta) * coeff)
+          p -= self.lr * coeff * update
+      elif self.initialize:
+        m[...] = m * beta1 + (1 - beta1) * g
+        m *= state["scaling_coeff"]
+    if self.lamb_freeze_key and self.initialize:
+      for i, p in enumerate(self.params):
+        state = self.state[i]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        vf = state["exp_avg_sq_fresh"]
+        m /= state["scaling_coeff"]
+        grad_reconstruct = (m - last[i] * beta1) / (1 - beta1)
+        vf[...] = vf * beta2 + (1 - beta2) * grad_reconstruct ** 2
+        denom = np.sqrt(v) + self.eps
+        prelim = m / denom
+        update = prelim + self.wd[i] * p if self.wd[i] > 0.0 else prelim
+        update_norm = np.linalg.norm(update)
+        factor = np.max(denom / (np.sqrt(vf) + self.eps))
+        if self.wd[i] > 0.0:
+          ratio = min(1.0, np.linalg.norm(prelim) / update_norm)
+          factor = factor * ratio + (1.0 - ratio)
+        factor = min(factor, self.factor_max)
+        factor = max(factor, self.factor_min)
+        factor = min(factor, state["last_factor"] * (1 + self.factor_threshold))
+        factor = max(factor, state["last_factor"] * (1 - self.factor_threshold))
+        state["last_factor"] = factor
+        p -= self.lr * state["lamb_coeff_freeze"] * factor * update
+    if not self.initialize:
+      self.lamb_freeze_key = False
+      self.initialize = True
+      return
+    if self.lamb_freeze_key is False and state["step"] >= self.freeze_step:
+      self.lamb_freeze_key = True
+
+
 def _problem(seed=0, steps=60):
   rng = np.random.default_rng(seed)
   params = [rng.normal(size=(3, 4)), rng.normal(size=(5,))]
@@ -283,3 +375,42 @@ def test_no_float64_in_the_graph_and_one_trace():
   step = jax.jit(chex.assert_max_traces(tx.update, n=1))
   for _ in range(4):
     _, state = step(params, state, params)
+
+
+@pytest.mark.parametrize("freeze_step", [0, 2, 5, 12])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_onebit_lamb_matches_deepspeed_one_worker(freeze_step, weight_decay):
+  params, grads = _problem(seed=2, steps=40)
+  lr, betas, eps = 1e-2, (0.9, 0.99), 1e-6
+  kwargs = dict(max_coeff=0.3, min_coeff=0.01, coeff_beta=0.8,
+                factor_max=4.0, factor_min=0.5, factor_threshold=0.1)
+  mask = {"a": True, "b": False}  # "b" is the no-decay group
+  tx = optax.chain(
+      transforms.scale_by_onebit_lamb(*betas, eps, freeze_step=freeze_step,
+                                      weight_decay=weight_decay,
+                                      weight_decay_mask=mask, **kwargs),
+      transforms.scale_by_learning_rate(lr))
+  history, state = _run_jax(tx, params, grads)
+  ref = _OnebitLambNumpy(params, lr, betas, eps, weight_decay, [True, False],
+                         freeze_step, **kwargs)
+  for k, g in enumerate(grads):
+    ref.step(g)
+    for got, want in zip(history[k], ref.params):
+      np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6,
+                                 err_msg=f"step {k + 1}")
+  lamb = state[0]
+  np.testing.assert_allclose(lamb.last_factor["a"],
+                             ref.state[0]["last_factor"], rtol=1e-5)
+  np.testing.assert_allclose(lamb.lamb_coeff_freeze["b"],
+                             ref.state[1]["lamb_coeff_freeze"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(coeff_beta=1.5), "coeff_beta"),
+    (dict(factor_threshold=-0.1), "factor_threshold"),
+    (dict(freeze_step="10"), "freeze_step"),
+    (dict(max_coeff=np.float64("nan")), "max_coeff"),
+])
+def test_onebit_lamb_validates(kwargs, name):
+  with pytest.raises(ValueError, match=name):
+    transforms.scale_by_onebit_lamb(**kwargs)
