@@ -76,6 +76,8 @@ class BingBertPlan:
     optimizer_params: its params, with bing_bert's weight decay.
     weight_decay: the decay of the decayed group.
     weight_decay_mask: ``params -> mask`` (True: decayed).
+    deepspeed_transformer_kernel: whether the fused kernel's bias and norm
+      names are in the no-decay group too.
     optimized_mask: ``params -> mask`` (False: the pooler, never updated).
     clip_norm_includes_frozen: the clip's norm also covers the pooler (fp32
       engine clip over every module parameter) or not (fp16 optimizers clip
@@ -97,6 +99,7 @@ class BingBertPlan:
   optimizer_params: Mapping[str, Any]
   weight_decay: float
   weight_decay_mask: Callable[[Any], Any]
+  deepspeed_transformer_kernel: bool
   optimized_mask: Callable[[Any], Any]
   clip_norm_includes_frozen: bool
   gradient_clipping: float
@@ -129,8 +132,12 @@ class BingBertPlan:
         f"data_parallel_size={self.data_parallel_size}",
         f"optimizer: {self.optimizer} "
         + ", ".join(f"{k}={v!r}" for k, v in self.optimizer_params.items()),
-        f"weight decay: {self.weight_decay} except bias/LayerNorm names; "
-        "pooler not optimized",
+        f"weight decay: {self.weight_decay} except names containing "
+        "bias/LayerNorm.weight" + (" or the fused kernel's attn_nw/attn_nb/"
+                                   "norm_w/norm_b/attn_qkvb/attn_ob/inter_b/"
+                                   "output_b" if
+                                   self.deepspeed_transformer_kernel else "")
+        + "; pooler not optimized",
         f"gradient clipping: {self.gradient_clipping} (global norm"
         + (", pooler included)" if self.clip_norm_includes_frozen else
            ", pooler excluded)"),
@@ -446,6 +453,7 @@ def plan_bing_bert(
       weight_decay=weight_decay,
       weight_decay_mask=masks.bing_bert_weight_decay_mask(
           deepspeed_transformer_kernel=deepspeed_transformer_kernel),
+      deepspeed_transformer_kernel=deepspeed_transformer_kernel,
       optimized_mask=masks.bert_weight_decay_mask(no_decay=("pooler",)),
       clip_norm_includes_frozen=not fp16,
       gradient_clipping=ds.get("gradient_clipping", 0.0),
