@@ -21,8 +21,13 @@ from bertadam_optax.interop.training_arguments import from_training_arguments
 from bertadam_optax.interop.training_arguments import greedy
 from bertadam_optax.interop.training_arguments import reduce_lr_on_plateau
 from bertadam_optax.interop.training_arguments import trainer_weight_decay_mask
+from bertadam_optax.interop.megatron import MegatronPlan, from_megatron_args, megatron_weight_decay_mask, plan_megatron_args  # noqa: E501
 
 __all__ = [
+    "MegatronPlan",
+    "from_megatron_args",
+    "megatron_weight_decay_mask",
+    "plan_megatron_args",
     "bert_mapping",
     "from_deepspeed_config",
     "from_torch",

@@ -28,6 +28,7 @@ from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F401,F403
 from bertadam_optax.schedules.modern import *  # noqa: F401,F403
 from bertadam_optax.schedules.pretrained_bert import *  # noqa: F401,F403
 from bertadam_optax.schedules.registry import *  # noqa: F401,F403
+from bertadam_optax.schedules.megatron import *  # noqa: F401,F403,E402
 
 __all__ = (
     ["deepspeed", "deepspeed_runtime", "modern", "pretrained_bert", "registry"]
@@ -36,4 +37,5 @@ __all__ = (
     + list(modern.__all__)
     + list(pretrained_bert.__all__)
     + list(registry.__all__)
+    + ["megatron"] + list(megatron.__all__)  # noqa: F405
 )

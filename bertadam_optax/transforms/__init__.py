@@ -26,8 +26,12 @@ from bertadam_optax.transforms._onebit import ScaleByZeroOneAdamState
 from bertadam_optax.transforms._onebit import scale_by_onebit_adam
 from bertadam_optax.transforms._onebit import scale_by_onebit_lamb
 from bertadam_optax.transforms._onebit import scale_by_zero_one_adam
+from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState, add_scheduled_decayed_weights, get_weight_decay  # noqa: E501
 
 __all__ = [
+    "AddScheduledDecayedWeightsState",
+    "add_scheduled_decayed_weights",
+    "get_weight_decay",
     "ScaleByBertAdamState",
     "ScaleByLearningRateState",
     "ScaleByOneBitAdamState",
