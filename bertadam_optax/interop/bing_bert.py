@@ -9,7 +9,8 @@ together as the script does:
   (:func:`~bertadam_optax.schedules.warmup_exp_decay_exp`), ``EP``
   (:func:`~bertadam_optax.schedules.warmup_exp_decay_poly`) or anything else
   ``LE`` (:func:`~bertadam_optax.schedules.warmup_linear_decay_exp`), with the
-  hyperparameters of the ``--cf`` section ``mixed_seq_training[max_seq_length]``,
+  hyperparameters of the ``--cf`` section
+  ``mixed_seq_training[max_seq_length]``,
   plus ``--lr_offset``, and only when the engine runs fp16;
 * the parameter groups of ``prepare_optimizer_parameters``: no decay for the
   substrings of :func:`bertadam_optax.masks.bing_bert_weight_decay_mask`, the
@@ -28,7 +29,10 @@ import copy
 import dataclasses
 import os
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import optax
@@ -40,18 +44,18 @@ from bertadam_optax.interop import deepspeed_config as ds_reader
 from bertadam_optax.schedules import bert_schedule
 
 __all__ = [
-    "BING_BERT_LR_SCHEDULES",
-    "BingBertPlan",
-    "bing_bert_learning_rate",
-    "from_bing_bert",
-    "plan_bing_bert",
-    "plan_bing_bert_args",
+  "BING_BERT_LR_SCHEDULES",
+  "BingBertPlan",
+  "bing_bert_learning_rate",
+  "from_bing_bert",
+  "plan_bing_bert",
+  "plan_bing_bert_args",
 ]
 
 BING_BERT_LR_SCHEDULES = {
-    "EE": "warmup_exp_decay_exp",
-    "EP": "warmup_exp_decay_poly",
-    "LE": "warmup_linear_decay_exp",
+  "EE": "warmup_exp_decay_exp",
+  "EP": "warmup_exp_decay_poly",
+  "LE": "warmup_linear_decay_exp",
 }
 """``--lr_schedule`` -> schedule; any other value runs ``LE``, as the script."""
 
@@ -110,47 +114,62 @@ class BingBertPlan:
   def build(self) -> optax.GradientTransformation:
     """The optax transformation of the run."""
     frozen = _frozen_labels(self.optimized_mask)
-    core = optax.chain(_optimizer(self), transforms.scale_by_learning_rate(
-        self.learning_rate))
+    core = optax.chain(
+      _optimizer(self), transforms.scale_by_learning_rate(self.learning_rate)
+    )
     clip = transforms.clip_by_global_norm_torch(self.gradient_clipping)
     if self.clip_norm_includes_frozen:
-      inner = optax.chain(clip, optax.multi_transform(
-          {"optimized": core, "frozen": optax.set_to_zero()}, frozen))
+      inner = optax.chain(
+        clip,
+        optax.multi_transform(
+          {"optimized": core, "frozen": optax.set_to_zero()}, frozen
+        ),
+      )
     else:
       inner = optax.multi_transform(
-          {"optimized": optax.chain(clip, core),
-           "frozen": optax.set_to_zero()}, frozen)
+        {"optimized": optax.chain(clip, core), "frozen": optax.set_to_zero()},
+        frozen,
+      )
     if self.accumulation_steps == 1:
       return inner
-    return optax.MultiSteps(inner, every_k_schedule=self.accumulation_steps,
-                            use_grad_mean=True).gradient_transformation()
+    return optax.MultiSteps(
+      inner, every_k_schedule=self.accumulation_steps, use_grad_mean=True
+    ).gradient_transformation()
 
   def summary(self) -> str:
     """The plan as lines of text, as ``port`` prints it."""
     lines = [
-        f"bing_bert run: max_seq_length={self.max_seq_length}, "
-        f"data_parallel_size={self.data_parallel_size}",
-        f"optimizer: {self.optimizer} "
-        + ", ".join(f"{k}={v!r}" for k, v in self.optimizer_params.items()),
-        f"weight decay: {self.weight_decay} except names containing "
-        "bias/LayerNorm.weight" + (" or the fused kernel's attn_nw/attn_nb/"
-                                   "norm_w/norm_b/attn_qkvb/attn_ob/inter_b/"
-                                   "output_b" if
-                                   self.deepspeed_transformer_kernel else "")
-        + "; pooler not optimized",
-        f"gradient clipping: {self.gradient_clipping} (global norm"
-        + (", pooler included)" if self.clip_norm_includes_frozen else
-           ", pooler excluded)"),
-        f"accumulation: {self.accumulation_steps} micro-batches per step",
+      f"bing_bert run: max_seq_length={self.max_seq_length}, "
+      f"data_parallel_size={self.data_parallel_size}",
+      f"optimizer: {self.optimizer} "
+      + ", ".join(f"{k}={v!r}" for k, v in self.optimizer_params.items()),
+      f"weight decay: {self.weight_decay} except names containing "
+      "bias/LayerNorm.weight"
+      + (
+        " or the fused kernel's attn_nw/attn_nb/"
+        "norm_w/norm_b/attn_qkvb/attn_ob/inter_b/"
+        "output_b"
+        if self.deepspeed_transformer_kernel
+        else ""
+      )
+      + "; pooler not optimized",
+      f"gradient clipping: {self.gradient_clipping} (global norm"
+      + (
+        ", pooler included)"
+        if self.clip_norm_includes_frozen
+        else ", pooler excluded)"
+      ),
+      f"accumulation: {self.accumulation_steps} micro-batches per step",
     ]
     if callable(self.learning_rate):
       t = self.training
       lines.append(
-          f"learning rate: --lr_schedule {self.lr_schedule} "
-          f"({BING_BERT_LR_SCHEDULES[self.lr_schedule]}) peak "
-          f"{t['learning_rate']!r}, warmup {t['warmup_proportion']!r} of "
-          f"{t['total_training_steps']!r} steps, + lr_offset "
-          f"{self.lr_offset!r}")
+        f"learning rate: --lr_schedule {self.lr_schedule} "
+        f"({BING_BERT_LR_SCHEDULES[self.lr_schedule]}) peak "
+        f"{t['learning_rate']!r}, warmup {t['warmup_proportion']!r} of "
+        f"{t['total_training_steps']!r} steps, + lr_offset "
+        f"{self.lr_offset!r}"
+      )
     else:
       lines.append(f"learning rate: constant {self.learning_rate!r}")
     lines += [f"note: {n}" for n in self.notes]
@@ -158,11 +177,12 @@ class BingBertPlan:
 
 
 def _frozen_labels(optimized_mask):
-  """``params -> labels`` for ``optax.multi_transform``: the pooler is frozen."""
+  """``params -> labels`` for ``optax.multi_transform`` (pooler: frozen)."""
 
   def labels(params):
-    return jax.tree.map(lambda m: "optimized" if m else "frozen",
-                        optimized_mask(params))
+    return jax.tree.map(
+      lambda m: "optimized" if m else "frozen", optimized_mask(params)
+    )
 
   return labels
 
@@ -176,34 +196,57 @@ def _optimizer(plan: BingBertPlan) -> optax.GradientTransformation:
   wd, mask = plan.weight_decay, plan.weight_decay_mask
   if kind == "lamb":
     return ds_reader.scale_by_fused_lamb(
-        b1, b2, eps, eps_inside_sqrt=p.get("eps_inside_sqrt", False),
-        bias_correction=p.get("bias_correction", True), weight_decay=wd,
-        max_coeff=p.get("max_coeff", 10.0), min_coeff=p.get("min_coeff", 0.01),
-        weight_decay_mask=mask)
+      b1,
+      b2,
+      eps,
+      eps_inside_sqrt=p.get("eps_inside_sqrt", False),
+      bias_correction=p.get("bias_correction", True),
+      weight_decay=wd,
+      max_coeff=p.get("max_coeff", 10.0),
+      min_coeff=p.get("min_coeff", 0.01),
+      weight_decay_mask=mask,
+    )
   if kind == "onebitadam":
     return transforms.scale_by_onebit_adam(
-        b1, b2, eps, freeze_step=p.get("freeze_step", 100000),
-        weight_decay=wd, weight_decay_mask=mask)
+      b1,
+      b2,
+      eps,
+      freeze_step=p.get("freeze_step", 100000),
+      weight_decay=wd,
+      weight_decay_mask=mask,
+    )
   if kind == "onebitlamb":
     return transforms.scale_by_onebit_lamb(
-        b1, b2, eps, freeze_step=p.get("freeze_step", 100000),
-        weight_decay=wd, weight_decay_mask=mask,
-        max_coeff=p.get("max_coeff", 10.0), min_coeff=p.get("min_coeff", 0.01),
-        coeff_beta=p.get("coeff_beta", 0.9),
-        factor_max=p.get("factor_max", 4.0),
-        factor_min=p.get("factor_min", 0.5),
-        factor_threshold=p.get("factor_threshold", 0.1))
+      b1,
+      b2,
+      eps,
+      freeze_step=p.get("freeze_step", 100000),
+      weight_decay=wd,
+      weight_decay_mask=mask,
+      max_coeff=p.get("max_coeff", 10.0),
+      min_coeff=p.get("min_coeff", 0.01),
+      coeff_beta=p.get("coeff_beta", 0.9),
+      factor_max=p.get("factor_max", 4.0),
+      factor_min=p.get("factor_min", 0.5),
+      factor_threshold=p.get("factor_threshold", 0.1),
+    )
   if kind == "zerooneadam":
     return transforms.scale_by_zero_one_adam(
-        plan.learning_rate, b1, b2, eps,
-        var_freeze_step=p.get("var_freeze_step", 100000),
-        var_update_scaler=p.get("var_update_scaler", 16),
-        local_step_scaler=p.get("local_step_scaler", 32678),
-        local_step_clipper=p.get("local_step_clipper", 16),
-        weight_decay=wd, weight_decay_mask=mask)
+      plan.learning_rate,
+      b1,
+      b2,
+      eps,
+      var_freeze_step=p.get("var_freeze_step", 100000),
+      var_update_scaler=p.get("var_update_scaler", 16),
+      local_step_scaler=p.get("local_step_scaler", 32678),
+      local_step_clipper=p.get("local_step_clipper", 16),
+      weight_decay=wd,
+      weight_decay_mask=mask,
+    )
   # Adam/AdamW: DeepSpeed's FusedAdam (AdamW unless adam_w_mode is false).
   moments = transforms.scale_by_bertadam(
-      b1, b2, eps, bias_correction=p.get("bias_correction", True))
+    b1, b2, eps, bias_correction=p.get("bias_correction", True)
+  )
   decay = optax.add_decayed_weights(wd, mask)
   if kind == "adamw" or p.get("adam_w_mode", True):
     return optax.chain(moments, decay)
@@ -217,31 +260,39 @@ def _load_cf(cf: Any) -> dict:
     raise ValueError(str(e).replace("config=", "cf=", 1)) from None
 
 
+def _section_names(sections):
+  return [repr(int(k)) if k.isdigit() else repr(k) for k in sections]
+
+
 def _training_section(cf: Mapping[str, Any], max_seq_length: int) -> dict:
   sections = cf.get("mixed_seq_training")
   if not isinstance(sections, Mapping):
-    raise ValueError("cf has no 'mixed_seq_training' object; expected the "
-                     "bing_bert --cf JSON with one section per sequence "
-                     "length.")
+    raise ValueError(
+      "cf has no 'mixed_seq_training' object; expected the "
+      "bing_bert --cf JSON with one section per sequence "
+      "length."
+    )
   key = str(max_seq_length)
   if key not in sections:
     raise ValueError(
-        f"max_seq_length={max_seq_length!r} has no section in "
-        f"cf['mixed_seq_training']; expected one of "
-        f"{', '.join(repr(int(k)) if k.isdigit() else repr(k) for k in sections)}.")
+      f"max_seq_length={max_seq_length!r} has no section in "
+      f"cf['mixed_seq_training']; expected one of "
+      f"{', '.join(_section_names(sections))}."
+    )
   section = sections[key]
   if not isinstance(section, Mapping):
-    raise ValueError(f"cf['mixed_seq_training'][{key!r}]={section!r} is not "
-                     "an object.")
+    raise ValueError(
+      f"cf['mixed_seq_training'][{key!r}]={section!r} is not an object."
+    )
   return dict(section)
 
 
 def bing_bert_learning_rate(
-    training: Mapping[str, Any],
-    lr_schedule: str = "LE",
-    lr_offset: float = 0.0,
-    *,
-    restore_step: int = 0,
+  training: Mapping[str, Any],
+  lr_schedule: str = "LE",
+  lr_offset: float = 0.0,
+  *,
+  restore_step: int = 0,
 ) -> optax.Schedule:
   r"""bing_bert's ``update_learning_rate`` as a schedule of the step count.
 
@@ -277,8 +328,10 @@ def bing_bert_learning_rate(
     (``update_learning_rate``, ``load_checkpoint``).
   """
   if not isinstance(lr_schedule, str):
-    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
-                     "'EE', 'EP' or 'LE'.")
+    raise ValueError(
+      f"lr_schedule={lr_schedule!r} is not a string; expected "
+      "'EE', 'EP' or 'LE'."
+    )
   lr_schedule = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
   name = BING_BERT_LR_SCHEDULES[lr_schedule]
   needed = ["learning_rate", "warmup_proportion", "total_training_steps"]
@@ -286,35 +339,43 @@ def bing_bert_learning_rate(
     needed += ["decay_rate", "decay_step"]
   for key in needed:
     if key not in training:
-      raise ValueError(f"training section has no {key!r}; --lr_schedule "
-                       f"{lr_schedule} ({name}) needs {', '.join(needed)}.")
+      raise ValueError(
+        f"training section has no {key!r}; --lr_schedule "
+        f"{lr_schedule} ({name}) needs {', '.join(needed)}."
+      )
   lr_offset = _validation.to_float("lr_offset", lr_offset)
   restore_step = _validation.check_int("restore_step", restore_step)
   kwargs = {}
   if lr_schedule != "EP":
-    kwargs = dict(decay_rate=training["decay_rate"],
-                  decay_steps=training["decay_step"])
+    kwargs = dict(
+      decay_rate=training["decay_rate"], decay_steps=training["decay_step"]
+    )
   schedule = bert_schedule(
-      name, training["learning_rate"], training["total_training_steps"],
-      training["warmup_proportion"], lr_offset=lr_offset, **kwargs)
+    name,
+    training["learning_rate"],
+    training["total_training_steps"],
+    training["warmup_proportion"],
+    lr_offset=lr_offset,
+    **kwargs,
+  )
   if restore_step == 0:
     return schedule
   return lambda count: schedule(count - restore_step)
 
 
 def plan_bing_bert(
-    cf: Mapping[str, Any] | str | os.PathLike,
-    deepspeed_config: Mapping[str, Any] | str | os.PathLike,
-    *,
-    max_seq_length: int,
-    lr_schedule: str = "LE",
-    lr_offset: float = 0.0,
-    data_parallel_size: int = 1,
-    deepspeed_transformer_kernel: bool = False,
-    rewarmup: bool = False,
-    resume_step: int | None = None,
+  cf: Mapping[str, Any] | str | os.PathLike,
+  deepspeed_config: Mapping[str, Any] | str | os.PathLike,
+  *,
+  max_seq_length: int,
+  lr_schedule: str = "LE",
+  lr_offset: float = 0.0,
+  data_parallel_size: int = 1,
+  deepspeed_transformer_kernel: bool = False,
+  rewarmup: bool = False,
+  resume_step: int | None = None,
 ) -> BingBertPlan:
-  r"""Reads a bing_bert run (``--cf`` and ds_config) into a :class:`BingBertPlan`.
+  r"""Reads a bing_bert run (``--cf``, ds_config) into a :class:`BingBertPlan`.
 
   See :func:`from_bing_bert` for the math.
 
@@ -360,119 +421,155 @@ def plan_bing_bert(
   cf_dict = _load_cf(cf)
   ds = ds_reader.load_config(deepspeed_config)
   max_seq_length = _validation.check_int("max_seq_length", max_seq_length, 1)
-  data_parallel_size = _validation.check_int("data_parallel_size",
-                                             data_parallel_size, 1)
-  _validation.check_bool("deepspeed_transformer_kernel",
-                         deepspeed_transformer_kernel)
+  data_parallel_size = _validation.check_int(
+    "data_parallel_size", data_parallel_size, 1
+  )
+  _validation.check_bool(
+    "deepspeed_transformer_kernel", deepspeed_transformer_kernel
+  )
   _validation.check_bool("rewarmup", rewarmup)
   lr_offset = _validation.to_float("lr_offset", lr_offset)
   training = _training_section(cf_dict, max_seq_length)
   notes = []
   if not isinstance(lr_schedule, str):
-    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
-                     "'EE', 'EP' or 'LE'.")
+    raise ValueError(
+      f"lr_schedule={lr_schedule!r} is not a string; expected "
+      "'EE', 'EP' or 'LE'."
+    )
   if lr_schedule not in BING_BERT_LR_SCHEDULES:
-    notes.append(f"--lr_schedule {lr_schedule!r} runs LE, as "
-                 "update_learning_rate's else branch does.")
+    notes.append(
+      f"--lr_schedule {lr_schedule!r} runs LE, as "
+      "update_learning_rate's else branch does."
+    )
   effective = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
 
   weight_decay = training.get("weight_decay", 0.01)
   _validation.check_non_negative(
-      f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
-      weight_decay)
+    f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
+    weight_decay,
+  )
 
   # The ds_config, checked by its own reader, with bing_bert's weight decay.
   section = ds.get("optimizer")
   if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError("deepspeed_config has no 'optimizer' section; bing_bert "
-                     "runs DeepSpeed's optimizer: expected {'type': ..., "
-                     "'params': {...}}.")
+    raise ValueError(
+      "deepspeed_config has no 'optimizer' section; bing_bert "
+      "runs DeepSpeed's optimizer: expected {'type': ..., "
+      "'params': {...}}."
+    )
   kind = str(section["type"])
   params = dict(section.get("params") or {})
   if params.get("weight_decay", weight_decay) != weight_decay:
     notes.append(
-        f"weight decay {weight_decay} from the --cf section (default 0.01), "
-        f"not the ds_config's {params['weight_decay']}: "
-        "prepare_optimizer_parameters sets it on every group.")
+      f"weight decay {weight_decay} from the --cf section (default 0.01), "
+      f"not the ds_config's {params['weight_decay']}: "
+      "prepare_optimizer_parameters sets it on every group."
+    )
   checked = copy.deepcopy(ds)
-  checked["optimizer"] = {"type": kind, "params": dict(params,
-                                                       weight_decay=weight_decay)}
+  checked["optimizer"] = {
+    "type": kind,
+    "params": dict(params, weight_decay=weight_decay),
+  }
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     ds_reader.from_deepspeed_config(
-        checked, data_parallel_size=data_parallel_size)
+      checked, data_parallel_size=data_parallel_size
+    )
   if kind.lower() in ("lion", "adagrad"):
-    raise ValueError(f"deepspeed_config['optimizer']['type']={kind!r}: "
-                     "bing_bert runs Adam, Lamb or the 1-bit optimizers; "
-                     "port this ds_config with from_deepspeed_config.")
+    raise ValueError(
+      f"deepspeed_config['optimizer']['type']={kind!r}: "
+      "bing_bert runs Adam, Lamb or the 1-bit optimizers; "
+      "port this ds_config with from_deepspeed_config."
+    )
   if kind.lower() in _ONEBIT:
     notes.append(
-        "exp_avg_mask of position_embeddings.weight (rows past "
-        f"max_seq_length={max_seq_length}): their gradients and momenta are "
-        "zero on one worker, so the mask changes nothing; not applied.")
+      "exp_avg_mask of position_embeddings.weight (rows past "
+      f"max_seq_length={max_seq_length}): their gradients and momenta are "
+      "zero on one worker, so the mask changes nothing; not applied."
+    )
 
   fp16 = ds.get("fp16", {})
   fp16 = bool(isinstance(fp16, Mapping) and fp16.get("enabled", False))
   restore = 0
   if rewarmup:
     if resume_step is None:
-      raise ValueError("rewarmup=True needs resume_step: the global step the "
-                       "checkpoint restored (its 'last_global_step').")
+      raise ValueError(
+        "rewarmup=True needs resume_step: the global step the "
+        "checkpoint restored (its 'last_global_step')."
+      )
     restore = _validation.check_int("resume_step", resume_step)
-    notes.append(f"--rewarmup: the schedule restarts at step {restore}; the "
-                 "optax count is the global step.")
+    notes.append(
+      f"--rewarmup: the schedule restarts at step {restore}; the "
+      "optax count is the global step."
+    )
   elif resume_step is not None:
     _validation.check_int("resume_step", resume_step)
-    notes.append("resume_step without rewarmup: the schedule continues at the "
-                 "global step; start the optax count there.")
+    notes.append(
+      "resume_step without rewarmup: the schedule continues at the "
+      "global step; start the optax count there."
+    )
   if fp16:
-    learning_rate = bing_bert_learning_rate(training, effective, lr_offset,
-                                            restore_step=restore)
+    learning_rate = bing_bert_learning_rate(
+      training, effective, lr_offset, restore_step=restore
+    )
     if "scheduler" in ds:
-      notes.append("the ds_config's scheduler is overridden: "
-                   "update_learning_rate sets every step's rate first.")
-    notes.append("fp16 dynamic loss scaling skips steps on overflow; "
-                 "optax has no overflow: no step is skipped here.")
+      notes.append(
+        "the ds_config's scheduler is overridden: "
+        "update_learning_rate sets every step's rate first."
+      )
+    notes.append(
+      "fp16 dynamic loss scaling skips steps on overflow; "
+      "optax has no overflow: no step is skipped here."
+    )
   else:
     learning_rate = params.get("lr", 1e-3)
     if "scheduler" in ds:
       raise ValueError(
-          "deepspeed_config['scheduler'] with fp16 off: bing_bert's own "
-          "schedule is not applied, and the ds_config scheduler alone is a "
-          "from_deepspeed_config port; refused here.")
+        "deepspeed_config['scheduler'] with fp16 off: bing_bert's own "
+        "schedule is not applied, and the ds_config scheduler alone is a "
+        "from_deepspeed_config port; refused here."
+      )
     notes.append(
-        "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
-        "(its first step then fails on an unbound lr_this_step); the "
-        f"ds_config's lr {learning_rate!r} is kept, lr_schedule and lr_offset "
-        "are not applied.")
+      "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
+      "(its first step then fails on an unbound lr_this_step); the "
+      f"ds_config's lr {learning_rate!r} is kept, lr_schedule and lr_offset "
+      "are not applied."
+    )
   return BingBertPlan(
-      deepspeed_config=ds, training=training, max_seq_length=max_seq_length,
-      lr_schedule=effective, lr_offset=lr_offset, fp16=fp16,
-      learning_rate=learning_rate, optimizer=kind,
-      optimizer_params=dict(params, weight_decay=weight_decay),
-      weight_decay=weight_decay,
-      weight_decay_mask=masks.bing_bert_weight_decay_mask(
-          deepspeed_transformer_kernel=deepspeed_transformer_kernel),
-      deepspeed_transformer_kernel=deepspeed_transformer_kernel,
-      optimized_mask=masks.bert_weight_decay_mask(no_decay=("pooler",)),
-      clip_norm_includes_frozen=not fp16,
-      gradient_clipping=ds.get("gradient_clipping", 0.0),
-      accumulation_steps=ds_reader.accumulation_steps(
-          ds, data_parallel_size),
-      data_parallel_size=data_parallel_size, notes=tuple(notes))
+    deepspeed_config=ds,
+    training=training,
+    max_seq_length=max_seq_length,
+    lr_schedule=effective,
+    lr_offset=lr_offset,
+    fp16=fp16,
+    learning_rate=learning_rate,
+    optimizer=kind,
+    optimizer_params=dict(params, weight_decay=weight_decay),
+    weight_decay=weight_decay,
+    weight_decay_mask=masks.bing_bert_weight_decay_mask(
+      deepspeed_transformer_kernel=deepspeed_transformer_kernel
+    ),
+    deepspeed_transformer_kernel=deepspeed_transformer_kernel,
+    optimized_mask=masks.bert_weight_decay_mask(no_decay=("pooler",)),
+    clip_norm_includes_frozen=not fp16,
+    gradient_clipping=ds.get("gradient_clipping", 0.0),
+    accumulation_steps=ds_reader.accumulation_steps(ds, data_parallel_size),
+    data_parallel_size=data_parallel_size,
+    notes=tuple(notes),
+  )
 
 
 def from_bing_bert(
-    cf: Mapping[str, Any] | str | os.PathLike,
-    deepspeed_config: Mapping[str, Any] | str | os.PathLike,
-    *,
-    max_seq_length: int,
-    lr_schedule: str = "LE",
-    lr_offset: float = 0.0,
-    data_parallel_size: int = 1,
-    deepspeed_transformer_kernel: bool = False,
-    rewarmup: bool = False,
-    resume_step: int | None = None,
+  cf: Mapping[str, Any] | str | os.PathLike,
+  deepspeed_config: Mapping[str, Any] | str | os.PathLike,
+  *,
+  max_seq_length: int,
+  lr_schedule: str = "LE",
+  lr_offset: float = 0.0,
+  data_parallel_size: int = 1,
+  deepspeed_transformer_kernel: bool = False,
+  rewarmup: bool = False,
+  resume_step: int | None = None,
 ) -> optax.GradientTransformation:
   r"""The optax optimizer of a DeepSpeedExamples bing_bert pretraining run.
 
@@ -536,15 +633,24 @@ def from_bing_bert(
     ``deepspeed/runtime/fp16/unfused_optimizer.py`` (the clip).
   """
   return plan_bing_bert(
-      cf, deepspeed_config, max_seq_length=max_seq_length,
-      lr_schedule=lr_schedule, lr_offset=lr_offset,
-      data_parallel_size=data_parallel_size,
-      deepspeed_transformer_kernel=deepspeed_transformer_kernel,
-      rewarmup=rewarmup, resume_step=resume_step).build()
+    cf,
+    deepspeed_config,
+    max_seq_length=max_seq_length,
+    lr_schedule=lr_schedule,
+    lr_offset=lr_offset,
+    data_parallel_size=data_parallel_size,
+    deepspeed_transformer_kernel=deepspeed_transformer_kernel,
+    rewarmup=rewarmup,
+    resume_step=resume_step,
+  ).build()
 
 
-def plan_bing_bert_args(args: Sequence[str], *, data_parallel_size: int = 1,
-                        resume_step: int | None = None) -> BingBertPlan:
+def plan_bing_bert_args(
+  args: Sequence[str],
+  *,
+  data_parallel_size: int = 1,
+  resume_step: int | None = None,
+) -> BingBertPlan:
   """:func:`plan_bing_bert` from ``deepspeed_train.py``'s command line.
 
   Reads the options of bing_bert's ``utils.get_argument_parser`` that decide
@@ -562,8 +668,9 @@ def plan_bing_bert_args(args: Sequence[str], *, data_parallel_size: int = 1,
   Returns:
     A :class:`BingBertPlan`.
   """
-  parser = argparse.ArgumentParser(prog="deepspeed_train.py", add_help=False,
-                                   allow_abbrev=False)
+  parser = argparse.ArgumentParser(
+    prog="deepspeed_train.py", add_help=False, allow_abbrev=False
+  )
   parser.add_argument("--config-file", "--cf", dest="cf")
   parser.add_argument("--max_seq_length", type=int, default=512)
   parser.add_argument("--lr_schedule", default="LE")
@@ -576,27 +683,40 @@ def plan_bing_bert_args(args: Sequence[str], *, data_parallel_size: int = 1,
   try:
     ns, _ = parser.parse_known_args(list(args))
   except SystemExit as e:
-    raise ValueError(f"deepspeed_train.py arguments {' '.join(args)!r} do not "
-                     "parse.") from e
-  for name, value in (("--cf", ns.cf), ("--deepspeed_config",
-                                        ns.deepspeed_config)):
+    raise ValueError(
+      f"deepspeed_train.py arguments {' '.join(args)!r} do not parse."
+    ) from e
+  for name, value in (
+    ("--cf", ns.cf),
+    ("--deepspeed_config", ns.deepspeed_config),
+  ):
     if value is None:
-      raise ValueError(f"deepspeed_train.py is launched without {name}; "
-                       "bing_bert reads its optimizer from it.")
+      raise ValueError(
+        f"deepspeed_train.py is launched without {name}; "
+        "bing_bert reads its optimizer from it."
+      )
   resumed = ns.load_training_checkpoint is not None and (
-      ns.load_checkpoint_id is not None)
+    ns.load_checkpoint_id is not None
+  )
   rewarmup = ns.rewarmup and resumed
   plan = plan_bing_bert(
-      ns.cf, ns.deepspeed_config, max_seq_length=ns.max_seq_length,
-      lr_schedule=ns.lr_schedule, lr_offset=ns.lr_offset,
-      data_parallel_size=data_parallel_size,
-      deepspeed_transformer_kernel=ns.deepspeed_transformer_kernel,
-      rewarmup=rewarmup, resume_step=resume_step if rewarmup else None)
+    ns.cf,
+    ns.deepspeed_config,
+    max_seq_length=ns.max_seq_length,
+    lr_schedule=ns.lr_schedule,
+    lr_offset=ns.lr_offset,
+    data_parallel_size=data_parallel_size,
+    deepspeed_transformer_kernel=ns.deepspeed_transformer_kernel,
+    rewarmup=rewarmup,
+    resume_step=resume_step if rewarmup else None,
+  )
   notes = list(plan.notes)
   if ns.rewarmup and not resumed:
     notes.append("--rewarmup without a loaded checkpoint does nothing.")
   if resumed and not rewarmup:
-    notes.append(f"resumes from {ns.load_training_checkpoint} "
-                 f"({ns.load_checkpoint_id}): the schedule continues at the "
-                 "restored global step; start the optax count there.")
+    notes.append(
+      f"resumes from {ns.load_training_checkpoint} "
+      f"({ns.load_checkpoint_id}): the schedule continues at the "
+      "restored global step; start the optax count there."
+    )
   return dataclasses.replace(plan, notes=tuple(notes))

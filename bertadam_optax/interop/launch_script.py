@@ -10,7 +10,8 @@ Real runs start from a script such as DeepSpeedExamples'
     --deepspeed_config ${base_dir}/deepspeed_bsz64k_lamb_config_seq128.json
 
 :func:`parse_launch_script` reads such a script without running it: the shell
-variables it sets (``name=value``, ``export``, ``${name}``, ``${name:-default}``,
+variables it sets (``name=value``, ``export``, arrays ``name=( ... )``,
+``${name}``, ``${name[@]}``, ``${name:-default}``,
 ``$(pwd)``, ```pwd```, ``$(dirname $0)``), line continuations, comments and
 redirections, and finds the training command behind one of the launchers
 ``deepspeed``, ``torchrun``, ``python``/``python3`` and
@@ -35,31 +36,39 @@ import importlib
 import os
 import re
 import shlex
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import optax
 
 from bertadam_optax import _validation
 
 __all__ = [
-    "LAUNCHERS",
-    "LAUNCH_PROGRAMS",
-    "LaunchCommand",
-    "from_launch_script",
-    "parse_launch_script",
-    "plan_launch_script",
+  "LAUNCHERS",
+  "LAUNCH_PROGRAMS",
+  "LaunchCommand",
+  "from_launch_script",
+  "parse_launch_script",
+  "plan_launch_script",
 ]
 
-LAUNCHERS = ("deepspeed", "torchrun", "python", "torch.distributed.launch",
-             "torch.distributed.run")
+LAUNCHERS = (
+  "deepspeed",
+  "torchrun",
+  "python",
+  "torch.distributed.launch",
+  "torch.distributed.run",
+)
 """Launchers recognised in front of a training program."""
 
 LAUNCH_PROGRAMS: Mapping[str, str] = {
-    "deepspeed_train.py": "bertadam_optax.interop.bing_bert:plan_bing_bert_args",
-    "pretrain_gpt.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-    "pretrain_bert.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-    "pretrain_t5.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-    "pretrain_mamba.py": "bertadam_optax.interop.megatron:plan_megatron_args",
+  "deepspeed_train.py": "bertadam_optax.interop.bing_bert:plan_bing_bert_args",
+  "pretrain_gpt.py": "bertadam_optax.interop.megatron:plan_megatron_args",
+  "pretrain_bert.py": "bertadam_optax.interop.megatron:plan_megatron_args",
+  "pretrain_t5.py": "bertadam_optax.interop.megatron:plan_megatron_args",
+  "pretrain_mamba.py": "bertadam_optax.interop.megatron:plan_megatron_args",
 }
 """Training programs (file name) -> ``"module:function"`` of their planner.
 
@@ -70,29 +79,85 @@ so an entry whose module is not installed fails only for that program.
 """
 
 # Options of each launcher that take a value (the rest are flags).
-_DEEPSPEED_VALUED = frozenset((
-    "-H", "--hostfile", "-i", "--include", "-e", "--exclude", "--num_nodes",
-    "--min_elastic_nodes", "--max_elastic_nodes", "--num_gpus",
-    "--num_accelerators", "--master_port", "--master_addr", "--node_rank",
-    "--launcher", "--launcher_args", "--enable_each_rank_log", "--autotuning",
-    "--bind_core_list", "--ssh_port", "--venv_script", "--comment"))
-_TORCHRUN_VALUED = frozenset((
-    "--nnodes", "--nproc_per_node", "--nproc-per-node", "--rdzv_backend",
-    "--rdzv-backend", "--rdzv_endpoint", "--rdzv-endpoint", "--rdzv_id",
-    "--rdzv-id", "--rdzv_conf", "--rdzv-conf", "--max_restarts",
-    "--max-restarts", "--monitor_interval", "--monitor-interval",
-    "--start_method", "--start-method", "--role", "--master_addr",
-    "--master-addr", "--master_port", "--master-port", "--node_rank",
-    "--node-rank", "--local_addr", "--local-addr", "--log_dir", "--log-dir",
-    "-r", "--redirects", "-t", "--tee", "--logs_specs", "--logs-specs",
-    "--local_ranks_filter", "--local-ranks-filter", "--event_log_handler",
-    "--event-log-handler"))
+_DEEPSPEED_VALUED = frozenset(
+  (
+    "-H",
+    "--hostfile",
+    "-i",
+    "--include",
+    "-e",
+    "--exclude",
+    "--num_nodes",
+    "--min_elastic_nodes",
+    "--max_elastic_nodes",
+    "--num_gpus",
+    "--num_accelerators",
+    "--master_port",
+    "--master_addr",
+    "--node_rank",
+    "--launcher",
+    "--launcher_args",
+    "--enable_each_rank_log",
+    "--autotuning",
+    "--bind_core_list",
+    "--ssh_port",
+    "--venv_script",
+    "--comment",
+  )
+)
+_TORCHRUN_VALUED = frozenset(
+  (
+    "--nnodes",
+    "--nproc_per_node",
+    "--nproc-per-node",
+    "--rdzv_backend",
+    "--rdzv-backend",
+    "--rdzv_endpoint",
+    "--rdzv-endpoint",
+    "--rdzv_id",
+    "--rdzv-id",
+    "--rdzv_conf",
+    "--rdzv-conf",
+    "--max_restarts",
+    "--max-restarts",
+    "--monitor_interval",
+    "--monitor-interval",
+    "--start_method",
+    "--start-method",
+    "--role",
+    "--master_addr",
+    "--master-addr",
+    "--master_port",
+    "--master-port",
+    "--node_rank",
+    "--node-rank",
+    "--local_addr",
+    "--local-addr",
+    "--log_dir",
+    "--log-dir",
+    "-r",
+    "--redirects",
+    "-t",
+    "--tee",
+    "--logs_specs",
+    "--logs-specs",
+    "--local_ranks_filter",
+    "--local-ranks-filter",
+    "--event_log_handler",
+    "--event-log-handler",
+  )
+)
 _PYTHON_VALUED = frozenset(("-W", "-X", "-c", "--check-hash-based-pycs"))
 _SCRIPT_DIR_COMMANDS = (
-    re.compile(r"^pwd$"),
-    re.compile(r"^dirname\s+\S*(\$0|\$\{0\}|BASH_SOURCE)\S*$"),
-    re.compile(r"^cd\s+\S*(\$0|\$\{0\}|BASH_SOURCE|dirname)[^&;]*&&\s*pwd$"),
+  re.compile(r"^pwd$"),
+  re.compile(r"^dirname\s+\S*(\$0|\$\{0\}|BASH_SOURCE)\S*$"),
+  re.compile(r"^cd\s+\S*(\$0|\$\{0\}|BASH_SOURCE|dirname)[^&;]*&&\s*pwd$"),
 )
+_ARRAY_ASSIGNMENT = re.compile(
+  r"^\s*(?:(?:export|local|declare|readonly)\s+(?:-\w+\s+)*)?"
+  r"([A-Za-z_][A-Za-z0-9_]*)=\((.*)$"
+)
+_NO_WORD = "\x00"  # what "${empty[@]}" leaves: no word at all
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 
@@ -134,7 +199,7 @@ class LaunchCommand:
     return os.path.basename(self.program)
 
   def resolve_path(self, value: str) -> str:
-    """``value`` as an absolute path, relative ones against the script's folder."""
+    """``value`` as an absolute path (relative to the script's folder)."""
     return os.path.normpath(os.path.join(os.path.dirname(self.script), value))
 
 
@@ -166,19 +231,21 @@ class _Expander:
     self.folder = folder
     self.script = script
     self.variables: dict[str, str] = {}
+    self.arrays: dict[str, list[str]] = {}
     self.notes: list[str] = []
 
   def _command(self, command: str) -> str:
     command = command.strip()
     if any(p.search(command) for p in _SCRIPT_DIR_COMMANDS):
       return self.folder
-    self.notes.append(f"command substitution $({command}) not run; left "
-                      "empty.")
+    self.notes.append(f"command substitution $({command}) not run; left empty.")
     return ""
 
   def _variable(self, name: str, default: str | None) -> str:
     if name == "0":
       return self.script
+    if name in self.arrays:  # $A is the array's first element
+      return (self.arrays[name] or [""])[0]
     if name in self.variables:
       return self.variables[name]
     if default is not None:
@@ -186,13 +253,45 @@ class _Expander:
     if name.isdigit() or name in ("@", "*", "#"):
       self.notes.append(f"${name} (a script argument) expanded to nothing.")
     else:
-      self.notes.append(f"${{{name}}} is not set in the script; expanded to "
-                        "nothing (the environment is not read).")
+      self.notes.append(
+        f"${{{name}}} is not set in the script; expanded to "
+        "nothing (the environment is not read)."
+      )
     return ""
 
+  def _array(self, name: str, quoted: bool) -> str:
+    """``${name[@]}``: each element one word.
+
+    ``$@`` is the script's arguments: none here.
+    """
+    if name in ("@", "*"):
+      self.notes.append(
+        f"${name} (the script's arguments) expanded to nothing."
+      )
+      items = []
+    elif name in self.arrays:
+      items = self.arrays[name]
+    elif name in self.variables:
+      items = [self.variables[name]]
+    else:
+      self.notes.append(
+        f"${{{name}[@]}} is not set in the script; expanded to nothing."
+      )
+      items = []
+    if not quoted:
+      return " ".join(shlex.quote(item) for item in items)
+    if not items:
+      return _NO_WORD
+    # Inside "...": close and reopen the quotes between the elements.
+    escaped = [re.sub(r'(["\\$`])', r"\\\1", item) for item in items]
+    return '" "'.join(escaped)
+
   def expand(self, line: str) -> str:
-    """``line`` with ``$x``, ``${x}``, ``${x:-d}``, ``$(...)`` and backticks
-    substituted, except inside single quotes."""
+    """``line`` with the shell's parameter and command substitutions.
+
+    ``$x``, ``${x}``, ``${x:-d}``, ``${a[@]}``, ``$(...)`` and backticks,
+    except inside single quotes.
+    """
     out = []
     i, quote = 0, None
     while i < len(line):
@@ -210,7 +309,7 @@ class _Expander:
       if ch == "`":
         end = line.find("`", i + 1)
         end = len(line) if end < 0 else end
-        out.append(self._command(line[i + 1:end]))
+        out.append(self._command(line[i + 1 : end]))
         i = end + 1
         continue
       if ch != "$" or i + 1 >= len(line):
@@ -223,19 +322,27 @@ class _Expander:
         while j < len(line) and depth:
           depth += {"(": 1, ")": -1}.get(line[j], 0)
           j += 1
-        out.append(self._command(line[i + 2:j - 1]))
+        out.append(self._command(line[i + 2 : j - 1]))
         i = j
       elif nxt == "{":
         end = line.find("}", i + 2)
         end = len(line) if end < 0 else end
-        body = line[i + 2:end]
+        body = line[i + 2 : end]
+        array = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*|[@*])(\[[@*]\])?", body)
+        if array and (array.group(2) or array.group(1) in "@*"):
+          out.append(self._array(array.group(1), quote == '"'))
+          i = end + 1
+          continue
         name, _, default = body.partition(":-")
         name = re.sub(r"\[0\]$", "", name)
         out.append(self._variable(name, default if ":-" in body else None))
         i = end + 1
       else:
-        match = re.match(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#]", line[i + 1:])
-        if match:
+        match = re.match(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#]", line[i + 1 :])
+        if match and match.group(0) in ("@", "*"):
+          out.append(self._array(match.group(0), quote == '"'))
+          i += 2
+        elif match:
           out.append(self._variable(match.group(0), None))
           i += 1 + match.end()
         else:
@@ -245,8 +352,11 @@ class _Expander:
 
 
 def _words(line: str) -> list[list[str]]:
-  """``line`` split into simple commands (``;``, ``&&``, ``||``, ``|``, ``&``),
-  each a list of words with redirections dropped."""
+  """``line`` split into simple commands, redirections dropped.
+
+  Commands are separated by ``;``, ``&&``, ``||``, ``|`` and ``&``; each is a
+  list of words.
+  """
   lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|<>")
   lexer.whitespace_split = True
   lexer.commenters = ""
@@ -271,11 +381,14 @@ def _words(line: str) -> list[list[str]]:
       continue
     current.append(token)
   commands.append(current)
+  commands = [
+    [w.replace(_NO_WORD, "") for w in c if w != _NO_WORD] for c in commands
+  ]
   return [c for c in commands if c]
 
 
 def _count_include(spec: str) -> int | None:
-  """GPUs named by deepspeed's ``--include host:0,1@host2:2`` (None if unsure)."""
+  """GPUs that deepspeed's ``--include host:0,1@host2:2`` names, or None."""
   total = 0
   for host in spec.split("@"):
     _, _, slots = host.partition(":")
@@ -323,7 +436,7 @@ def _launch(words: list[str]) -> tuple[str, list, list] | None:
   if head in ("deepspeed", "torchrun"):
     valued = _DEEPSPEED_VALUED if head == "deepspeed" else _TORCHRUN_VALUED
     options, i = _split_launcher(words[1:], valued)
-    return head, options, words[1 + i:]
+    return head, options, words[1 + i :]
   if _PYTHON.match(head):
     i, module = 1, None
     while i < len(words) and words[i].startswith("-"):
@@ -361,8 +474,9 @@ def _data_parallel_size(launcher: str, options: Sequence[str]) -> int | None:
   per_node = _int_option(options, "--nproc_per_node", "--nproc-per-node")
   nodes = _int_option(options, "--nnodes")
   if per_node is None:
-    return None if _option(options, "--nproc_per_node",
-                           "--nproc-per-node") else 1
+    return (
+      None if _option(options, "--nproc_per_node", "--nproc-per-node") else 1
+    )
   return per_node * (nodes or 1)
 
 
@@ -375,6 +489,13 @@ def _resolve_word(folder: str, word: str) -> str:
   if not os.path.exists(path):
     return word
   return f"{key}={path}" if (eq and key.startswith("-")) else path
+
+
+def _split_array(script: str, name: str, content: str) -> list[str]:
+  try:
+    return shlex.split(content)
+  except ValueError as e:  # an unbalanced quote
+    raise ValueError(f"{script}: cannot split the array {name}: {e}.") from e
 
 
 def parse_launch_script(path: str | os.PathLike) -> LaunchCommand:
@@ -420,13 +541,31 @@ def parse_launch_script(path: str | os.PathLike) -> LaunchCommand:
     with open(script, encoding="utf-8") as f:
       text = f.read()
   except OSError as e:
-    raise ValueError(f"path={os.fspath(path)!r} cannot be read: "
-                     f"{e.strerror}.") from e
+    raise ValueError(
+      f"path={os.fspath(path)!r} cannot be read: {e.strerror}."
+    ) from e
   folder = os.path.dirname(script)
   expander = _Expander(folder, script)
-  for line in _logical_lines(text):
+  lines = iter(_logical_lines(text))
+  for line in lines:
     line = _strip_comment(line).strip()
     if not line:
+      continue
+    array = _ARRAY_ASSIGNMENT.match(line)
+    if array:
+      # NAME=( ... ) over one or more lines, up to the closing parenthesis.
+      name, body = array.groups()
+      parts = [body]
+      while ")" not in _strip_comment(parts[-1]):
+        following = next(lines, None)
+        if following is None:
+          break
+        parts.append(_strip_comment(following))
+      content = " ".join(parts)
+      content = content[: content.rfind(")")] if ")" in content else content
+      expander.arrays[name] = _split_array(
+        script, name, expander.expand(content)
+      )
       continue
     try:
       commands = _words(expander.expand(line))
@@ -451,42 +590,55 @@ def parse_launch_script(path: str | os.PathLike) -> LaunchCommand:
         continue
       launcher, options, rest = launch
       if not rest:
-        raise ValueError(f"{script}: {launcher} starts no program in "
-                         f"{' '.join(words)!r}.")
+        raise ValueError(
+          f"{script}: {launcher} starts no program in {' '.join(words)!r}."
+        )
       program, args = rest[0], tuple(rest[1:])
       return LaunchCommand(
-          script=script, launcher=launcher, launcher_args=tuple(options),
-          program=program,
-          program_path=os.path.normpath(os.path.join(folder, program)),
-          args=args,
-          resolved_args=tuple(_resolve_word(folder, a) for a in args),
-          data_parallel_size=_data_parallel_size(launcher, options),
-          variables=dict(expander.variables), notes=tuple(expander.notes))
+        script=script,
+        launcher=launcher,
+        launcher_args=tuple(options),
+        program=program,
+        program_path=os.path.normpath(os.path.join(folder, program)),
+        args=args,
+        resolved_args=tuple(_resolve_word(folder, a) for a in args),
+        data_parallel_size=_data_parallel_size(launcher, options),
+        variables=dict(expander.variables),
+        notes=tuple(expander.notes),
+      )
   raise ValueError(
-      f"{script}: no training command found; expected a line starting with "
-      f"one of {', '.join(repr(n) for n in ('deepspeed', 'torchrun', 'python', 'python -m torch.distributed.launch'))}.")
+    f"{script}: no training command found; expected a line starting with "
+    "one of 'deepspeed', 'torchrun', 'python', 'python -m "
+    "torch.distributed.launch'."
+  )
 
 
 def _planner(program: str) -> Callable[..., Any]:
   if program not in LAUNCH_PROGRAMS:
     raise ValueError(
-        f"training program {program!r} is not one bertadam_optax can port; "
-        f"known programs: {', '.join(repr(p) for p in LAUNCH_PROGRAMS)}.")
+      f"training program {program!r} is not one bertadam_optax can port; "
+      f"known programs: {', '.join(repr(p) for p in LAUNCH_PROGRAMS)}."
+    )
   module_name, _, function = LAUNCH_PROGRAMS[program].partition(":")
   try:
     module = importlib.import_module(module_name)
   except ModuleNotFoundError as e:
     if e.name != module_name:
       raise
-    raise ValueError(f"training program {program!r} needs {module_name}, "
-                     "which this version of bertadam_optax does not "
-                     "have.") from e
+    raise ValueError(
+      f"training program {program!r} needs {module_name}, "
+      "which this version of bertadam_optax does not "
+      "have."
+    ) from e
   return getattr(module, function)
 
 
-def plan_launch_script(path: str | os.PathLike | LaunchCommand, *,
-                       data_parallel_size: int | None = None,
-                       **options: Any) -> Any:
+def plan_launch_script(
+  path: str | os.PathLike | LaunchCommand,
+  *,
+  data_parallel_size: int | None = None,
+  **options: Any,
+) -> Any:
   """The plan of the run a launch script starts (``plan.build()`` builds it).
 
   Args:
@@ -505,32 +657,42 @@ def plan_launch_script(path: str | os.PathLike | LaunchCommand, *,
     ValueError: for an unknown training program (naming it), or whatever the
       program's planner raises for its arguments.
   """
-  command = path if isinstance(path, LaunchCommand) else parse_launch_script(
-      path)
+  command = (
+    path if isinstance(path, LaunchCommand) else parse_launch_script(path)
+  )
   notes = list(command.notes)
   if data_parallel_size is None:
     data_parallel_size = command.data_parallel_size
     if data_parallel_size is None:
       data_parallel_size = 1
-      notes.append(f"{command.launcher} does not say how many processes it "
-                   "starts; data_parallel_size=1 assumed (pass it).")
+      notes.append(
+        f"{command.launcher} does not say how many processes it "
+        "starts; data_parallel_size=1 assumed (pass it)."
+      )
     else:
-      notes.append(f"data_parallel_size={data_parallel_size} from the "
-                   f"launcher's options {' '.join(command.launcher_args)!r}.")
+      notes.append(
+        f"data_parallel_size={data_parallel_size} from the "
+        f"launcher's options {' '.join(command.launcher_args)!r}."
+      )
   else:
-    data_parallel_size = _validation.check_int("data_parallel_size",
-                                               data_parallel_size, 1)
+    data_parallel_size = _validation.check_int(
+      "data_parallel_size", data_parallel_size, 1
+    )
   planner = _planner(command.program_name)
-  plan = planner(command.resolved_args, data_parallel_size=data_parallel_size,
-                 **options)
+  plan = planner(
+    command.resolved_args, data_parallel_size=data_parallel_size, **options
+  )
   if dataclasses.is_dataclass(plan) and hasattr(plan, "notes"):
     plan = dataclasses.replace(plan, notes=tuple(notes) + tuple(plan.notes))
   return plan
 
 
-def from_launch_script(path: str | os.PathLike, *,
-                       data_parallel_size: int | None = None,
-                       **options: Any) -> optax.GradientTransformation:
+def from_launch_script(
+  path: str | os.PathLike,
+  *,
+  data_parallel_size: int | None = None,
+  **options: Any,
+) -> optax.GradientTransformation:
   r"""The optax optimizer of the run a bash launch script starts.
 
   ``plan_launch_script(path, ...).build()``: the script is read (never run)
@@ -564,11 +726,12 @@ def from_launch_script(path: str | os.PathLike, *,
     >>> from_launch_script(os.path.join(folder, 'run.sh'))
     Traceback (most recent call last):
     ...
-    ValueError: training program 'my_train.py' is not one bertadam_optax can port; ...
+    ValueError: training program 'my_train.py' is not one bertadam_optax ...
 
   References:
     DeepSpeedExamples, ``training/bing_bert/ds_train_bert_bsz64k_seq128.sh``
     and ``deepspeed_train.py``.
   """
-  return plan_launch_script(path, data_parallel_size=data_parallel_size,
-                            **options).build()
+  return plan_launch_script(
+    path, data_parallel_size=data_parallel_size, **options
+  ).build()

@@ -14,7 +14,8 @@ the update.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import chex
 import jax
@@ -25,12 +26,12 @@ from bertadam_optax import _validation
 from bertadam_optax.transforms._numerics import float32_or_wider
 
 __all__ = [
-    "ScaleByOneBitAdamState",
-    "ScaleByOneBitLambState",
-    "ScaleByZeroOneAdamState",
-    "scale_by_onebit_adam",
-    "scale_by_onebit_lamb",
-    "scale_by_zero_one_adam",
+  "ScaleByOneBitAdamState",
+  "ScaleByOneBitLambState",
+  "ScaleByZeroOneAdamState",
+  "scale_by_onebit_adam",
+  "scale_by_onebit_lamb",
+  "scale_by_zero_one_adam",
 ]
 
 
@@ -75,7 +76,8 @@ def _check_betas_eps(b1, b2, eps):
 
 def _zeros(params):
   return jax.tree.map(
-      lambda p: jnp.zeros(jnp.shape(p), float32_or_wider(p.dtype)), params)
+    lambda p: jnp.zeros(jnp.shape(p), float32_or_wider(p.dtype)), params
+  )
 
 
 def _decayed(weight_decay, weight_decay_mask, params):
@@ -83,23 +85,28 @@ def _decayed(weight_decay, weight_decay_mask, params):
   if weight_decay_mask is None:
     mask = jax.tree.map(lambda _: True, params)
   else:
-    mask = _validation.check_mask_structure("weight_decay_mask",
-                                            weight_decay_mask, params)
+    mask = _validation.check_mask_structure(
+      "weight_decay_mask", weight_decay_mask, params
+    )
   return jax.tree.map(
-      lambda m, p: (weight_decay * p.astype(float32_or_wider(p.dtype))
-                    if m else jnp.zeros(jnp.shape(p),
-                                        float32_or_wider(p.dtype))),
-      mask, params)
+    lambda m, p: (
+      weight_decay * p.astype(float32_or_wider(p.dtype))
+      if m
+      else jnp.zeros(jnp.shape(p), float32_or_wider(p.dtype))
+    ),
+    mask,
+    params,
+  )
 
 
 def scale_by_onebit_adam(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    freeze_step: int = 100000,
-    weight_decay: float = 0.0,
-    weight_decay_mask: Any = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  *,
+  freeze_step: int = 100000,
+  weight_decay: float = 0.0,
+  weight_decay_mask: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescales updates as DeepSpeed's ``OnebitAdam`` does on one worker.
 
@@ -154,47 +161,60 @@ def scale_by_onebit_adam(
   last_variance_step = max(freeze_step, 2)
 
   def init_fn(params):
-    return ScaleByOneBitAdamState(count=jnp.zeros([], jnp.int32),
-                                  mu=_zeros(params), nu=_zeros(params))
+    return ScaleByOneBitAdamState(
+      count=jnp.zeros([], jnp.int32), mu=_zeros(params), nu=_zeros(params)
+    )
 
   def update_fn(updates, state, params=None):
     t = optax.safe_increment(state.count)
     active = t >= 2
     update_nu = active & (t <= last_variance_step)
     mu = jax.tree.map(
-        lambda g, m: jnp.where(active, b1 * m + (1.0 - b1) * g.astype(m.dtype),
-                               m), updates, state.mu)
+      lambda g, m: jnp.where(
+        active, b1 * m + (1.0 - b1) * g.astype(m.dtype), m
+      ),
+      updates,
+      state.mu,
+    )
     nu = jax.tree.map(
-        lambda g, v: jnp.where(
-            update_nu, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v),
-        updates, state.nu)
+      lambda g, v: jnp.where(
+        update_nu, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v
+      ),
+      updates,
+      state.nu,
+    )
     out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
     if not (_validation.is_number(weight_decay) and weight_decay == 0):
       if params is None:
-        raise ValueError("scale_by_onebit_adam with weight_decay needs the "
-                         "params: call update(updates, state, params).")
-      out = jax.tree.map(jnp.add, out,
-                         _decayed(weight_decay, weight_decay_mask, params))
+        raise ValueError(
+          "scale_by_onebit_adam with weight_decay needs the "
+          "params: call update(updates, state, params)."
+        )
+      out = jax.tree.map(
+        jnp.add, out, _decayed(weight_decay, weight_decay_mask, params)
+      )
     out = jax.tree.map(
-        lambda u, g: jnp.where(active, u, jnp.zeros_like(u)).astype(g.dtype),
-        out, updates)
+      lambda u, g: jnp.where(active, u, jnp.zeros_like(u)).astype(g.dtype),
+      out,
+      updates,
+    )
     return out, ScaleByOneBitAdamState(count=t, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
 def scale_by_zero_one_adam(
-    learning_rate: optax.ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    var_freeze_step: int = 100000,
-    var_update_scaler: int = 16,
-    local_step_scaler: int = 32678,
-    local_step_clipper: int = 16,
-    weight_decay: float = 0.0,
-    weight_decay_mask: Any = None,
+  learning_rate: optax.ScalarOrSchedule,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  *,
+  var_freeze_step: int = 100000,
+  var_update_scaler: int = 16,
+  local_step_scaler: int = 32678,
+  local_step_clipper: int = 16,
+  weight_decay: float = 0.0,
+  weight_decay_mask: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescales updates as DeepSpeed's ``ZeroOneAdam`` (0/1 Adam) on one worker.
 
@@ -257,26 +277,36 @@ def scale_by_zero_one_adam(
   _check_betas_eps(b1, b2, eps)
   _validation.check_non_negative("learning_rate", learning_rate)
   var_freeze_step = _validation.check_int("var_freeze_step", var_freeze_step)
-  var_update_scaler = _validation.check_int("var_update_scaler",
-                                            var_update_scaler, 1)
-  local_step_scaler = _validation.check_int("local_step_scaler",
-                                            local_step_scaler, 1)
-  local_step_clipper = _validation.check_int("local_step_clipper",
-                                             local_step_clipper, 1)
+  var_update_scaler = _validation.check_int(
+    "var_update_scaler", var_update_scaler, 1
+  )
+  local_step_scaler = _validation.check_int(
+    "local_step_scaler", local_step_scaler, 1
+  )
+  local_step_clipper = _validation.check_int(
+    "local_step_clipper", local_step_clipper, 1
+  )
   _validation.check_non_negative("weight_decay", weight_decay)
   # The freeze is decided after a step: frozen from the step after the first
   # one past var_freeze_step (the no-op first call never checks).
   last_variance_step = max(var_freeze_step + 1, 2)
-  schedule = learning_rate if callable(learning_rate) else (
-      lambda count: learning_rate)
+  schedule = (
+    learning_rate if callable(learning_rate) else (lambda count: learning_rate)
+  )
 
   def init_fn(params):
     one = jnp.ones([], jnp.int32)
     return ScaleByZeroOneAdamState(
-        count=jnp.zeros([], jnp.int32), mu=_zeros(params), nu=_zeros(params),
-        var_interval=one, var_counter=jnp.zeros([], jnp.int32),
-        local_step_interval=one, local_step_counter=jnp.zeros([], jnp.int32),
-        lrs=jnp.zeros([], jnp.float32), momentum_accumulator=_zeros(params))
+      count=jnp.zeros([], jnp.int32),
+      mu=_zeros(params),
+      nu=_zeros(params),
+      var_interval=one,
+      var_counter=jnp.zeros([], jnp.int32),
+      local_step_interval=one,
+      local_step_counter=jnp.zeros([], jnp.int32),
+      lrs=jnp.zeros([], jnp.float32),
+      momentum_accumulator=_zeros(params),
+    )
 
   def update_fn(updates, state, params=None):
     t = optax.safe_increment(state.count)
@@ -286,31 +316,46 @@ def scale_by_zero_one_adam(
     variance_step = active & ~frozen & (t % state.var_interval == 0)
     update_mu = variance_step | (active & frozen)
     mu = jax.tree.map(
-        lambda g, m: jnp.where(update_mu,
-                               b1 * m + (1.0 - b1) * g.astype(m.dtype), m),
-        updates, state.mu)
+      lambda g, m: jnp.where(
+        update_mu, b1 * m + (1.0 - b1) * g.astype(m.dtype), m
+      ),
+      updates,
+      state.mu,
+    )
     nu = jax.tree.map(
-        lambda g, v: jnp.where(
-            variance_step, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)),
-            v), updates, state.nu)
+      lambda g, v: jnp.where(
+        variance_step, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v
+      ),
+      updates,
+      state.nu,
+    )
     out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
     if not (_validation.is_number(weight_decay) and weight_decay == 0):
       if params is None:
-        raise ValueError("scale_by_zero_one_adam with weight_decay needs the "
-                         "params: call update(updates, state, params).")
-      out = jax.tree.map(jnp.add, out,
-                         _decayed(weight_decay, weight_decay_mask, params))
+        raise ValueError(
+          "scale_by_zero_one_adam with weight_decay needs the "
+          "params: call update(updates, state, params)."
+        )
+      out = jax.tree.map(
+        jnp.add, out, _decayed(weight_decay, weight_decay_mask, params)
+      )
     out = jax.tree.map(lambda u: jnp.where(active, u, jnp.zeros_like(u)), out)
 
     # The frozen stage: accumulate lr * u, reset the momentum at boundaries.
     accumulating = active & frozen
     lrs = jnp.where(accumulating, state.lrs + lr, state.lrs)
-    acc = jax.tree.map(lambda a, u: jnp.where(accumulating, a + lr * u, a),
-                       state.momentum_accumulator, out)
+    acc = jax.tree.map(
+      lambda a, u: jnp.where(accumulating, a + lr * u, a),
+      state.momentum_accumulator,
+      out,
+    )
     reset = accumulating & (t % state.local_step_interval == 0)
     mu = jax.tree.map(
-        lambda m, a, v: jnp.where(reset, a * (jnp.sqrt(v) + eps) / lrs, m),
-        mu, acc, nu)
+      lambda m, a, v: jnp.where(reset, a * (jnp.sqrt(v) + eps) / lrs, m),
+      mu,
+      acc,
+      nu,
+    )
     acc = jax.tree.map(lambda a: jnp.where(reset, jnp.zeros_like(a), a), acc)
     lrs = jnp.where(reset, jnp.zeros_like(lrs), lrs)
 
@@ -318,38 +363,48 @@ def scale_by_zero_one_adam(
     var_counter = state.var_counter + variance_step.astype(jnp.int32)
     doubled = variance_step & (var_counter == var_update_scaler)
     var_counter = jnp.where(doubled, 0, var_counter)
-    var_interval = jnp.where(doubled, state.var_interval * 2,
-                             state.var_interval)
+    var_interval = jnp.where(
+      doubled, state.var_interval * 2, state.var_interval
+    )
     local_counter = state.local_step_counter + accumulating.astype(jnp.int32)
     widened = accumulating & (local_counter == local_step_scaler)
     local_counter = jnp.where(widened, 0, local_counter)
     local_interval = jnp.where(
-        widened, jnp.minimum(local_step_clipper, state.local_step_interval * 2),
-        state.local_step_interval)
+      widened,
+      jnp.minimum(local_step_clipper, state.local_step_interval * 2),
+      state.local_step_interval,
+    )
 
     out = jax.tree.map(lambda u, g: u.astype(g.dtype), out, updates)
     return out, ScaleByZeroOneAdamState(
-        count=t, mu=mu, nu=nu, var_interval=var_interval,
-        var_counter=var_counter, local_step_interval=local_interval,
-        local_step_counter=local_counter, lrs=lrs, momentum_accumulator=acc)
+      count=t,
+      mu=mu,
+      nu=nu,
+      var_interval=var_interval,
+      var_counter=var_counter,
+      local_step_interval=local_interval,
+      local_step_counter=local_counter,
+      lrs=lrs,
+      momentum_accumulator=acc,
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
 def scale_by_onebit_lamb(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    freeze_step: int = 100000,
-    weight_decay: float = 0.0,
-    weight_decay_mask: Any = None,
-    max_coeff: float = 10.0,
-    min_coeff: float = 0.01,
-    coeff_beta: float = 0.9,
-    factor_max: float = 4.0,
-    factor_min: float = 0.5,
-    factor_threshold: float = 0.1,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  *,
+  freeze_step: int = 100000,
+  weight_decay: float = 0.0,
+  weight_decay_mask: Any = None,
+  max_coeff: float = 10.0,
+  min_coeff: float = 0.01,
+  coeff_beta: float = 0.9,
+  factor_max: float = 4.0,
+  factor_min: float = 0.5,
+  factor_threshold: float = 0.1,
 ) -> optax.GradientTransformation:
   r"""Rescales updates as DeepSpeed's ``OnebitLamb`` does on one worker.
 
@@ -422,10 +477,14 @@ def scale_by_onebit_lamb(
   """
   _check_betas_eps(b1, b2, eps)
   freeze_step = _validation.check_int("freeze_step", freeze_step)
-  for name, value in (("weight_decay", weight_decay), ("max_coeff", max_coeff),
-                      ("min_coeff", min_coeff), ("factor_max", factor_max),
-                      ("factor_min", factor_min),
-                      ("factor_threshold", factor_threshold)):
+  for name, value in (
+    ("weight_decay", weight_decay),
+    ("max_coeff", max_coeff),
+    ("min_coeff", min_coeff),
+    ("factor_max", factor_max),
+    ("factor_min", factor_min),
+    ("factor_threshold", factor_threshold),
+  ):
     _validation.check_non_negative(name, value)
   _validation.check_range("coeff_beta", coeff_beta, 0.0, 1.0)
   last_warmup_step = max(freeze_step, 2)
@@ -437,17 +496,24 @@ def scale_by_onebit_lamb(
   def init_fn(params):
     def scalars(value):
       return jax.tree.map(
-          lambda p: jnp.asarray(value, float32_or_wider(p.dtype)), params)
+        lambda p: jnp.asarray(value, float32_or_wider(p.dtype)), params
+      )
 
     return ScaleByOneBitLambState(
-        count=jnp.zeros([], jnp.int32), mu=_zeros(params), nu=_zeros(params),
-        nu_fresh=_zeros(params), lamb_coeff_freeze=scalars(0.0),
-        last_factor=scalars(1.0))
+      count=jnp.zeros([], jnp.int32),
+      mu=_zeros(params),
+      nu=_zeros(params),
+      nu_fresh=_zeros(params),
+      lamb_coeff_freeze=scalars(0.0),
+      last_factor=scalars(1.0),
+    )
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError("scale_by_onebit_lamb needs the params: call "
-                       "update(updates, state, params).")
+      raise ValueError(
+        "scale_by_onebit_lamb needs the params: call "
+        "update(updates, state, params)."
+      )
     t = optax.safe_increment(state.count)
     active = t >= 2
     frozen = t > last_warmup_step
@@ -455,11 +521,13 @@ def scale_by_onebit_lamb(
     if weight_decay_mask is None:
       mask = jax.tree.map(lambda _: True, params)
     else:
-      mask = _validation.check_mask_structure("weight_decay_mask",
-                                              weight_decay_mask, params)
+      mask = _validation.check_mask_structure(
+        "weight_decay_mask", weight_decay_mask, params
+      )
       # A mask may be a prefix of the params: one flag per leaf from here on.
-      mask = jax.tree.map(lambda m, p: jax.tree.map(lambda _: m, p), mask,
-                          params)
+      mask = jax.tree.map(
+        lambda m, p: jax.tree.map(lambda _: m, p), mask, params
+      )
 
     def leaf(g, m, v, vf, coeff_avg, last, w, decayed):
       g = g.astype(m.dtype)
@@ -480,9 +548,11 @@ def scale_by_onebit_lamb(
       ratio = w_norm / jnp.where(update_norm == 0, one, update_norm)
       ratio = jnp.maximum(jnp.minimum(ratio, max_coeff), min_coeff)
       coeff = jnp.where((w_norm != 0) & (update_norm != 0), ratio, one)
-      coeff_avg = jnp.where(warm & (coeff != 1.0),
-                            coeff_beta * coeff_avg + (1.0 - coeff_beta) * coeff,
-                            coeff_avg)
+      coeff_avg = jnp.where(
+        warm & (coeff != 1.0),
+        coeff_beta * coeff_avg + (1.0 - coeff_beta) * coeff,
+        coeff_avg,
+      )
 
       # The compression stage: the frozen ratio times a bounded factor.
       factor = jnp.max(denom / (jnp.sqrt(vf) + eps))
@@ -498,17 +568,30 @@ def scale_by_onebit_lamb(
       out = jnp.where(active, scale * update, jnp.zeros_like(update))
       return out, m, v, vf, coeff_avg, last
 
-    results = jax.tree.map(leaf, updates, state.mu, state.nu, state.nu_fresh,
-                           state.lamb_coeff_freeze, state.last_factor, params,
-                           mask)
+    results = jax.tree.map(
+      leaf,
+      updates,
+      state.mu,
+      state.nu,
+      state.nu_fresh,
+      state.lamb_coeff_freeze,
+      state.last_factor,
+      params,
+      mask,
+    )
     treedef = jax.tree.structure(updates)
-    columns = list(zip(*treedef.flatten_up_to(results)))
+    columns = list(zip(*treedef.flatten_up_to(results), strict=True))
     out, mu, nu, nu_fresh, coeff_avg, last = (
-        treedef.unflatten(c) for c in columns)
+      treedef.unflatten(c) for c in columns
+    )
     out = jax.tree.map(lambda u, g: u.astype(g.dtype), out, updates)
-    return out, ScaleByOneBitLambState(count=t, mu=mu, nu=nu,
-                                       nu_fresh=nu_fresh,
-                                       lamb_coeff_freeze=coeff_avg,
-                                       last_factor=last)
+    return out, ScaleByOneBitLambState(
+      count=t,
+      mu=mu,
+      nu=nu,
+      nu_fresh=nu_fresh,
+      lamb_coeff_freeze=coeff_avg,
+      last_factor=last,
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -28,47 +28,75 @@ def _read(name):
     return json.load(f)
 
 
-def _transformers_fill(ds, fields, num_training_steps, world_size=1,
-                       hidden_size=64):
+def _transformers_fill(
+  ds, fields, num_training_steps, world_size=1, hidden_size=64
+):
   """The ds_config after the Trainer's two fill stages, by transformers."""
   deepspeed_integration = require("transformers.integrations.deepspeed")
   transformers = require("transformers")
   # use_cpu: this machine has no GPU, which bf16 would otherwise require; the
   # fill does not read it.
-  args = transformers.TrainingArguments(output_dir="unused", use_cpu=True,
-                                        **fields)
+  args = transformers.TrainingArguments(
+    output_dir="unused", use_cpu=True, **fields
+  )
   cls = type(args)
   if world_size != 1:
     # TrainingArguments.world_size comes from the launched processes; the
     # fill reads only the attribute, so give it on a plain object.
-    plain = types.SimpleNamespace(**{
-        k: getattr(args, k) for k in hf_deepspeed.HF_DEEPSPEED_FIELDS
-        if hasattr(args, k)})
+    plain = types.SimpleNamespace(
+      **{
+        k: getattr(args, k)
+        for k in hf_deepspeed.HF_DEEPSPEED_FIELDS
+        if hasattr(args, k)
+      }
+    )
     plain.world_size = world_size
     plain.get_warmup_steps = lambda n: cls.get_warmup_steps(plain, n)
     args = plain
   config = deepspeed_integration.HfTrainerDeepSpeedConfig(copy.deepcopy(ds))
   config.trainer_config_process(args)
-  model = types.SimpleNamespace(config=types.SimpleNamespace(
-      hidden_size=hidden_size))
+  model = types.SimpleNamespace(
+    config=types.SimpleNamespace(hidden_size=hidden_size)
+  )
   config.trainer_config_finalize(args, model, num_training_steps)
   return config.config
 
 
 _CASES = [
-    ("ds_auto_zero2.json", dict(per_device_train_batch_size=4,
-                                gradient_accumulation_steps=2,
-                                learning_rate=3e-5, weight_decay=0.01,
-                                adam_epsilon=1e-6, warmup_steps=0.06,
-                                fp16=True, max_grad_norm=0.5), 300, 1),
-    ("ds_auto_zero2.json", dict(per_device_train_batch_size=16,
-                                learning_rate=1e-4, warmup_steps=0), 1000, 8),
-    ("ds_auto_lamb_no_scheduler.json", dict(bf16=True, learning_rate=1e-3,
-                                            adam_beta2=0.98), 50, 2),
-    ("ds_auto_zero3_no_optimizer.json", dict(bf16=True, warmup_steps=10),
-     200, 1),
-    ("ds_autotune_fp16.json", dict(fp16=True, per_device_train_batch_size=2),
-     10, 1),
+  (
+    "ds_auto_zero2.json",
+    dict(
+      per_device_train_batch_size=4,
+      gradient_accumulation_steps=2,
+      learning_rate=3e-5,
+      weight_decay=0.01,
+      adam_epsilon=1e-6,
+      warmup_steps=0.06,
+      fp16=True,
+      max_grad_norm=0.5,
+    ),
+    300,
+    1,
+  ),
+  (
+    "ds_auto_zero2.json",
+    dict(per_device_train_batch_size=16, learning_rate=1e-4, warmup_steps=0),
+    1000,
+    8,
+  ),
+  (
+    "ds_auto_lamb_no_scheduler.json",
+    dict(bf16=True, learning_rate=1e-3, adam_beta2=0.98),
+    50,
+    2,
+  ),
+  ("ds_auto_zero3_no_optimizer.json", dict(bf16=True, warmup_steps=10), 200, 1),
+  (
+    "ds_autotune_fp16.json",
+    dict(fp16=True, per_device_train_batch_size=2),
+    10,
+    1,
+  ),
 ]
 
 
@@ -76,8 +104,9 @@ _CASES = [
 def test_fill_equals_hf_trainer_deepspeed_config(name, fields, steps, world):
   ds = _read(name)
   want = _transformers_fill(ds, fields, steps, world)
-  got = hf_deepspeed.fill_deepspeed_auto(ds, fields, num_training_steps=steps,
-                                         world_size=world, hidden_size=64)
+  got = hf_deepspeed.fill_deepspeed_auto(
+    ds, fields, num_training_steps=steps, world_size=world, hidden_size=64
+  )
   assert got == want
   assert not hf_deepspeed.auto_keys(got)
   assert ds == _read(name)  # the input is left alone
@@ -86,12 +115,15 @@ def test_fill_equals_hf_trainer_deepspeed_config(name, fields, steps, world):
 def test_fill_from_a_training_arguments_instance():
   transformers = require("transformers")
   ds = _read("ds_auto_zero2.json")
-  args = transformers.TrainingArguments(output_dir="unused", learning_rate=2e-4,
-                                        warmup_steps=7, fp16=True)
-  got = hf_deepspeed.fill_deepspeed_auto(ds, args, num_training_steps=70,
-                                         hidden_size=32)
-  assert got == _transformers_fill(ds, dict(learning_rate=2e-4, warmup_steps=7,
-                                            fp16=True), 70, hidden_size=32)
+  args = transformers.TrainingArguments(
+    output_dir="unused", learning_rate=2e-4, warmup_steps=7, fp16=True
+  )
+  got = hf_deepspeed.fill_deepspeed_auto(
+    ds, args, num_training_steps=70, hidden_size=32
+  )
+  assert got == _transformers_fill(
+    ds, dict(learning_rate=2e-4, warmup_steps=7, fp16=True), 70, hidden_size=32
+  )
   assert got["scheduler"]["params"]["warmup_num_steps"] == 7
 
 
@@ -102,28 +134,37 @@ def test_mismatches_are_refused_as_the_trainer_refuses_them():
   ds["gradient_clipping"] = 2.0
   fields = dict(learning_rate=5e-5, max_grad_norm=1.0)
   with pytest.raises(ValueError, match="mismatch") as ours:
-    hf_deepspeed.fill_deepspeed_auto(ds, fields, num_training_steps=10,
-                                     hidden_size=8)
+    hf_deepspeed.fill_deepspeed_auto(
+      ds, fields, num_training_steps=10, hidden_size=8
+    )
   with pytest.raises(ValueError, match="mismatch") as theirs:
     _transformers_fill(ds, fields, 10, hidden_size=8)
   del deepspeed_integration
-  for line in ("- ds optimizer.params.lr=0.001 vs hf learning_rate=5e-05",
-               "- ds gradient_clipping=2.0 vs hf max_grad_norm=1.0"):
+  for line in (
+    "- ds optimizer.params.lr=0.001 vs hf learning_rate=5e-05",
+    "- ds gradient_clipping=2.0 vs hf max_grad_norm=1.0",
+  ):
     assert line in str(ours.value) and line in str(theirs.value)
 
 
 def test_hidden_size_keys_need_hidden_size():
-  with pytest.raises(ValueError, match="reduce_bucket_size.*hidden_size"):
-    hf_deepspeed.fill_deepspeed_auto(_read("ds_auto_zero2.json"), {},
-                                     num_training_steps=10)
+  with pytest.raises(ValueError, match=r"reduce_bucket_size.*hidden_size"):
+    hf_deepspeed.fill_deepspeed_auto(
+      _read("ds_auto_zero2.json"), {}, num_training_steps=10
+    )
 
 
-@pytest.mark.parametrize("kwargs,name", [
+@pytest.mark.parametrize(
+  "kwargs,name",
+  [
     (dict(num_training_steps=0), "num_training_steps"),
     (dict(num_training_steps=10, world_size=0), "world_size"),
-    (dict(num_training_steps=10, auto_find_batch_size="no"),
-     "auto_find_batch_size"),
-])
+    (
+      dict(num_training_steps=10, auto_find_batch_size="no"),
+      "auto_find_batch_size",
+    ),
+  ],
+)
 def test_arguments_are_checked(kwargs, name):
   with pytest.raises(ValueError, match=name):
     hf_deepspeed.fill_deepspeed_auto({}, {}, **kwargs)
@@ -132,31 +173,43 @@ def test_arguments_are_checked(kwargs, name):
 def test_fields_are_checked():
   with pytest.raises(ValueError, match="per_device_train_batch_size"):
     hf_deepspeed.fill_deepspeed_auto(
-        {}, {"per_device_train_batch_size": 0}, num_training_steps=10)
+      {}, {"per_device_train_batch_size": 0}, num_training_steps=10
+    )
   with pytest.raises(ValueError, match="fp16"):
-    hf_deepspeed.fill_deepspeed_auto({}, {"fp16": "true"},
-                                     num_training_steps=10)
+    hf_deepspeed.fill_deepspeed_auto(
+      {}, {"fp16": "true"}, num_training_steps=10
+    )
 
 
 def test_auto_keys_lists_every_auto_path():
   assert hf_deepspeed.auto_keys(_read("ds_auto_lamb_no_scheduler.json")) == [
-      "bf16.enabled", "optimizer.params.lr", "optimizer.params.betas",
-      "optimizer.params.eps", "optimizer.params.weight_decay",
-      "gradient_accumulation_steps", "gradient_clipping", "train_batch_size",
-      "train_micro_batch_size_per_gpu"]
+    "bf16.enabled",
+    "optimizer.params.lr",
+    "optimizer.params.betas",
+    "optimizer.params.eps",
+    "optimizer.params.weight_decay",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+  ]
 
 
 # --- what the Trainer runs with a ds_config that has optimizer and scheduler --
 
-_SHAPES = {"bert.encoder.dense.weight": (4, 3), "bert.encoder.dense.bias": (4,),
-           "bert.encoder.LayerNorm.weight": (4,)}
+_SHAPES = {
+  "bert.encoder.dense.weight": (4, 3),
+  "bert.encoder.dense.bias": (4,),
+  "bert.encoder.LayerNorm.weight": (4,),
+}
 
 
 def _port(fields, ds, num_training_steps):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     filled = hf_deepspeed.fill_deepspeed_auto(
-        ds, fields, num_training_steps=num_training_steps, hidden_size=4)
+      ds, fields, num_training_steps=num_training_steps, hidden_size=4
+    )
     return dc.from_deepspeed_config(filled)
 
 
@@ -168,35 +221,54 @@ def test_trainer_with_ds_optimizer_and_scheduler_matches_a_torch_run():
   torch = require("torch")
   lr_schedules = require("deepspeed.runtime.lr_schedules")
   cpu_adam = require("deepspeed.ops.adam").DeepSpeedCPUAdam
-  fields = dict(per_device_train_batch_size=2, gradient_accumulation_steps=2,
-                learning_rate=3e-3, weight_decay=0.1, adam_beta2=0.98,
-                adam_epsilon=1e-6, max_grad_norm=1.0, warmup_steps=0.2,
-                fp16=True)
+  fields = dict(
+    per_device_train_batch_size=2,
+    gradient_accumulation_steps=2,
+    learning_rate=3e-3,
+    weight_decay=0.1,
+    adam_beta2=0.98,
+    adam_epsilon=1e-6,
+    max_grad_norm=1.0,
+    warmup_steps=0.2,
+    fp16=True,
+  )
   steps = 20
   ds = _read("ds_auto_zero2.json")
   filled = _transformers_fill(ds, fields, steps, hidden_size=4)
   rng = np.random.default_rng(0)
-  init = {k: rng.standard_normal(s).astype(np.float32)
-          for k, s in _SHAPES.items()}
-  grads = [{k: ((3.0 if i % 3 == 0 else 0.2) *
-                rng.standard_normal(s)).astype(np.float32)
-            for k, s in _SHAPES.items()} for i in range(2 * steps)]
+  init = {
+    k: rng.standard_normal(s).astype(np.float32) for k, s in _SHAPES.items()
+  }
+  grads = [
+    {
+      k: ((3.0 if i % 3 == 0 else 0.2) * rng.standard_normal(s)).astype(
+        np.float32
+      )
+      for k, s in _SHAPES.items()
+    }
+    for i in range(2 * steps)
+  ]
 
   params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
   opt_params = filled["optimizer"]["params"]
-  optimizer = cpu_adam([{"params": list(params.values())}],
-                       lr=opt_params["lr"], betas=tuple(opt_params["betas"]),
-                       eps=opt_params["eps"],
-                       weight_decay=opt_params["weight_decay"],
-                       adamw_mode=True)
+  optimizer = cpu_adam(
+    [{"params": list(params.values())}],
+    lr=opt_params["lr"],
+    betas=tuple(opt_params["betas"]),
+    eps=opt_params["eps"],
+    weight_decay=opt_params["weight_decay"],
+    adamw_mode=True,
+  )
   scheduler = getattr(lr_schedules, filled["scheduler"]["type"])(
-      optimizer, **filled["scheduler"]["params"])
+    optimizer, **filled["scheduler"]["params"]
+  )
   reference = []
   for start in range(0, len(grads), 2):
     for k, p in params.items():
       p.grad = torch.tensor((grads[start][k] + grads[start + 1][k]) / 2)
-    torch.nn.utils.clip_grad_norm_(list(params.values()),
-                                   filled["gradient_clipping"])
+    torch.nn.utils.clip_grad_norm_(
+      list(params.values()), filled["gradient_clipping"]
+    )
     optimizer.step()
     scheduler.step()
     reference.append({k: p.detach().numpy().copy() for k, p in params.items()})
@@ -210,5 +282,10 @@ def test_trainer_with_ds_optimizer_and_scheduler_matches_a_torch_run():
     ours = optax.apply_updates(ours, u)
     if i % 2 == 1:
       for k in _SHAPES:
-        np.testing.assert_allclose(ours[k], reference[i // 2][k], rtol=1e-5,
-                                   atol=1e-6, err_msg=f"step {i // 2}, {k}")
+        np.testing.assert_allclose(
+          ours[k],
+          reference[i // 2][k],
+          rtol=1e-5,
+          atol=1e-6,
+          err_msg=f"step {i // 2}, {k}",
+        )
