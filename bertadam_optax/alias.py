@@ -14,17 +14,15 @@ are the DeepSpeed fork's (:data:`~bertadam_optax.schedules.SCHEDULES`); for
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Callable, Mapping
 
 import jax
-import numpy as np
 import optax
 
 from bertadam_optax import _validation
 from bertadam_optax import transforms
-from bertadam_optax.schedules import deepspeed
+from bertadam_optax import schedules
 
 __all__ = ["bertadam", "get_lr"]
 
@@ -35,21 +33,16 @@ _CONSTANT_AT_ZERO_WARMUP = ("warmup_linear", "warmup_linear_decay_exp",
                             "warmup_exp_decay_exp")
 
 
-def _is_number(value: Any) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _static_number(name: str, value: Any) -> int | float:
-  """``value`` as a Python number (NumPy scalars converted), else raises."""
+def _static(name: str, value: Any) -> None:
   # warmup and t_total decide Python branches and integer thresholds of the
-  # schedule, so they cannot be traced values.
-  if isinstance(value, numbers.Real) and not isinstance(value, bool):
-    return value.item() if isinstance(value, np.generic) else value
-  raise ValueError(
-      f"{name}={value!r} must be a Python number: it fixes the schedule's "
-      "structure at construction. With optax.inject_hyperparams, list it in "
-      "static_args, e.g. optax.inject_hyperparams(bertadam, "
-      "static_args=('warmup', 't_total')).")
+  # schedule, so they cannot be traced values; a JAX array here is one that
+  # optax.inject_hyperparams made (traced or not), NumPy values are fine.
+  if isinstance(value, jax.Array) or callable(value):
+    raise ValueError(
+        f"{name}={value!r} must be a Python number: it fixes the schedule's "
+        "structure at construction. With optax.inject_hyperparams, list it in "
+        "static_args, e.g. optax.inject_hyperparams(bertadam, "
+        "static_args=('warmup', 't_total')).")
 
 
 def _multiplier(schedule, warmup, t_total, schedule_kwargs
@@ -57,7 +50,7 @@ def _multiplier(schedule, warmup, t_total, schedule_kwargs
   """The ``count -> multiplier`` (None: a constant rate) and ``lr_offset``."""
   if not (schedule is None or callable(schedule)):
     _validation.check_choice("schedule", schedule,
-                             tuple(deepspeed.SCHEDULES) + ("none",))
+                             tuple(schedules.SCHEDULES) + ("none",))
   kwargs = dict(schedule_kwargs or {})
   lr_offset = kwargs.pop("lr_offset", 0.0)
   named = isinstance(schedule, str) and schedule != "none"
@@ -77,7 +70,7 @@ def _multiplier(schedule, warmup, t_total, schedule_kwargs
           stacklevel=3)
     return schedule, 0.0
   if t_total == -1:
-    if schedule in deepspeed.STEP_BASED:
+    if schedule in schedules.STEP_BASED:
       raise ValueError(
           f"t_total=-1 with schedule={schedule!r}: this schedule needs the "
           "total number of steps; expected t_total > 0.")
@@ -92,7 +85,7 @@ def _multiplier(schedule, warmup, t_total, schedule_kwargs
         f"bertadam(schedule={schedule!r}, warmup=0): as in the original, "
         "warmup=0 makes this a constant learning rate, not a decay. Use "
         "warmup=-1 for a decay without warmup.", stacklevel=3)
-  return deepspeed.bert_schedule(schedule, 1.0, t_total, warmup,
+  return schedules.bert_schedule(schedule, 1.0, t_total, warmup,
                                  **kwargs), lr_offset
 
 
@@ -184,22 +177,44 @@ def bertadam(
   (and any callable that is not a schedule, such as ``weight_decay_mask``)
   must be listed in ``static_args``.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> from bertadam_optax import bertadam, get_lr
+    >>> params = {'w': jnp.ones(3)}
+    >>> tx = bertadam(1e-3, warmup=0.1, t_total=100)
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({'w': jnp.ones(3)}, state, params)
+    >>> updates['w'].tolist()  # the first warmup step has learning rate 0
+    [-0.0, -0.0, -0.0]
+    >>> round(float(get_lr(state)), 8)  # 1e-3 * (1 / 100) / 0.1
+    0.0001
+    >>> bertadam(-1e-4, warmup=0.1, t_total=100)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: lr=-0.0001 is out of range; expected a value in [0, inf...
+
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; DeepSpeedExamples
     ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
   _validation.check_non_negative("lr", lr)
-  warmup = _static_number("warmup", warmup)
-  t_total = _static_number("t_total", t_total)
-  deepspeed.check_warmup(warmup)
-  if t_total == 0 or t_total < -1:
-    raise ValueError(f"t_total={t_total!r} is out of range; expected a value "
-                     "> 0, or -1 for a constant learning rate.")
+  _static("warmup", warmup)
+  _static("t_total", t_total)
+  _validation.check_range("warmup", warmup, 0.0, 1.0, high_inclusive=False,
+                          allowed=(-1,))
+  if not isinstance(warmup, int):  # a NumPy scalar or 0-d array
+    warmup = _validation.to_float("warmup", warmup)
+  t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
   _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
   _validation.check_non_negative("e", e)
   _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_number("max_grad_norm", max_grad_norm, finite=False)
   _validation.check_choice("clip", clip, _CLIPS)
+  bias_correction = _validation.check_bool("bias_correction", bias_correction)
+  mu_dtype = _validation.check_dtype("mu_dtype", mu_dtype)
+  mask = transforms.checked_mask(weight_decay_mask)
   multiplier, lr_offset = _multiplier(schedule, warmup, t_total,
                                       schedule_kwargs)
 
@@ -210,7 +225,8 @@ def bertadam(
   else:
     learning_rate = lambda count: lr * multiplier(count) + lr_offset
 
-  if clip == "none" or (_is_number(max_grad_norm) and max_grad_norm <= 0):
+  if clip == "none" or (_validation.is_number(max_grad_norm) and
+                        max_grad_norm <= 0):
     clipping = optax.identity()
   elif clip == "per_tensor":
     clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
@@ -221,8 +237,9 @@ def bertadam(
     # max_grad_norm <= 0 (optax.inject_hyperparams) disables it.
     clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
 
-  decay = (optax.identity() if _is_number(weight_decay) and weight_decay == 0
-           else optax.add_decayed_weights(weight_decay, weight_decay_mask))
+  decay = (optax.identity()
+           if _validation.is_number(weight_decay) and weight_decay == 0
+           else optax.add_decayed_weights(weight_decay, mask))
 
   return optax.chain(
       clipping,
@@ -261,6 +278,20 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
 
   Raises:
     ValueError: if the state holds no such learning-rate stage.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> from bertadam_optax import bertadam, get_lr
+    >>> tx = optax.MultiSteps(bertadam(2e-3, warmup=0.5, t_total=4),
+    ...                       every_k_schedule=2)
+    >>> state = tx.init({'w': jnp.ones(1)})
+    >>> float(get_lr(state))
+    0.0
+    >>> for _ in range(2):
+    ...   _, state = tx.update({'w': jnp.ones(1)}, state, {'w': jnp.ones(1)})
+    >>> float(get_lr(state))  # after one optimizer step: 2e-3 * 0.25 / 0.5
+    0.0010000000474974513
   """
   # ``nnx.Optimizer`` keeps each state array in a Variable: return the array.
   found = [getattr(s.learning_rate, "value", s.learning_rate)

@@ -24,7 +24,7 @@ It reproduces :func:`bertadam_optax.bertadam` (pytorch-pretrained-bert 0.6.2
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import chex
 import jax
@@ -32,7 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bertadam_optax import _validation
 from bertadam_optax import alias
+from bertadam_optax import transforms
 
 __all__ = ["Layout", "clip_by_norm_per_tensor_flat", "flat_bertadam", "layout_of",
            "pack", "unpack"]
@@ -40,8 +42,6 @@ __all__ = ["Layout", "clip_by_norm_per_tensor_flat", "flat_bertadam", "layout_of
 # Each tensor is padded to a multiple of this many elements, so a block never
 # straddles two tensors: 128 float32 elements are eight 64-byte cache lines.
 _BLOCK = 128
-# torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
-_TORCH_CLIP_EPS = 1e-6
 
 
 class Layout(NamedTuple):
@@ -127,16 +127,32 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
 
   for every tensor ``i`` of ``layout``, where the blocks ``b`` never straddle
   two tensors and the padding is zero: one reduction per block, then one
-  segment sum over blocks (not elements) gives every tensor's norm.
+  segment sum over blocks (not elements) gives every tensor's norm. The
+  factor is :func:`~bertadam_optax.transforms.torch_clip_coefficient`, the
+  one the tree-wise clips use.
 
   Args:
     layout: the :class:`Layout` the updates are packed with.
-    max_norm: the largest norm kept per tensor; <= 0 disables clipping.
+    max_norm: the largest norm kept per tensor; <= 0 disables clipping, also
+      when it is traced (``optax.inject_hyperparams``).
 
   Returns:
     An ``optax.GradientTransformation`` with an empty state.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> tree = {'a': jnp.array([3.0, 4.0]), 'b': jnp.array([0.3, 0.4])}
+    >>> layout = layout_of(tree)
+    >>> tx = clip_by_norm_per_tensor_flat(layout, 1.0)
+    >>> clipped, _ = tx.update(pack(layout, tree), tx.init(None))
+    >>> [round(float(x), 4) for x in unpack(layout, clipped)['a']]
+    [0.6, 0.8]
   """
-  if isinstance(max_norm, (int, float)) and max_norm <= 0:
+  if not isinstance(layout, Layout):
+    raise ValueError(f"layout={layout!r} is not a Layout; build it with "
+                     "layout_of(params, weight_decay_mask).")
+  _validation.check_number("max_norm", max_norm, finite=False)
+  if _validation.is_number(max_norm) and max_norm <= 0:
     return optax.identity()
   owners = _block_owner(layout)
   count = len(layout.slots)
@@ -149,7 +165,7 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
       squares = squares + jax.ops.segment_sum(
           per_block, owners[group], num_segments=count,
           indices_are_sorted=True)
-    coef = jnp.minimum(max_norm / (jnp.sqrt(squares) + _TORCH_CLIP_EPS), 1.0)
+    coef = transforms.torch_clip_coefficient(jnp.sqrt(squares), max_norm)
     clipped = {}
     for group, g in updates.items():
       block_coef = coef[owners[group]].astype(g.dtype)
@@ -160,33 +176,50 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
                                       update_fn)
 
 
+def _decayed_groups(flat: Mapping[str, Any]) -> dict[str, bool]:
+  return {group: group.endswith("/decay") for group in flat}
+
+
 def flat_bertadam(
     layout: Layout,
     lr: optax.ScalarOrSchedule,
-    *args: Any,
+    warmup: float = -1,
+    t_total: int = -1,
+    schedule: str | Callable | None = "warmup_linear",
+    b1: float = 0.9,
+    b2: float = 0.999,
+    e: float = 1e-6,
+    weight_decay: float = 0.01,
     max_grad_norm: float = 1.0,
+    *,
     clip: str = "per_tensor",
-    **kwargs: Any,
+    bias_correction: bool = False,
+    mu_dtype: Any = None,
+    schedule_kwargs: Mapping[str, Any] | None = None,
+    weight_decay_mask: None = None,
 ) -> optax.GradientTransformation:
   r""":func:`~bertadam_optax.bertadam` on packed parameters.
 
-  The same update as :func:`~bertadam_optax.bertadam` with the same
-  arguments, on the buffers of :func:`pack`: the per-tensor clipping is
-  :func:`clip_by_norm_per_tensor_flat`, the weight decay applies to the
+  The same chain as :func:`~bertadam_optax.bertadam`, with the same
+  arguments, on the buffers of :func:`pack`:
+
+  .. math::
+    \text{clip} \to m, v \to u = \frac{m}{\sqrt{v} + \epsilon}
+    + \lambda p \to -\eta_k u
+
+  where the per-tensor clip is :func:`clip_by_norm_per_tensor_flat` (the
+  global one :func:`~bertadam_optax.transforms.clip_by_global_norm_torch`
+  with ``eps=0``, as bertadam's), and the weight decay applies to the
   ``'.../decay'`` groups (the mask was given to :func:`layout_of`). The
   optimizer state is bertadam's, on the flat buffers;
   :func:`~bertadam_optax.get_lr` reads it as usual.
 
   Args:
     layout: the :class:`Layout` of the parameters, from :func:`layout_of`.
-    lr: as in :func:`~bertadam_optax.bertadam`.
-    *args: positional arguments of :func:`~bertadam_optax.bertadam` after
-      ``lr`` (``warmup``, ``t_total``, ``schedule``, ``b1``, ``b2``, ``e``,
-      ``weight_decay``).
-    max_grad_norm: clipping norm; <= 0 disables clipping.
-    clip: ``'per_tensor'``, ``'global'`` or ``'none'``.
-    **kwargs: the other keyword arguments of :func:`~bertadam_optax.bertadam`
-      except ``weight_decay_mask``.
+    lr, warmup, t_total, schedule, b1, b2, e, weight_decay, max_grad_norm,
+      clip, bias_correction, mu_dtype, schedule_kwargs: as in
+      :func:`~bertadam_optax.bertadam`.
+    weight_decay_mask: refused: the mask belongs to :func:`layout_of`.
 
   Returns:
     An ``optax.GradientTransformation`` over the packed buffers.
@@ -194,20 +227,40 @@ def flat_bertadam(
   Raises:
     ValueError: on any hyperparameter :func:`~bertadam_optax.bertadam` rejects,
       or a ``weight_decay_mask`` (it belongs to :func:`layout_of`).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> from bertadam_optax import flatten, get_lr
+    >>> params = {'w': jnp.ones((4, 3)), 'b': jnp.zeros(3)}
+    >>> layout = flatten.layout_of(params, {'w': True, 'b': False})
+    >>> flat = flatten.pack(layout, params)
+    >>> tx = flatten.flat_bertadam(layout, 1e-3, warmup=0.1, t_total=100)
+    >>> state = tx.init(flat)
+    >>> updates, state = tx.update(flat, state, flat)
+    >>> sorted(updates), round(float(get_lr(state)), 8)
+    (['float32/decay', 'float32/no_decay'], 0.0001)
+
+  References:
+    pytorch-pretrained-bert 0.6.2 ``BertAdam``.
   """
-  if "weight_decay_mask" in kwargs:
+  if weight_decay_mask is not None:
     raise ValueError("flat_bertadam(weight_decay_mask=...): the mask is part "
                      "of the layout; pass it to layout_of(params, mask).")
+  if not isinstance(layout, Layout):
+    raise ValueError(f"layout={layout!r} is not a Layout; build it with "
+                     "layout_of(params, weight_decay_mask).")
+  _validation.check_choice("clip", clip, ("per_tensor", "global", "none"))
+  _validation.check_number("max_grad_norm", max_grad_norm, finite=False)
+  # bertadam without its clip validates and builds everything after it.
   inner = alias.bertadam(
-      lr, *args, max_grad_norm=max_grad_norm,
-      clip="none" if clip == "per_tensor" else clip,
-      weight_decay_mask=lambda flat: {g: g.endswith("/decay") for g in flat},
-      **kwargs)
-  # bertadam validated clip and max_grad_norm above, with clip='none' only
-  # standing in for 'per_tensor'.
-  if clip not in ("per_tensor", "global", "none"):
-    alias.bertadam(lr, *args, clip=clip, **kwargs)
-  if clip != "per_tensor":
+      lr, warmup, t_total, schedule, b1, b2, e, weight_decay, max_grad_norm,
+      clip="none", bias_correction=bias_correction, mu_dtype=mu_dtype,
+      schedule_kwargs=schedule_kwargs, weight_decay_mask=_decayed_groups)
+  if clip == "per_tensor":
+    clipping = clip_by_norm_per_tensor_flat(layout, max_grad_norm)
+  elif clip == "global":
+    clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
+  else:
     return inner
-  return optax.chain(clip_by_norm_per_tensor_flat(layout, max_grad_norm),
-                     inner)
+  return optax.chain(clipping, inner)

@@ -8,6 +8,8 @@ scripts express this with substrings of torch parameter names,
 Flax Linen and NNX parameter trees (where norm layers hold ``scale`` and
 ``bias``, and HF's Flax BERT names its modules ``LayerNorm``) and flat
 ``name -> array`` dicts keyed by torch-style dotted names.
+:func:`trainer_weight_decay_mask` is the transformers ``Trainer``'s rule, built
+on the same name test.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from bertadam_optax import _validation
 
 __all__ = [
     "BERT_NO_DECAY_PATTERNS",
+    "TRAINER_NO_DECAY_PATTERNS",
     "bert_weight_decay_mask",
     "bing_bert_weight_decay_mask",
     "path_to_name",
+    "trainer_weight_decay_mask",
 ]
 
 BERT_NO_DECAY_PATTERNS: tuple[str, ...] = (
@@ -33,6 +37,13 @@ BERT_NO_DECAY_PATTERNS: tuple[str, ...] = (
 )
 """Regular expressions (``re.search``) on a leaf's dotted path that exclude it
 from weight decay."""
+
+TRAINER_NO_DECAY_PATTERNS: tuple[str, ...] = (
+    r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)",
+    r"_norm(?:$|\.)",
+)
+"""The Trainer's ``forbidden_name_patterns`` (``re.search`` on the lower-cased
+dotted name) of ``Trainer.get_decay_parameter_names``."""
 
 
 def _key_name(key: Any) -> str:
@@ -88,17 +99,65 @@ def bert_weight_decay_mask(
     {'dense': {'bias': False, 'kernel': True}}
   """
   patterns = [re.compile(p) for p in no_decay]
+  return _by_name(lambda name: any(p.search(name) for p in patterns), params)
+
+
+def _by_name(excluded: Callable[[str], bool], params: Any) -> Any:
+  """The mask ``not excluded(dotted path)``, or the function building it."""
 
   def build(tree: Any) -> Any:
-    def decayed(path, leaf):
-      del leaf
-      name = path_to_name(path)
-      return not any(p.search(name) for p in patterns)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: not excluded(path_to_name(path)), tree)
 
-    return jax.tree_util.tree_map_with_path(decayed, tree)
+  return build if params is None else build(params)
 
-  build_fn: Callable[[Any], Any] = build
-  return build_fn if params is None else build_fn(params)
+
+def trainer_weight_decay_mask(
+    params: Any = None,
+    *,
+    norm_modules: Sequence[str] = (),
+) -> Any:
+  r"""The transformers ``Trainer``'s weight-decay mask: ``True`` where decayed.
+
+  A leaf is not decayed when one of :data:`TRAINER_NO_DECAY_PATTERNS` is
+  found in its lower-cased dotted path (as the Trainer's name test), or when
+  it sits in a LayerNorm module, which the Trainer tests by type
+  (``nn.LayerNorm``): here a leaf named ``scale`` (what Flax norm layers
+  hold) or one inside a module whose dotted name matches a ``norm_modules``
+  regular expression (for torch-style names of norm layers the patterns miss,
+  such as GPT-2's ``ln_f``).
+
+  Args:
+    params: a parameter pytree (Flax trees, or flat dicts keyed by torch-style
+      dotted names); if ``None``, a function ``params -> mask``.
+    norm_modules: regular expressions (``re.fullmatch``) for the dotted names
+      of further LayerNorm modules.
+
+  Returns:
+    A pytree of bools like ``params``, or a function that builds one.
+
+  Examples:
+    >>> trainer_weight_decay_mask({'h.0.attn.weight': 1, 'h.0.attn.bias': 1,
+    ...                            'ln_f.weight': 1}, norm_modules=['ln_f'])
+    {'h.0.attn.bias': False, 'h.0.attn.weight': True, 'ln_f.weight': False}
+
+  References:
+    transformers, ``trainer.py``: ``Trainer.get_decay_parameter_names``;
+    ``trainer_pt_utils.py``: ``get_parameter_names``.
+  """
+  patterns = [re.compile(p) for p in TRAINER_NO_DECAY_PATTERNS]
+  modules = [re.compile(p) for p in norm_modules]
+
+  def excluded(name: str) -> bool:
+    parts = name.split(".")
+    if parts[-1] == "scale":
+      return True
+    if any(p.search(name.lower()) for p in patterns):
+      return True
+    prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
+    return any(m.fullmatch(prefix) for prefix in prefixes for m in modules)
+
+  return _by_name(excluded, params)
 
 
 def bing_bert_weight_decay_mask(

@@ -875,3 +875,49 @@ def test_readme_migration_snippet():
   _, opt_state = jax.jit(tx.update)(grads, opt_state, params)
   np.testing.assert_allclose(bertadam_optax.get_lr(opt_state), 2e-6,
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(lr=np.float32(-1e-4)), "lr"),
+    (dict(lr=np.array(-1e-4)), "lr"),
+    (dict(lr=np.float64("nan")), "lr"),
+    (dict(lr="1e-4"), "lr"),
+    (dict(lr=True), "lr"),
+    (dict(b1=np.float32(1.5)), "b1"),
+    (dict(e=np.array(float("inf"))), "e"),
+    (dict(weight_decay=np.float32(-0.01)), "weight_decay"),
+    (dict(max_grad_norm=float("nan")), "max_grad_norm"),
+    (dict(max_grad_norm="1.0"), "max_grad_norm"),
+    (dict(t_total=100.5), "t_total"),
+    (dict(t_total=np.float64(-3)), "t_total"),
+    (dict(warmup=np.float32(1.5)), "warmup"),
+    (dict(mu_dtype="int32"), "mu_dtype"),
+    (dict(bias_correction="false"), "bias_correction"),
+    (dict(weight_decay_mask="bias"), "weight_decay_mask"),
+])
+def test_numpy_and_bad_values_are_refused_naming_the_argument(kwargs, name):
+  kwargs = {"lr": LR, "warmup": 0.1, "t_total": 100, **kwargs}
+  with pytest.raises(ValueError, match=rf"\b{name}\b"):
+    bertadam(**kwargs)
+
+
+def test_negative_numpy_learning_rate_is_refused():
+  # The acceptance case of the redesign: NumPy scalars are numbers.
+  with pytest.raises(ValueError, match=r"lr=.*out of range"):
+    bertadam(np.float32(-1e-4), warmup=0.1, t_total=100)
+
+
+def test_mask_of_the_wrong_structure_is_refused_at_init():
+  tx = bertadam(LR, weight_decay_mask={"nope": True})
+  with pytest.raises(ValueError, match="weight_decay_mask"):
+    tx.init(_initial_params())
+
+
+def test_docstring_examples_run():
+  import doctest  # pylint: disable=import-outside-toplevel
+
+  from bertadam_optax import alias as module  # pylint: disable=import-outside-toplevel
+
+  result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0
+  assert result.failed == 0

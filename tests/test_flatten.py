@@ -159,3 +159,71 @@ def test_readme_snippet():
   assert set(flat) == {"float32/decay", "float32/no_decay"}
   # The second update of a 100-step warmup: lr * 1 / 100.
   np.testing.assert_allclose(float(bo.get_lr(state)), 1e-6, rtol=1e-6)
+
+
+def test_traced_max_norm_of_zero_passes_gradients_through():
+  # inject_hyperparams(max_grad_norm=0) is documented to disable clipping; a
+  # copy of the clip coefficient without the traced guard zeroed every
+  # gradient here.
+  grads = {k: jnp.asarray(v) for k, v in _grads(0).items()}
+  layout = flatten.layout_of(grads, DECAY)
+  packed = flatten.pack(layout, grads)
+
+  @jax.jit
+  def clip(max_norm, g):
+    tx = flatten.clip_by_norm_per_tensor_flat(layout, max_norm)
+    return tx.update(g, tx.init(g))[0]
+
+  jax.tree.map(np.testing.assert_array_equal, clip(0.0, packed), packed)
+  jax.tree.map(np.testing.assert_array_equal, clip(-1.0, packed), packed)
+  clipped = flatten.unpack(layout, clip(1.0, packed))
+  # "a" has norm ~3*sqrt(3) > 1: clipped to norm 1 (torch's 1e-6 aside).
+  np.testing.assert_allclose(np.linalg.norm(clipped["a"]), 1.0, rtol=1e-5)
+
+
+def test_injected_max_grad_norm_of_zero_equals_no_clipping():
+  params = {k: jnp.asarray(v) for k, v in _arrays(0, PARAM_SCALE).items()}
+  layout = flatten.layout_of(params, DECAY)
+  flat = flatten.pack(layout, params)
+  injected = optax.inject_hyperparams(
+      flatten.flat_bertadam, static_args=("layout", "warmup", "t_total"))(
+          layout=layout, lr=1e-2, max_grad_norm=0.0)
+  plain = flatten.flat_bertadam(layout, 1e-2, clip="none")
+  grads = flatten.pack(layout, {k: jnp.asarray(v)
+                                for k, v in _grads(0).items()})
+  a, _ = jax.jit(injected.update)(grads, injected.init(flat), flat)
+  b, _ = plain.update(grads, plain.init(flat), flat)
+  # Injected b1, b2, e are float32 arrays, the plain ones Python floats: the
+  # updates agree to float32 rounding, and no gradient is zeroed.
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5,
+                                                       atol=1e-9), a, b)
+  assert all(float(jnp.max(jnp.abs(x))) > 0 for x in jax.tree.leaves(a))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(lr=np.float32(-1e-4)), "lr"),
+    (dict(max_grad_norm=float("nan")), "max_grad_norm"),
+    (dict(t_total=100.5, warmup=0.1), "t_total"),
+    (dict(mu_dtype="int32"), "mu_dtype"),
+    (dict(weight_decay="0.01"), "weight_decay"),
+])
+def test_flat_bertadam_validates_like_bertadam(kwargs, name):
+  layout = flatten.layout_of({"w": jnp.zeros(3)})
+  kwargs.setdefault("lr", 1e-3)
+  with pytest.raises(ValueError, match=name):
+    flatten.flat_bertadam(layout, **kwargs)
+
+
+def test_flat_bertadam_refuses_a_non_layout():
+  with pytest.raises(ValueError, match="layout"):
+    flatten.flat_bertadam({"w": jnp.zeros(3)}, 1e-3)
+
+
+def test_docstring_examples_run():
+  import doctest  # pylint: disable=import-outside-toplevel
+
+  from bertadam_optax import flatten as module  # pylint: disable=import-outside-toplevel
+
+  result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0
+  assert result.failed == 0

@@ -216,3 +216,13 @@ def test_the_mask_builder_works_on_shape_structs():
   params = _tiny_bert_params()
   build = bert_weight_decay_mask()
   assert build(params) == bert_weight_decay_mask(params)
+
+
+def test_docstring_examples_run():
+  import doctest  # pylint: disable=import-outside-toplevel
+
+  from bertadam_optax import masks as module  # pylint: disable=import-outside-toplevel
+
+  result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0
+  assert result.failed == 0

@@ -4,27 +4,32 @@ Reads a DeepSpeed ``ds_config.json`` or a JSON of transformers
 ``TrainingArguments`` fields, prints what the optimizer does (optimizer,
 hyperparameters, clipping, accumulation, the learning rate at key steps) and
 the optax code that builds the same optimizer by hand, and draws the learning
-rate (and beta1 where it moves) into a PNG.
+rate (and beta1 where it moves) into a PNG. The config is read once, into a
+:class:`~bertadam_optax.interop.specs.Plan`; what is printed is the plan's
+``describe()`` and ``to_source()``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import warnings
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bertadam_optax import _validation
 from bertadam_optax import alias
 from bertadam_optax.cli import main as cli_main
 from bertadam_optax.interop import deepspeed_config
+from bertadam_optax.interop import specs
 from bertadam_optax.interop import training_arguments
 
-__all__ = ["register"]
+__all__ = ["learning_rate_trace", "register"]
 
 KINDS = ("deepspeed", "training_arguments")
 
@@ -39,7 +44,7 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # pylint: disable=protected-access
+def register(subparsers: Any) -> None:
   """Adds the ``port`` command to the ``bertadam-optax`` parser."""
   port = subparsers.add_parser(
       "port", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -52,12 +57,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # pylint: disable
   port.add_argument("config", metavar="CONFIG", help="the JSON file")
   port.add_argument("--kind", choices=KINDS,
                     help="what CONFIG is, when its keys do not tell")
-  port.add_argument("--steps", type=cli_main._number(int, 1), default=None,  # pylint: disable=protected-access
+  port.add_argument("--steps", type=_steps, default=None,
                     help="optimizer steps to show and draw (default: the "
                     "scheduler's total_num_steps or max_steps, else 1000)")
   port.add_argument("-o", "--output", default="port.png", metavar="PNG",
                     help="output file (default: %(default)s)")
   port.set_defaults(func=_cmd_port)
+
+
+def _steps(text: str) -> int:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  try:
+    return _validation.check_int("--steps", value, 1)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _usage(message: str) -> cli_main.UsageError:
@@ -69,186 +85,63 @@ def _kind(config: dict, requested: str | None) -> str:
     return requested
   if any(key in config for key in _DEEPSPEED_KEYS):
     return "deepspeed"
-  if any(key in config for key in training_arguments._DEFAULTS):  # pylint: disable=protected-access
+  if any(key in config
+         for key in training_arguments.TRAINING_ARGUMENTS_DEFAULTS):
     return "training_arguments"
   raise _usage("cannot tell whether the config is a ds_config or "
                "TrainingArguments; pass --kind")
 
 
-def _fmt(value: Any) -> str:
-  return repr(tuple(value)) if isinstance(value, list) else repr(value)
+def _default_steps(config: Mapping[str, Any], kind: str) -> int:
+  """The scheduler's ``total_num_steps`` or ``max_steps``, else 1000."""
+  if kind == "deepspeed":
+    section = config.get("scheduler")
+    params = section.get("params") if isinstance(section, Mapping) else None
+    total = params.get("total_num_steps") if isinstance(params,
+                                                        Mapping) else None
+    if total is None:
+      return 1000
+    return _validation.check_int("scheduler.params.total_num_steps", total, 1)
+  max_steps = config.get("max_steps")
+  if max_steps is None:
+    return 1000
+  max_steps = _validation.check_int("max_steps", max_steps, -1)
+  return max_steps if max_steps > 0 else 1000
 
 
-def _deepspeed(config: dict, steps: int | None):
-  """(transformation, description lines, code, steps, accumulation steps,
-  warmup end or peak, beta1 schedule or None)."""
-  scheduler = config.get("scheduler") or {}
-  params = scheduler.get("params") or {}
-  if steps is None:
-    steps = params.get("total_num_steps") or 1000
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    tx = deepspeed_config.from_deepspeed_config(config, total_steps=steps)
-    plan = deepspeed_config._plan(config, steps)  # pylint: disable=protected-access
-  spec = plan["optimizer"]
-  hyper = {k: v for k, v in spec.items() if k not in ("math", "type")}
-  if spec["math"] == "lamb":
-    decay_kind = "weight decay inside the per-tensor trust ratio"
-  else:
-    decay_kind = f"{'decoupled' if spec['decoupled'] else 'L2'} weight decay"
-  lines = [f"optimizer:     {spec['type']} ({spec['math']} math; {decay_kind})",
-           "hyperparameters: " + ", ".join(f"{k}={_fmt(v)}"
-                                           for k, v in hyper.items()),
-           f"clipping:      " + (f"global norm {plan['clip']} (torch rule)"
-                                  if plan["clip"] else "none"),
-           f"accumulation:  {plan['accumulation_steps']} micro-batches per "
-           "step (mean)"]
-  section = plan["scheduler"]
-  warmup_end = None
-  if section is None:
-    lines.append(f"schedule:      constant {spec['lr']}")
-    schedule_code = repr(spec["lr"])
-  else:
-    lines.append(f"schedule:      {section['type']} {section['params']}")
-    p = section["params"]
-    if section["type"].startswith("Warmup"):
-      warmup_end = ("warmup end", max(2, p.get("warmup_num_steps", 1000)))
-    elif section["type"] == "OneCycle":
-      warmup_end = ("peak", int(p.get("cycle_first_step_size", 2000)))
-    schedule_code = (f"schedules.deepspeed_schedule({section['type']!r}, "
-                     f"{section['params']!r}, learning_rate={spec['lr']!r})")
-  lines += [f"note:          {m}"
-            for m in dict.fromkeys(str(w.message) for w in caught)]
-
-  code = ["import optax", "from bertadam_optax import transforms",
-          "from bertadam_optax import schedules", "",
-          f"schedule = {schedule_code}"]
-  b1 = plan["beta1"] is not None
-  if b1:
-    code.append(f"beta1 = schedules.deepspeed_momentum_schedule("
-                f"{section['type']!r}, {section['params']!r})")
-  decay = (None if spec["weight_decay"] == 0 else
-           f"optax.add_decayed_weights({spec['weight_decay']!r})")
-  if spec["math"] == "adagrad":
-    code.insert(1, "from bertadam_optax.interop.deepspeed_config import "
-                "_scale_by_adagrad_torch as scale_by_adagrad_torch")
-    core = [decay, ("scale_by_adagrad_torch("
-                    f"{spec['initial_accumulator_value']!r}, {spec['eps']!r})")]
-  elif spec["math"] == "lamb":
-    code.insert(1, "from bertadam_optax.interop.deepspeed_config import "
-                "scale_by_fused_lamb")
-    kwargs = ", ".join(f"{k}={spec[k]!r}" for k in (
-        "eps", "eps_inside_sqrt", "bias_correction", "weight_decay",
-        "max_coeff", "min_coeff"))
-    core = [("optax.inject_hyperparams(scale_by_fused_lamb, static_args="
-             f"{deepspeed_config.LAMB_STATIC_ARGS!r})(b1=beta1, b2=0.99, "
-             f"{kwargs})") if b1 else
-            f"scale_by_fused_lamb({spec['b1']!r}, {spec['b2']!r}, {kwargs})"]
-  elif spec["math"] == "lion":
-    core = [("optax.inject_hyperparams(optax.scale_by_lion)(b1=beta1, "
-             "b2=0.99)") if b1 else
-            f"optax.scale_by_lion({spec['b1']!r}, {spec['b2']!r})", decay]
-  else:
-    moments = (("optax.inject_hyperparams(transforms.scale_by_bertadam, "
-                "static_args=('bias_correction',))(b1=beta1, b2=0.99, "
-                f"eps={spec['eps']!r}, bias_correction="
-                f"{spec['bias_correction']!r})") if b1 else
-               (f"transforms.scale_by_bertadam({spec['b1']!r}, "
-                f"{spec['b2']!r}, {spec['eps']!r}, bias_correction="
-                f"{spec['bias_correction']!r})"))
-    core = [moments, decay] if spec["decoupled"] else [decay, moments]
-  chain = ([f"transforms.clip_by_global_norm_torch({plan['clip']!r})"] +
-           [c for c in core if c] +
-           ["transforms.scale_by_learning_rate(schedule)"])
-  code.append("optimizer = optax.chain(")
-  code += [f"    {c}," for c in chain]
-  code.append(")")
-  if plan["accumulation_steps"] > 1:
-    code.append(f"optimizer = optax.MultiSteps(optimizer, every_k_schedule="
-                f"{plan['accumulation_steps']}).gradient_transformation()")
-  return (tx, lines, "\n".join(code), steps, plan["accumulation_steps"],
-          warmup_end, plan["beta1"])
+def _plan(config: dict, kind: str, steps: int) -> specs.Plan:
+  # The plan's notes carry what the warnings say; port prints them once.
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    if kind == "deepspeed":
+      return deepspeed_config.plan_deepspeed_config(config, total_steps=steps)
+    return training_arguments.plan_training_arguments(
+        config, num_training_steps=steps)
 
 
-def _training_arguments(config: dict, steps: int | None):
-  if steps is None:
-    steps = config.get("max_steps") if (config.get("max_steps") or 0) > 0 \
-        else 1000
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    tx = training_arguments.from_training_arguments(config,
-                                                    num_training_steps=steps)
-  values = training_arguments._read_args(  # pylint: disable=protected-access
-      {k: v for k, v in config.items() if k in training_arguments._DEFAULTS})  # pylint: disable=protected-access
-  warmup = training_arguments._warmup_steps(values, steps)  # pylint: disable=protected-access
-  name = values["lr_scheduler_type"]
-  kwargs = dict(values["lr_scheduler_kwargs"] or {})
-  metric = name in ("reduce_lr_on_plateau", "greedy")
-  lines = [f"optimizer:     {values['optim']}",
-           "hyperparameters: " + ", ".join(
-               f"{k}={values[k]!r}" for k in (
-                   "learning_rate", "weight_decay", "adam_beta1",
-                   "adam_beta2", "adam_epsilon", "optim_args")),
-           "weight decay:  not on biases and norm parameters (the Trainer's "
-           "rule)",
-           "clipping:      " + (f"global norm {values['max_grad_norm']} "
-                                "(torch rule)" if values["max_grad_norm"]
-                                else "none"),
-           f"accumulation:  {values['gradient_accumulation_steps']} "
-           "micro-batches per step (mean)",
-           f"schedule:      {name} {kwargs}" + (
-               " (metric-driven: update(..., value=loss))" if metric else
-               f", warmup {warmup} steps")]
-  lines += [f"note:          {m}"
-            for m in dict.fromkeys(str(w.message) for w in caught)]
-  if metric or not values["optim"].startswith("adamw"):
-    fields = {k: v for k, v in values.items()
-              if v != training_arguments._DEFAULTS[k]}  # pylint: disable=protected-access
-    code = ["from bertadam_optax.interop import from_training_arguments", "",
-            f"optimizer = from_training_arguments({fields!r}, "
-            f"num_training_steps={steps})"]
-  else:
-    decay = (f"optax.add_decayed_weights({values['weight_decay']!r}, mask)"
-             if values["weight_decay"] else None)
-    clip = (f"transforms.clip_by_global_norm_torch({values['max_grad_norm']!r})"
-            if values["max_grad_norm"] else None)
-    chain = [clip,
-             f"transforms.scale_by_bertadam({values['adam_beta1']!r}, "
-             f"{values['adam_beta2']!r}, {values['adam_epsilon']!r}, "
-             "bias_correction=True)",
-             decay, "transforms.scale_by_learning_rate(schedule)"]
-    code = ["import optax", "from bertadam_optax import transforms",
-            "from bertadam_optax.interop import training_arguments",
-            "from bertadam_optax.schedules import get_schedule", "",
-            f"schedule = get_schedule({name!r}, {values['learning_rate']!r}, "
-            f"{warmup}, {steps}" + "".join(f", {k}={v!r}"
-                                           for k, v in kwargs.items()) + ")",
-            "mask = training_arguments.trainer_weight_decay_mask()",
-            "optimizer = optax.chain("]
-    code += [f"    {c}," for c in chain if c]
-    code.append(")")
-    if values["gradient_accumulation_steps"] > 1:
-      code.append("optimizer = optax.MultiSteps(optimizer, every_k_schedule="
-                  f"{values['gradient_accumulation_steps']})"
-                  ".gradient_transformation()")
-  return (tx, lines, "\n".join(code), steps,
-          values["gradient_accumulation_steps"],
-          ("warmup end", warmup) if warmup else None, None)
+def learning_rate_trace(plan: specs.Plan, steps: int) -> Callable[[], Any]:
+  """A function returning the learning rate of optimizer steps ``0 .. steps``.
 
-
-def _trace(tx, steps: int, accumulation: int, metric: bool) -> np.ndarray:
-  """The learning rate of optimizer steps ``0 .. steps``, read by get_lr."""
-  params = {"w": jnp.zeros([])}
+  The rate is read by :func:`bertadam_optax.get_lr` from the plan's optimizer
+  without gradient accumulation: accumulation only repeats micro-batches
+  between optimizer steps, so the trace (and its compile time) does not grow
+  with ``plan.accumulation_steps``. One ``update`` is traced, inside a scan.
+  """
+  tx = dataclasses.replace(plan, accumulation_steps=1).build()
+  metric = isinstance(plan.learning_rate, specs.MetricScheduleSpec)
   extra = {"value": jnp.float32(1.0)} if metric else {}
 
-  def step(state, _):
-    lr = alias.get_lr(state)
-    for _ in range(accumulation):
-      _, state = tx.update({"w": jnp.zeros([])}, state, params, **extra)
-    return state, lr
+  def run():
+    params = {"w": jnp.zeros([])}
 
-  _, lrs = jax.lax.scan(step, tx.init(params), None, length=steps + 1)
-  return np.asarray(lrs)
+    def step(state, _):
+      lr = alias.get_lr(state)
+      _, state = tx.update({"w": jnp.zeros([])}, state, params, **extra)
+      return state, lr
+
+    return jax.lax.scan(step, tx.init(params), None, length=steps + 1)[1]
+
+  return run
 
 
 def _key_points(steps: int, marker: tuple[str, int] | None):
@@ -262,25 +155,24 @@ def _key_points(steps: int, marker: tuple[str, int] | None):
 
 
 def _plot(lrs, beta1, path: str, title: str) -> str:
+  # A bare Figure (no pyplot): no global figure state, no backend switch.
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+
   from bertadam_optax.cli import plots  # pylint: disable=import-outside-toplevel
 
-  plt = plots._pyplot()  # pylint: disable=protected-access
-  figure, axes = plt.subplots(figsize=(8, 4.5))
-  try:
-    axes.plot(np.arange(len(lrs)), lrs, label="learning rate")
-    axes.set_xlabel("optimizer step")
-    axes.set_ylabel("learning rate")
-    axes.grid(alpha=0.3)
-    if beta1 is not None:
-      right = axes.twinx()
-      right.plot(np.arange(len(beta1)), beta1, color="tab:orange",
-                 label="beta1")
-      right.set_ylabel("beta1")
-    axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    return plots.save_figure(figure, path)
-  finally:
-    plt.close(figure)
+  figure = Figure(figsize=(8, 4.5))
+  axes = figure.subplots()
+  axes.plot(np.arange(len(lrs)), lrs, label="learning rate")
+  axes.set_xlabel("optimizer step")
+  axes.set_ylabel("learning rate")
+  axes.grid(alpha=0.3)
+  if beta1 is not None:
+    right = axes.twinx()
+    right.plot(np.arange(len(beta1)), beta1, color="tab:orange", label="beta1")
+    right.set_ylabel("beta1")
+  axes.set_title(title, fontsize=9)
+  figure.tight_layout()
+  return plots.save_figure(figure, path)
 
 
 def _cmd_port(args: argparse.Namespace) -> int:
@@ -294,27 +186,24 @@ def _cmd_port(args: argparse.Namespace) -> int:
     raise _usage(f"argument -o/--output: directory {directory!r} does not "
                  "exist")
   try:
-    build = _deepspeed if kind == "deepspeed" else _training_arguments
-    (tx, lines, code, steps, accumulation, warmup_end,
-     beta1_schedule) = build(config, args.steps)
+    steps = args.steps or _default_steps(config, kind)
+    plan = _plan(config, kind, steps)
   except ValueError as e:
     raise _usage(str(e)) from None
-  metric = kind == "training_arguments" and any(
-      config.get("lr_scheduler_type") == n
-      for n in ("reduce_lr_on_plateau", "greedy"))
-  lrs = _trace(tx, steps, accumulation, metric)
-  beta1 = (None if beta1_schedule is None else
-           np.asarray(jax.vmap(beta1_schedule)(jnp.arange(steps + 1))))
+  lrs = np.asarray(jax.jit(learning_rate_trace(plan, steps))())
+  beta1_spec = getattr(plan.optimizer, "b1", None)
+  beta1 = (np.asarray(jax.vmap(beta1_spec.build())(jnp.arange(steps + 1)))
+           if isinstance(beta1_spec, specs.MomentumScheduleSpec) else None)
+  milestone = getattr(plan.learning_rate, "milestone", lambda: None)()
   print(f"{os.path.basename(args.config)}: {kind}, {steps} optimizer steps")
-  print("\n".join(lines))
+  print("\n".join(plan.describe()))
   print("\nlearning rate (value the optimizer step applies):")
-  for label, k in _key_points(steps, warmup_end):
+  for label, k in _key_points(steps, milestone):
     extra = "" if beta1 is None else f"  beta1={beta1[k]:.4f}"
     print(f"  {label:<11} step {k:>7}  lr={lrs[k]:.6e}{extra}")
   print("\noptax code:\n")
-  print(code)
+  print(plan.to_source())
   path = _plot(lrs, beta1, args.output,
                f"{os.path.basename(args.config)} ({kind})")
   print(f"\nwrote {path}")
   return 0
-

@@ -21,6 +21,12 @@ the same steps as DeepSpeed's engine:
 
 The chain ends in :func:`bertadam_optax.transforms.scale_by_learning_rate`, so
 :func:`bertadam_optax.get_lr` reads the learning rate of the next step.
+:func:`plan_deepspeed_config` stops one step earlier, at the typed
+:class:`~bertadam_optax.interop.specs.Plan` (inspect, replace fields, print
+its source); :func:`from_deepspeed_config` is ``plan_deepspeed_config(...).build()``.
+The gradient transformations themselves live in
+:mod:`bertadam_optax.transforms`; :func:`scale_by_fused_lamb` is re-exported
+here for the old import path.
 """
 
 from __future__ import annotations
@@ -30,15 +36,14 @@ import os
 import warnings
 from typing import Any, Mapping
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax import schedules
 from bertadam_optax import transforms
-from bertadam_optax.transforms._numerics import one_minus_power
-from bertadam_optax.schedules import deepspeed_runtime
+from bertadam_optax.interop import _reading
+from bertadam_optax.interop import specs
+from bertadam_optax.transforms import scale_by_fused_lamb
 
 __all__ = [
     "DEEPSPEED_OPTIMIZERS",
@@ -46,6 +51,7 @@ __all__ = [
     "accumulation_steps",
     "from_deepspeed_config",
     "load_config",
+    "plan_deepspeed_config",
     "scale_by_fused_lamb",
 ]
 
@@ -53,8 +59,7 @@ DEEPSPEED_OPTIMIZERS = ("Adam", "AdamW", "Lamb", "Lion", "Adagrad",
                         "OneBitAdam", "ZeroOneAdam", "OneBitLamb")
 """Optimizer ``type`` names supported (DeepSpeed matches them in any case)."""
 
-LAMB_STATIC_ARGS = ("b2", "eps", "weight_decay", "max_coeff", "min_coeff",
-                    "weight_decay_mask")
+LAMB_STATIC_ARGS = transforms.FUSED_LAMB_STATIC_ARGS
 """``static_args`` of ``optax.inject_hyperparams(scale_by_fused_lamb)`` when
 OneCycle's momentum cycle drives beta1."""
 
@@ -93,43 +98,36 @@ _PARAMS = {
 
 
 def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict:
-  """A config as a dict: ``config`` itself, or the JSON file it names."""
+  """A config as a dict: ``config`` itself, or the JSON file it names.
+
+  Raises:
+    ValueError: naming the file, for one that cannot be read, is not UTF-8
+      JSON, nests too deeply, or does not hold a JSON object.
+  """
   if isinstance(config, Mapping):
     return dict(config)
   if not isinstance(config, (str, os.PathLike)):
     raise ValueError(f"config={config!r} is neither a mapping nor a path to a "
                      "JSON file.")
+  name = os.fspath(config)
   try:
     with open(config, encoding="utf-8") as f:
       loaded = json.load(f)
   except OSError as e:
-    raise ValueError(f"config={os.fspath(config)!r} cannot be read: "
-                     f"{e.strerror}.") from e
+    raise ValueError(f"config={name!r} cannot be read: {e.strerror}.") from e
+  except UnicodeDecodeError as e:
+    raise ValueError(f"config={name!r} is not a UTF-8 text file (JSON): "
+                     f"{e.reason} at byte {e.start}.") from None
   except json.JSONDecodeError as e:
-    raise ValueError(f"config={os.fspath(config)!r} is not valid JSON: "
+    raise ValueError(f"config={name!r} is not valid JSON: "
                      f"{e.msg} (line {e.lineno}).") from e
+  except RecursionError:
+    raise ValueError(f"config={name!r} nests JSON arrays or objects too "
+                     "deeply to be a config.") from None
   if not isinstance(loaded, dict):
-    raise ValueError(f"config={os.fspath(config)!r} holds a JSON "
+    raise ValueError(f"config={name!r} holds a JSON "
                      f"{type(loaded).__name__}; expected an object.")
   return loaded
-
-
-def _check_top_level(config: Mapping[str, Any]) -> None:
-  """Raises for a near-miss of a key read here; warns about the others."""
-  ignored = _validation.unknown_keys(config, _READ_KEYS,
-                                    what="a DeepSpeed config key")
-  if ignored:
-    warnings.warn(
-        "from_deepspeed_config: keys that do not change the fp32 optimizer "
-        f"math are ignored: {', '.join(repr(k) for k in ignored)}.",
-        stacklevel=3)
-
-
-def _positive_int(name: str, value: Any) -> int:
-  if (not isinstance(value, int) or isinstance(value, bool)) or value <= 0:
-    raise ValueError(f"{name}={value!r} is out of range; expected an integer "
-                     "> 0.")
-  return value
 
 
 def accumulation_steps(config: Mapping[str, Any],
@@ -141,13 +139,18 @@ def accumulation_steps(config: Mapping[str, Any],
   (integer divisions included), then DeepSpeed's check ``train_batch_size ==
   micro * accumulation * data_parallel_size``. With none of the batch sizes
   (DeepSpeed then refuses the config) the accumulation steps, or 1, are used.
+
+  Examples:
+    >>> accumulation_steps({'train_batch_size': 32,
+    ...                     'train_micro_batch_size_per_gpu': 4}, 2)
+    4
   """
-  dp = _positive_int("data_parallel_size", data_parallel_size)
+  dp = _validation.check_int("data_parallel_size", data_parallel_size, 1)
   values = {}
   for key in ("train_batch_size", "train_micro_batch_size_per_gpu",
               "gradient_accumulation_steps"):
     if config.get(key) is not None:
-      values[key] = _positive_int(key, config[key])
+      values[key] = _reading.integer(key, config[key], 1)
   batch = values.get("train_batch_size")
   micro = values.get("train_micro_batch_size_per_gpu")
   steps = values.get("gradient_accumulation_steps")
@@ -171,365 +174,228 @@ def accumulation_steps(config: Mapping[str, Any],
   return steps
 
 
-def _betas(name: str, params: Mapping[str, Any], default):
-  betas = params.get("betas", default)
-  if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-    raise ValueError(f"{name} params['betas']={betas!r} is not a pair; "
-                     "expected [beta1, beta2].")
-  for i, b in enumerate(betas):
-    _validation.check_range(f"{name} params['betas'][{i}]", b, 0.0, 1.0,
-                            high_inclusive=False)
-  return tuple(betas)
+class _Params:
+  """An optimizer's ``params`` section, read with key paths and defaults."""
+
+  def __init__(self, params: Mapping[str, Any]):
+    self.params = params
+
+  def number(self, key: str, default: float, low: float = 0.0,
+             high: float | None = None, **kwargs) -> float:
+    if key not in self.params:
+      return default
+    return _reading.number(f"optimizer.params.{key}", self.params[key], low,
+                           high, **kwargs)
+
+  def flag(self, key: str, default: bool) -> bool:
+    if key not in self.params:
+      return default
+    return _reading.boolean(f"optimizer.params.{key}", self.params[key])
+
+  def betas(self, default=(0.9, 0.999)) -> tuple[float, float]:
+    betas = self.params.get("betas", default)
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+      raise ValueError(f"optimizer.params.betas={betas!r} is not a pair; "
+                       "expected [beta1, beta2].")
+    return tuple(_reading.number(f"optimizer.params.betas[{i}]", b, 0.0, 1.0,
+                                 high_inclusive=False)
+                 for i, b in enumerate(betas))
 
 
-def _scale_by_adagrad_torch(initial_accumulator_value: float,
-                            eps: float) -> optax.GradientTransformation:
-  """``g / (sqrt(sum of g**2) + eps)``, torch's Adagrad (optax puts eps inside)."""
+def _optimizer_spec(name: str, params: Mapping[str, Any],
+                    beta1: specs.MomentumScheduleSpec | None,
+                    notes: list[str]) -> Any:
+  """The optimizer spec, DeepSpeed's defaults filled in.
 
-  def init_fn(params):
-    return optax.ScaleByRssState(sum_of_squares=jax.tree.map(
-        lambda p: jnp.full(jnp.shape(p), initial_accumulator_value,
-                           jnp.promote_types(p.dtype, jnp.float32)), params))
-
-  def update_fn(updates, state, params=None):
-    del params
-    sums = jax.tree.map(lambda g, s: s + jnp.square(g.astype(s.dtype)),
-                        updates, state.sum_of_squares)
-    updates = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, sums)
-    return updates, optax.ScaleByRssState(sum_of_squares=sums)
-
-  return optax.GradientTransformation(init_fn, update_fn)
-
-
-def _as_kernel_float(value: Any) -> Any:
-  """A Python number rounded to float32, as the FusedLamb kernel receives it."""
-  if isinstance(value, (int, float)) and not isinstance(value, bool):
-    return float(np.float32(value))
-  return value
-
-
-def _scale_by_lamb_moments(b1: Any, b2: Any, eps: Any,
-                           eps_inside_sqrt: bool) -> optax.GradientTransformation:
-  """``m / (sqrt(v) + eps)`` (or ``m / sqrt(v + eps)``), moments uncorrected."""
-
-  def init_fn(params):
-    def zeros(p):
-      return jnp.zeros_like(p, jnp.promote_types(p.dtype, jnp.float32))
-
-    return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32),
-                                  mu=jax.tree.map(zeros, params),
-                                  nu=jax.tree.map(zeros, params))
-
-  def update_fn(updates, state, params=None):
-    del params
-    mu = jax.tree.map(lambda g, m: b1 * m + (1.0 - b1) * g.astype(m.dtype),
-                      updates, state.mu)
-    nu = jax.tree.map(
-        lambda g, v: b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)),
-        updates, state.nu)
-    if eps_inside_sqrt:
-      u = jax.tree.map(lambda m, v: m / jnp.sqrt(v + eps), mu, nu)
-    else:
-      u = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
-    return u, optax.ScaleByAdamState(count=optax.safe_increment(state.count),
-                                     mu=mu, nu=nu)
-
-  return optax.GradientTransformation(init_fn, update_fn)
-
-
-def _scale_by_clamped_trust_ratio(
-    min_coeff: Any, max_coeff: Any) -> optax.GradientTransformation:
-  """Scales each leaf by ``||w|| / ||u||`` clamped, 1 where either norm is 0."""
-
-  def norm(x):
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    return jnp.sqrt(jnp.sum(x * x))
-
-  def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError("scale_by_fused_lamb needs the params: call "
-                       "update(updates, state, params).")
-
-    def scale(u, w):
-      w_norm, u_norm = norm(w), norm(u)
-      one = jnp.ones_like(u_norm)
-      ratio = w_norm / jnp.where(u_norm == 0, one, u_norm)
-      # The kernel bounds by max_coeff first, so min_coeff wins if they cross.
-      ratio = jnp.maximum(jnp.minimum(ratio, max_coeff), min_coeff)
-      coeff = jnp.where((w_norm != 0) & (u_norm != 0), ratio, one)
-      return (coeff * u).astype(u.dtype)
-
-    return jax.tree.map(scale, updates, params), state
-
-  return optax.GradientTransformation(lambda params: optax.EmptyState(),
-                                      update_fn)
-
-
-def _scale_by_lamb_step_size(b1: Any, b2: Any) -> optax.GradientTransformation:
-  """Multiplies by ``sqrt(1 - b2^t) / (1 - b1^t)`` at step ``t = count + 1``."""
-
-  def step_size(count):
-    t = jnp.asarray(count, jnp.float32) + 1.0
-    return (jnp.sqrt(one_minus_power(b2, t)) /
-            one_minus_power(b1, t))
-
-  return optax.scale_by_schedule(step_size)
-
-
-def scale_by_fused_lamb(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    eps_inside_sqrt: bool = False,
-    bias_correction: bool = True,
-    weight_decay: float = 0.0,
-    max_coeff: float = 10.0,
-    min_coeff: float = 0.01,
-    weight_decay_mask: Any = None,
-) -> optax.GradientTransformation:
-  r"""Rescales updates as DeepSpeed's ``FusedLamb`` CUDA kernel does.
-
-  For each parameter tensor ``w`` separately, at step ``t``:
-
-  .. math::
-    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
-    v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-    u_t &= \frac{m_t}{\sqrt{v_t} + \epsilon} + \lambda w
-      \quad\left(\frac{m_t}{\sqrt{v_t + \epsilon}} + \lambda w
-      \text{ with eps\_inside\_sqrt}\right) \\
-    r_t &= \begin{cases}
-      \max\left(\min\left(\frac{\lVert w \rVert_2}{\lVert u_t \rVert_2},
-        c_{\max}\right), c_{\min}\right)
-        & \lVert w \rVert_2 \ne 0 \text{ and } \lVert u_t \rVert_2 \ne 0 \\
-      1 & \text{otherwise}
-    \end{cases} \\
-    \text{out} &= s_t \, r_t \, u_t, \qquad
-    s_t = \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
-      \ (1 \text{ without bias\_correction})
-
-  followed by ``-lr`` (:func:`bertadam_optax.transforms.scale_by_learning_rate`)
-  it is the kernel's ``p -= step_size * lamb_coeff * update``. DeepSpeed's
-  quirks, reproduced: the bias correction scales the step, not the moments, so
-  it stays outside the trust ratio, multiplies the weight decay term too, and
-  ``eps`` is never corrected; the decay joins the update before the norms
-  (``weight_decay_mask`` leaves still get the trust ratio); the bounds apply
-  ``max_coeff`` first, so ``min_coeff`` wins when ``min_coeff > max_coeff``.
-  The kernel receives ``b1``/``b2`` as float32, and so does this.
-
-  Args:
-    b1: decay of the first moment, in [0, 1).
-    b2: decay of the second moment, in [0, 1).
-    eps: added to ``sqrt(v)`` (to ``v`` with ``eps_inside_sqrt``), >= 0.
-    eps_inside_sqrt: FusedLamb's ``eps_inside_sqrt`` (its ``eps_mode`` 0).
-    bias_correction: scale the step by ``sqrt(1 - b2^t) / (1 - b1^t)``.
-    weight_decay: ``lambda``, >= 0, added to the update inside the trust ratio.
-    max_coeff: upper bound of the trust ratio, >= 0.
-    min_coeff: lower bound of the trust ratio, >= 0.
-    weight_decay_mask: which leaves decay (pytree of bools or a function of
-      the params, as ``optax.add_decayed_weights``); ``None`` decays all.
-
-  Returns:
-    An ``optax.GradientTransformation`` (a chain: moments, decay, trust ratio,
-    step size). It needs ``params`` in ``update``.
-
-  References:
-    You et al., 2020, `Large Batch Optimization for Deep Learning: Training
-    BERT in 76 minutes <https://arxiv.org/abs/1904.00962>`_; DeepSpeed
-    ``deepspeed/ops/lamb/fused_lamb.py`` and
-    ``deepspeed/ops/csrc/lamb/fused_lamb_cuda_kernel.cu``.
-  """
-  _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
-  _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
-  for name, value in (("eps", eps), ("weight_decay", weight_decay),
-                      ("max_coeff", max_coeff), ("min_coeff", min_coeff)):
-    _validation.check_non_negative(name, value)
-  b1, b2 = _as_kernel_float(b1), _as_kernel_float(b2)
-  if isinstance(weight_decay, (int, float)) and weight_decay == 0:
-    decay = optax.identity()
-  else:
-    decay = optax.add_decayed_weights(weight_decay, weight_decay_mask)
-  step_size = (_scale_by_lamb_step_size(b1, b2) if bias_correction else
-               optax.identity())
-  return optax.chain(_scale_by_lamb_moments(b1, b2, eps, eps_inside_sqrt),
-                     decay, _scale_by_clamped_trust_ratio(min_coeff, max_coeff),
-                     step_size)
-
-
-def _optimizer_spec(name: str, params: Mapping[str, Any]) -> dict:
-  """The optimizer's math and hyperparameters, DeepSpeed's defaults filled in.
-
-  ``math`` is ``"adam"``, ``"lamb"``, ``"lion"`` or ``"adagrad"``; the other
-  keys are the hyperparameters that math takes.
+  ``beta1`` is OneCycle's momentum cycle (then beta2 is DeepSpeed's 0.99).
   """
   kind = name.lower()
-  label = f"optimizer {name!r}"
   for key in params:
-    _validation.check_choice(f"{label} params key", key, _PARAMS[kind])
-  lr = params.get("lr", 1e-2 if kind == "adagrad" else 1e-3)
-  _validation.check_non_negative(f"{label} params['lr']", lr)
-  weight_decay = params.get("weight_decay")
-  if weight_decay is not None:
-    _validation.check_non_negative(f"{label} params['weight_decay']",
-                                   weight_decay)
+    _validation.check_choice("optimizer.params key", key, _PARAMS[kind])
+  read = _Params(params)
+  weight_decay = read.number("weight_decay", None)
+
+  def with_momentum(b1: float, b2: float) -> tuple[Any, float]:
+    if beta1 is None:
+      return b1, b2
+    notes.append(f"OneCycle cycles beta1 ({beta1.to_source()}); beta2 is "
+                 f"{schedules.ONE_CYCLE_BETA2}, as DeepSpeed sets it.")
+    return beta1, schedules.ONE_CYCLE_BETA2
 
   if kind == "lion":
-    b1, b2 = _betas(label, params, (0.9, 0.999))
-    return dict(math="lion", lr=lr, b1=b1, b2=b2,
-                weight_decay=weight_decay or 0.0, decoupled=True)
-
+    b1, b2 = with_momentum(*read.betas())
+    return specs.LionSpec(b1, b2, weight_decay or 0.0, name=name)
   if kind == "adagrad":
     for key, allowed in (("lr_decay", 0), ("maximize", False),
                          ("differentiable", False)):
       if params.get(key, allowed) != allowed:
-        raise ValueError(f"{label} params[{key!r}]={params[key]!r} is not "
+        raise ValueError(f"optimizer.params.{key}={params[key]!r} is not "
                          f"supported; expected {allowed!r}.")
-    eps = params.get("eps", 1e-10)
-    _validation.check_non_negative(f"{label} params['eps']", eps)
-    init = params.get("initial_accumulator_value", 0.0)
-    _validation.check_non_negative(
-        f"{label} params['initial_accumulator_value']", init)
     # torch's Adagrad adds the L2 term to the gradient before the sums.
-    return dict(math="adagrad", lr=lr, eps=eps, initial_accumulator_value=init,
-                weight_decay=weight_decay or 0.0, decoupled=False)
+    return specs.AdagradSpec(
+        eps=read.number("eps", 1e-10),
+        initial_accumulator_value=read.number("initial_accumulator_value",
+                                              0.0),
+        weight_decay=weight_decay or 0.0, name=name)
 
-  b1, b2 = _betas(label, params, (0.9, 0.999))
-  eps = params.get("eps", 1e-8)
-  _validation.check_non_negative(f"{label} params['eps']", eps)
-  if params.get("amsgrad", False):
-    raise ValueError(f"{label} params['amsgrad']=True is not supported "
+  b1, b2 = with_momentum(*read.betas())
+  eps = read.number("eps", 1e-8)
+  if read.flag("amsgrad", False):
+    raise ValueError("optimizer.params.amsgrad=True is not supported "
                      "(DeepSpeed's fused and CPU optimizers refuse it too).")
   lamb = kind in ("lamb", "onebitlamb")
   if kind in _COMPRESSED:
-    warnings.warn(
-        f"from_deepspeed_config: {_COMPRESSED[kind]} is run as its "
-        f"uncompressed math ({'Lamb' if lamb else 'Adam'} without bias "
-        "correction, weight decay added to the update); the compression only "
-        "changes the communication.",
-        stacklevel=4)
-    if params.get("eps_inside_sqrt", False):
-      raise ValueError(f"{label} params['eps_inside_sqrt']=True is not "
+    message = (f"from_deepspeed_config: {_COMPRESSED[kind]} is run as its "
+               f"uncompressed math ({'Lamb' if lamb else 'Adam'} without bias "
+               "correction, weight decay added to the update); the "
+               "compression only changes the communication.")
+    warnings.warn(message, stacklevel=4)
+    notes.append(message)
+    if read.flag("eps_inside_sqrt", False):
+      raise ValueError("optimizer.params.eps_inside_sqrt=True is not "
                        "supported; expected false.")
   if lamb:
-    bounds = {}
-    for key, default in (("max_coeff", 10.0), ("min_coeff", 0.01)):
-      bounds[key] = params.get(key, default)
-      _validation.check_non_negative(f"{label} params[{key!r}]", bounds[key])
     # The 1-bit Lamb's uncompressed stage neither corrects the bias nor reads
     # eps_inside_sqrt.
-    return dict(math="lamb", lr=lr, b1=b1, b2=b2, eps=eps,
-                eps_inside_sqrt=(kind == "lamb" and _flag(
-                    label, params, "eps_inside_sqrt", False)),
-                bias_correction=(kind == "lamb" and _flag(
-                    label, params, "bias_correction", True)),
-                weight_decay=weight_decay or 0.0, **bounds)
+    return specs.LambSpec(
+        b1, b2, eps,
+        eps_inside_sqrt=kind == "lamb" and read.flag("eps_inside_sqrt", False),
+        bias_correction=kind == "lamb" and read.flag("bias_correction", True),
+        weight_decay=weight_decay or 0.0,
+        max_coeff=read.number("max_coeff", 10.0),
+        min_coeff=read.number("min_coeff", 0.01), name=name)
   if kind in _COMPRESSED:
-    return dict(math="adam", lr=lr, b1=b1, b2=b2, eps=eps,
-                bias_correction=False, decoupled=True,
-                weight_decay=weight_decay or 0.0)
-  torch_adam = params.get("torch_adam", False)
-  decoupled = kind == "adamw" or bool(params.get("adam_w_mode", True))
+    return specs.AdamSpec(b1, b2, eps, weight_decay or 0.0,
+                          bias_correction=False, decoupled=True, name=name)
+  torch_adam = read.flag("torch_adam", False)
+  decoupled = kind == "adamw" or read.flag("adam_w_mode", True)
   if torch_adam and "bias_correction" in params:
     raise ValueError(
-        f"{label} params['bias_correction']={params['bias_correction']!r} "
+        f"optimizer.params.bias_correction={params['bias_correction']!r} "
         "with torch_adam: torch.optim.Adam/AdamW take no bias_correction.")
-  bias_correction = _flag(label, params, "bias_correction", True)
   if weight_decay is None:
     # torch.optim.AdamW defaults to weight_decay=0.01; DeepSpeed's own Adams
     # (and torch's Adam) to 0.
     weight_decay = 0.01 if torch_adam and decoupled else 0.0
-  return dict(math="adam", lr=lr, b1=b1, b2=b2, eps=eps,
-              bias_correction=bias_correction, decoupled=decoupled,
-              weight_decay=weight_decay)
+    notes.append(f"weight_decay not given: {weight_decay!r}, the default of "
+                 f"{'torch.optim.AdamW' if weight_decay else name}.")
+  return specs.AdamSpec(b1, b2, eps, weight_decay,
+                        bias_correction=read.flag("bias_correction", True),
+                        decoupled=decoupled, name=name)
 
 
-def _flag(label: str, params: Mapping[str, Any], key: str, default: bool):
-  value = params.get(key, default)
-  if not isinstance(value, bool):
-    raise ValueError(f"{label} params[{key!r}]={value!r} is not a bool.")
-  return value
-
-
-def _optimizer_core(spec: Mapping[str, Any], mask: Any,
-                    beta1: optax.Schedule | None) -> optax.GradientTransformation:
-  """The optimizer between the clip and the learning rate.
-
-  ``beta1`` is OneCycle's momentum schedule, or None.
-  """
-  if spec["math"] == "lamb":
-    kwargs = {k: spec[k] for k in ("eps", "eps_inside_sqrt", "bias_correction",
-                                   "weight_decay", "max_coeff", "min_coeff")}
-    if beta1 is None:
-      return scale_by_fused_lamb(spec["b1"], spec["b2"],
-                                 weight_decay_mask=mask, **kwargs)
-    # Only beta1 moves; the rest stay Python numbers (float32 bias corrections
-    # from expm1, no decay stage when weight_decay is 0).
-    return optax.inject_hyperparams(
-        scale_by_fused_lamb, static_args=LAMB_STATIC_ARGS)(
-            b1=beta1, b2=deepspeed_runtime.ONE_CYCLE_BETA2,
-            weight_decay_mask=mask, **kwargs)
-  if spec["weight_decay"] == 0:
-    decay = optax.identity()
-  else:
-    decay = optax.add_decayed_weights(spec["weight_decay"], mask)
-  if spec["math"] == "adagrad":
-    return optax.chain(decay, _scale_by_adagrad_torch(
-        spec["initial_accumulator_value"], spec["eps"]))
-  if spec["math"] == "lion":
-    if beta1 is None:
-      core = optax.scale_by_lion(spec["b1"], spec["b2"])
-    else:
-      core = optax.inject_hyperparams(optax.scale_by_lion)(
-          b1=beta1, b2=deepspeed_runtime.ONE_CYCLE_BETA2)
-    return optax.chain(core, decay)
-  if beta1 is None:
-    moments = transforms.scale_by_bertadam(
-        spec["b1"], spec["b2"], spec["eps"],
-        bias_correction=spec["bias_correction"])
-  else:
-    moments = optax.inject_hyperparams(
-        transforms.scale_by_bertadam, static_args=("bias_correction",))(
-            b1=beta1, b2=deepspeed_runtime.ONE_CYCLE_BETA2, eps=spec["eps"],
-            bias_correction=spec["bias_correction"])
-  if spec["decoupled"]:
-    return optax.chain(moments, decay)
-  return optax.chain(decay, moments)
-
-
-def _optimizer_name(section: Any) -> tuple[str, dict]:
+def _section(config: Mapping[str, Any], key: str) -> tuple[str, dict]:
+  """``(type, params)`` of the "optimizer" or "scheduler" section."""
+  section = config[key]
   if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError(f"config['optimizer']={section!r}: expected "
+    raise ValueError(f"{key}={section!r}: expected "
                      "{'type': ..., 'params': {...}}.")
-  name = section["type"]
-  by_lower = {n.lower(): n for n in DEEPSPEED_OPTIMIZERS}
-  if not isinstance(name, str) or name.lower() not in by_lower:
-    _validation.check_choice("config['optimizer']['type']", name,
-                             DEEPSPEED_OPTIMIZERS)
-  params = section.get("params") or {}
+  params = section.get("params")
+  if params is None:
+    params = {}
   if not isinstance(params, Mapping):
-    raise ValueError(f"config['optimizer']['params']={params!r} is not an "
-                     "object.")
+    raise ValueError(f"{key}.params={params!r} is not an object.")
+  for name, value in params.items():
+    _reading.refuse_text(f"{key}.params.{name}", value)
+  if not isinstance(section["type"], str):
+    raise ValueError(f"{key}.type={section['type']!r} is not a string.")
+  return section["type"], dict(params)
+
+
+def plan_deepspeed_config(
+    config: Mapping[str, Any] | str | os.PathLike,
+    *,
+    total_steps: int | None = None,
+    data_parallel_size: int = 1,
+    weight_decay_mask: Any = None,
+    learning_rate: Any = None,
+) -> specs.Plan:
+  r"""What a ``ds_config.json`` asks for, checked, as a typed :class:`~bertadam_optax.interop.specs.Plan`.
+
+  The optimizer, scheduler, clip and accumulation of
+  :func:`from_deepspeed_config`, before anything is built:
+  ``plan.build()`` is the optimizer, ``plan.describe()`` and
+  ``plan.to_source()`` what ``bertadam-optax port`` prints, and
+  ``dataclasses.replace(plan, learning_rate=...)`` swaps a field.
+
+  Args:
+    config: a ds_config dict or the path of its JSON file.
+    total_steps: fills the scheduler's ``total_num_steps`` when the config
+      leaves it out (WarmupDecayLR, WarmupCosineLR).
+    data_parallel_size: DeepSpeed's world size, for the batch-size triple.
+    weight_decay_mask: which leaves decay; ``None`` decays every leaf.
+    learning_rate: replaces the config's learning rate (its scheduler and
+      ``optimizer.params.lr``): a float or an optax schedule.
+
+  Returns:
+    A :class:`~bertadam_optax.interop.specs.Plan` with ``source="ds_config"``.
+
+  Raises:
+    ValueError: naming the key path (``optimizer.params.lr``) and its value.
+
+  Examples:
+    >>> from bertadam_optax.interop import plan_deepspeed_config
+    >>> plan = plan_deepspeed_config({
+    ...     'train_batch_size': 8, 'gradient_accumulation_steps': 2,
+    ...     'gradient_clipping': 1.0,
+    ...     'optimizer': {'type': 'AdamW', 'params': {'lr': 1e-3}}})
+    >>> plan.optimizer.name, plan.learning_rate, plan.clip
+    ('AdamW', 0.001, 1.0)
+    >>> plan.accumulation_steps
+    2
+    >>> tx = plan.build()
+  """
+  config = load_config(config)
+  notes: list[str] = []
+  ignored = _validation.unknown_keys(config, _READ_KEYS,
+                                    what="a DeepSpeed config key")
+  if ignored:
+    message = ("from_deepspeed_config: keys that do not change the fp32 "
+               "optimizer math are ignored: "
+               f"{', '.join(repr(k) for k in ignored)}.")
+    warnings.warn(message, stacklevel=2)
+    notes.append(message)
+  if total_steps is not None:
+    total_steps = _validation.check_int("total_steps", total_steps, 1)
+  steps = accumulation_steps(config, data_parallel_size)
+  clip = _reading.number("gradient_clipping",
+                         config.get("gradient_clipping", 0.0), 0.0)
+  if "optimizer" not in config:
+    raise ValueError("config has no 'optimizer' section; expected "
+                     "{'type': ..., 'params': {...}}.")
+  name, params = _section(config, "optimizer")
+  by_lower = {n.lower(): n for n in DEEPSPEED_OPTIMIZERS}
+  if name.lower() not in by_lower:
+    _validation.check_choice("optimizer.type", name, DEEPSPEED_OPTIMIZERS)
   # DeepSpeed's engine refuses it for every optimizer type.
   if "max_grad_norm" in params:
     raise ValueError(
-        f"config['optimizer']['params']['max_grad_norm']="
-        f"{params['max_grad_norm']!r}: DeepSpeed refuses it; use the "
-        "top-level 'gradient_clipping'.")
-  return name, dict(params)
-
-
-def _scheduler_section(section: Any, total_steps: int | None) -> dict | None:
-  """The "scheduler" section, ``total_num_steps`` filled from total_steps."""
-  if section is None:
-    return None
-  if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError(f"config['scheduler']={section!r}: expected "
-                     "{'type': ..., 'params': {...}}.")
-  params = dict(section.get("params") or {})
-  if (section["type"] in ("WarmupDecayLR", "WarmupCosineLR") and
-      params.get("total_num_steps") is None and total_steps is not None):
-    params["total_num_steps"] = total_steps
-  return {"type": section["type"], "params": params}
+        f"optimizer.params.max_grad_norm={params['max_grad_norm']!r}: "
+        "DeepSpeed refuses it; use the top-level 'gradient_clipping'.")
+  lr = _Params(params).number("lr", 1e-2 if name.lower() == "adagrad"
+                              else 1e-3)
+  schedule: Any = lr
+  beta1 = None
+  if config.get("scheduler") is not None:
+    kind, section = _section(config, "scheduler")
+    if (kind in ("WarmupDecayLR", "WarmupCosineLR") and
+        section.get("total_num_steps") is None and total_steps is not None):
+      section["total_num_steps"] = total_steps
+      notes.append(f"scheduler.params.total_num_steps={total_steps} from "
+                   "total_steps.")
+    schedule = specs.DeepSpeedScheduleSpec(kind, section, lr)
+    # OneCycle cycles the momentum only of optimizers with betas.
+    if (schedules.deepspeed_momentum_schedule(kind, section) is not None and
+        name.lower() != "adagrad"):
+      beta1 = specs.MomentumScheduleSpec(kind, section)
+  optimizer = _optimizer_spec(name, params, beta1, notes)
+  if learning_rate is not None:
+    notes.append("learning rate replaced by the learning_rate argument.")
+    schedule = learning_rate
+  return specs.Plan(source="ds_config", optimizer=optimizer,
+                    learning_rate=schedule, clip=clip,
+                    accumulation_steps=steps,
+                    weight_decay_mask=weight_decay_mask, notes=tuple(notes))
 
 
 def from_deepspeed_config(
@@ -538,6 +404,7 @@ def from_deepspeed_config(
     total_steps: int | None = None,
     data_parallel_size: int = 1,
     weight_decay_mask: Any = None,
+    learning_rate: Any = None,
 ) -> optax.GradientTransformation:
   r"""The optax optimizer that takes the steps a ``ds_config.json`` describes.
 
@@ -579,6 +446,8 @@ def from_deepspeed_config(
     weight_decay_mask: which leaves decay (pytree of bools or a function of
       the params, e.g. :func:`bertadam_optax.bert_weight_decay_mask` for
       bing_bert's no-decay groups); ``None`` decays every leaf.
+    learning_rate: replaces the config's learning rate (a float or an optax
+      schedule); ``None`` keeps it.
 
   Returns:
     An ``optax.GradientTransformation``; ``optax.MultiSteps``' when the config
@@ -590,47 +459,26 @@ def from_deepspeed_config(
       parameter, a negative learning rate, an inconsistent batch-size triple
       or an unreadable file.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import get_lr
+    >>> from bertadam_optax.interop import from_deepspeed_config
+    >>> tx = from_deepspeed_config({
+    ...     'train_batch_size': 4, 'gradient_clipping': 1.0,
+    ...     'optimizer': {'type': 'AdamW', 'params': {'lr': 1e-3}},
+    ...     'scheduler': {'type': 'WarmupLR', 'params': {
+    ...         'warmup_min_lr': 0.0, 'warmup_max_lr': 1e-3,
+    ...         'warmup_num_steps': 10, 'warmup_type': 'linear'}}})
+    >>> state = tx.init({'w': jnp.ones(2)})
+    >>> float(get_lr(state))
+    0.0
+
   References:
     DeepSpeed, ``deepspeed/runtime/engine.py`` (``_configure_basic_optimizer``,
     ``_take_model_step``), ``deepspeed/runtime/config.py`` (batch sizes),
     ``deepspeed/ops/adam/fused_adam.py``, ``deepspeed/ops/lamb/fused_lamb.py``.
   """
-  plan = _plan(config, total_steps, data_parallel_size)
-  core = _optimizer_core(plan["optimizer"], weight_decay_mask, plan["beta1"])
-  inner = optax.chain(transforms.clip_by_global_norm_torch(plan["clip"]), core,
-                      transforms.scale_by_learning_rate(plan["schedule"]))
-  if plan["accumulation_steps"] == 1:
-    return inner
-  return optax.MultiSteps(inner, every_k_schedule=plan["accumulation_steps"],
-                          use_grad_mean=True).gradient_transformation()
-
-
-def _plan(config, total_steps=None, data_parallel_size=1) -> dict:
-  """What a ds_config asks for, checked, with DeepSpeed's defaults filled in.
-
-  Keys: ``optimizer`` (type name in ``type`` plus :func:`_optimizer_spec`),
-  ``clip``, ``accumulation_steps``, ``scheduler`` (None, or ``type`` and
-  ``params`` with ``total_num_steps`` filled), ``schedule``, ``beta1``.
-  """
-  config = load_config(config)
-  _check_top_level(config)
-  steps = accumulation_steps(config, data_parallel_size)
-  clip = config.get("gradient_clipping", 0.0)
-  _validation.check_non_negative("config['gradient_clipping']", clip)
-  if "optimizer" not in config:
-    raise ValueError("config has no 'optimizer' section; expected "
-                     "{'type': ..., 'params': {...}}.")
-  name, params = _optimizer_name(config["optimizer"])
-  spec = dict(_optimizer_spec(name, params), type=name)
-  scheduler = _scheduler_section(config.get("scheduler"), total_steps)
-  if scheduler is None:
-    schedule, beta1 = spec["lr"], None
-  else:
-    schedule = deepspeed_runtime.deepspeed_schedule(
-        scheduler["type"], scheduler["params"], learning_rate=spec["lr"])
-    # OneCycle cycles the momentum only of optimizers with betas.
-    beta1 = None if spec["math"] == "adagrad" else (
-        deepspeed_runtime.deepspeed_momentum_schedule(scheduler["type"],
-                                                      scheduler["params"]))
-  return dict(optimizer=spec, clip=clip, accumulation_steps=steps,
-              scheduler=scheduler, schedule=schedule, beta1=beta1)
+  return plan_deepspeed_config(
+      config, total_steps=total_steps, data_parallel_size=data_parallel_size,
+      weight_decay_mask=weight_decay_mask,
+      learning_rate=learning_rate).build()

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bertadam_optax import _validation
+
 
 __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
 
@@ -39,7 +41,20 @@ def scale_by_learning_rate(
   Returns:
     An ``optax.GradientTransformation`` with a
     :class:`ScaleByLearningRateState`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> tx = scale_by_learning_rate(lambda count: 0.1 * (count + 1))
+    >>> g = {'w': jnp.ones(1)}
+    >>> u, state = tx.update(g, tx.init(g))
+    >>> round(float(u['w'][0]), 6), round(float(state.learning_rate), 6)
+    (-0.1, 0.2)
+
+  References:
+    optax ``scale_by_learning_rate``; PyTorch ``Optimizer.param_groups[i]['lr']``.
   """
+  _validation.check_non_negative("learning_rate", learning_rate)
+  flip_sign = _validation.check_bool("flip_sign", flip_sign)
   schedule = learning_rate if callable(learning_rate) else (
       lambda count: learning_rate)
   sign = -1.0 if flip_sign else 1.0

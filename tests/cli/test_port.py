@@ -134,6 +134,15 @@ def test_port_prints_the_learning_rate_at_key_steps(tmp_path, capsys):
     ('{"train_batch_size": 6, "train_micro_batch_size_per_gpu": 4, '
      '"optimizer": {"type": "Adam"}}', (), "inconsistent batch sizes"),
     ('{"optimizer": {"type": "Adam"}}', ("--steps", "0"), "--steps"),
+    ('{"optimizer": {"type": "Adam"}, "scheduler": "WarmupLR"}', (),
+     "scheduler='WarmupLR'"),
+    ('{"optimizer": {"type": "Adam"}, "scheduler": {"type": "WarmupLR", '
+     '"params": "x"}}', (), r"scheduler\.params='x'"),
+    ('{"optimizer": {"type": "Adam", "params": {"lr": "auto"}}}', (),
+     r"optimizer\.params\.lr='auto'"),
+    ('{"learning_rate": 1e-3, "max_steps": "100"}', (),
+     "max_steps='100' is a string"),
+    ("[" * 100_000 + "]" * 100_000, (), "too deeply"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, content, extra,
                                            match):
@@ -153,3 +162,21 @@ def test_missing_file_is_exit_2(tmp_path, capsys):
   status = cli.main(["port", str(tmp_path / "missing.json")])
   assert status == 2
   assert "cannot be read" in capsys.readouterr().err
+
+
+def test_learning_rate_trace_does_not_grow_with_accumulation():
+  # The trace runs the optimizer without MultiSteps: one update per
+  # optimizer step, whatever the accumulation (a loop over micro-batches
+  # would trace one update per micro-batch).
+  from bertadam_optax.cli import port  # pylint: disable=import-outside-toplevel
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    plans = [bertadam_optax.interop.plan_deepspeed_config(
+        dict(DEEPSPEED_LAMB, train_batch_size=4 * acc,
+             train_micro_batch_size_per_gpu=4), total_steps=40)
+             for acc in (1, 1024)]
+  assert [p.accumulation_steps for p in plans] == [1, 1024]
+  jaxprs = [str(jax.make_jaxpr(port.learning_rate_trace(p, 40))())
+            for p in plans]
+  assert jaxprs[0] == jaxprs[1]

@@ -371,9 +371,9 @@ def test_accumulation_steps_as_deepspeed_derives_them(batch, micro, steps, dp,
      "inconsistent batch sizes"),
     ({"optimizer": {"type": "Adamw"}}, None),
     ({"optimizer": {"type": "SGD"}},
-     r"config\['optimizer'\]\['type'\]='SGD'.*expected one of"),
+     r"optimizer\.type='SGD'.*expected one of"),
     ({"optimizer": {"type": "Adam", "params": {"lr": -1e-3}}},
-     r"params\['lr'\]=-0.001"),
+     r"optimizer\.params\.lr=-0.001"),
     ({"optimizer": {"type": "Adam", "params": {"max_grad_norm": 1.0}}},
      "gradient_clipping"),
     ({"optimizer": {"type": "Adam", "params": {"betas": [0.9]}}}, "betas"),
@@ -740,17 +740,17 @@ def test_one_bit_lamb_is_lamb_math_without_bias_correction_with_a_warning():
     ({"type": "OneBitLamb", "params": {"max_grad_norm": 1.0}},
      "gradient_clipping"),
     ({"type": "Lamb", "params": {"min_coeff": -0.1}},
-     r"params\['min_coeff'\]=-0.1 is out of range"),
+     r"optimizer\.params\.min_coeff=-0.1 is out of range"),
     ({"type": "Lamb", "params": {"max_coeff": -1}},
-     r"params\['max_coeff'\]=-1 is out of range"),
+     r"optimizer\.params\.max_coeff=-1 is out of range"),
     ({"type": "Lamb", "params": {"max_coef": 1.0}}, "Did you mean 'max_coeff'"),
-    ({"type": "Lamb", "params": {"amsgrad": True}}, r"params\['amsgrad'\]"),
+    ({"type": "Lamb", "params": {"amsgrad": True}}, r"optimizer\.params\.amsgrad"),
     ({"type": "Lamb", "params": {"eps_inside_sqrt": 1}},
-     r"params\['eps_inside_sqrt'\]=1 is not a bool"),
+     r"optimizer\.params\.eps_inside_sqrt=1 is not a boolean"),
     ({"type": "Lamb", "params": {"betas": [0.9, 1.0]}},
-     r"params\['betas'\]\[1\]=1.0"),
+     r"optimizer\.params\.betas\[1\]=1.0"),
     ({"type": "OneBitLamb", "params": {"eps_inside_sqrt": True}},
-     r"params\['eps_inside_sqrt'\]=True is not supported"),
+     r"optimizer\.params\.eps_inside_sqrt=True is not supported"),
 ])
 def test_bad_lamb_sections_raise_value_error(section, match):
   with warnings.catch_warnings():
@@ -833,3 +833,63 @@ def test_lamb_readme_snippet(capsys):
   np.testing.assert_allclose(
       printed, [reference[-1]["kernel"][0, 0], reference[-1]["bias"][0]],
       rtol=1e-5)
+
+
+@pytest.mark.parametrize("config,match", [
+    ({"optimizer": {"type": "Adam", "params": {"lr": "auto"}}},
+     r"optimizer\.params\.lr='auto'.*TrainingArguments"),
+    ({"optimizer": {"type": "Adam", "params": {"betas": "auto"}}},
+     r"optimizer\.params\.betas='auto'.*TrainingArguments"),
+    ({"gradient_clipping": "auto", "optimizer": {"type": "Adam"}},
+     r"gradient_clipping='auto'.*TrainingArguments"),
+    ({"train_batch_size": "auto", "optimizer": {"type": "Adam"}},
+     r"train_batch_size='auto'.*TrainingArguments"),
+    ({"optimizer": {"type": "Adam"},
+      "scheduler": {"type": "WarmupLR",
+                    "params": {"warmup_max_lr": "auto"}}},
+     r"scheduler\.params\.warmup_max_lr='auto'.*TrainingArguments"),
+    ({"optimizer": {"type": "Adam", "params": {"adam_w_mode": "false"}}},
+     r"optimizer\.params\.adam_w_mode='false' is not a boolean"),
+    ({"optimizer": {"type": "Adam", "params": {"torch_adam": "true"}}},
+     r"optimizer\.params\.torch_adam='true' is not a boolean"),
+    ({"optimizer": {"type": "Adam", "params": {"lr": "1e-3"}}},
+     r"optimizer\.params\.lr='1e-3' is a string; numbers must be JSON"),
+    ({"optimizer": {"type": "Adam", "params": {"betas": ["0.9", 0.999]}}},
+     r"optimizer\.params\.betas\[0\]='0.9' is a string"),
+    ({"optimizer": {"type": "Adam", "params": {"eps": float("nan")}}},
+     r"optimizer\.params\.eps=nan"),
+    ({"optimizer": {"type": "Adam", "params": {"weight_decay": True}}},
+     r"optimizer\.params\.weight_decay=True is a boolean"),
+    ({"train_batch_size": 8.5, "optimizer": {"type": "Adam"}},
+     r"train_batch_size=8.5 is not an integer"),
+    ({"optimizer": {"type": "Adam"}, "scheduler": "WarmupLR"},
+     r"scheduler='WarmupLR'"),
+    ({"optimizer": {"type": "Adam", "params": "x"}},
+     r"optimizer\.params='x' is not an object"),
+    ({"optimizer": {"type": 3}}, r"optimizer\.type=3"),
+])
+def test_config_values_of_the_wrong_kind_name_their_key_path(config, match):
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    with pytest.raises(ValueError, match=match):
+      dc.from_deepspeed_config(config)
+
+
+def test_load_config_refuses_deep_nesting_and_binary_files(tmp_path):
+  deep = tmp_path / "deep.json"
+  deep.write_text("[" * 100_000 + "]" * 100_000)
+  with pytest.raises(ValueError, match=r"deep\.json.*too deeply"):
+    dc.load_config(deep)
+  binary = tmp_path / "binary.json"
+  binary.write_bytes(b"\xff\xfe\x00\x01garbage")
+  with pytest.raises(ValueError, match=r"binary\.json.*UTF-8"):
+    dc.load_config(binary)
+
+
+def test_old_import_paths_still_work():
+  from bertadam_optax import interop  # pylint: disable=import-outside-toplevel
+  assert dc.scale_by_fused_lamb is transforms.scale_by_fused_lamb
+  assert dc.LAMB_STATIC_ARGS == transforms.FUSED_LAMB_STATIC_ARGS
+  assert interop.reduce_lr_on_plateau is transforms.reduce_lr_on_plateau
+  assert interop.greedy is transforms.greedy
+  assert interop.trainer_weight_decay_mask is masks.trainer_weight_decay_mask

@@ -100,7 +100,7 @@ def test_mask_on_a_flax_tree():
 def test_defaults_are_training_arguments_defaults():
   transformers = require("transformers")
   fields = {f.name: f for f in dataclasses.fields(transformers.TrainingArguments)}
-  for key, value in ta._DEFAULTS.items():  # pylint: disable=protected-access
+  for key, value in ta.TRAINING_ARGUMENTS_DEFAULTS.items():
     if key == "warmup_ratio":
       assert key not in fields  # transformers 4's field, read from mappings
       continue
@@ -285,8 +285,7 @@ def test_plateau_in_multisteps_matches_the_trainers_pieces(tmp_path):
 ])
 def test_warmup_steps_as_transformers_reads_them(num_training_steps, fields,
                                                  expected):
-  values = dict(ta._DEFAULTS, **fields)  # pylint: disable=protected-access
-  assert ta._warmup_steps(values, num_training_steps) == expected  # pylint: disable=protected-access
+  assert ta.warmup_steps(fields, num_training_steps) == expected
   if "warmup_ratio" not in fields:
     transformers = require("transformers")
     args = transformers.TrainingArguments(output_dir="unused", report_to=[],
@@ -312,3 +311,38 @@ def test_warmup_steps_as_transformers_reads_them(num_training_steps, fields,
 def test_bad_arguments_raise_value_error(fields, match):
   with pytest.raises(ValueError, match=match):
     ta.from_training_arguments(fields, num_training_steps=10)
+
+
+@pytest.mark.parametrize("fields,match", [
+    ({"learning_rate": "auto"}, r"learning_rate='auto'.*TrainingArguments"),
+    ({"learning_rate": "1e-3"}, r"learning_rate='1e-3' is a string"),
+    ({"learning_rate": np.float32(-1e-3)}, r"learning_rate=.*out of range"),
+    ({"weight_decay": float("nan")}, r"weight_decay=nan"),
+    ({"max_grad_norm": float("nan")}, r"max_grad_norm=nan"),
+    ({"gradient_accumulation_steps": "2"},
+     r"gradient_accumulation_steps='2' is a string"),
+    ({"gradient_accumulation_steps": 2.5},
+     r"gradient_accumulation_steps=2.5 is not an integer"),
+    ({"adam_beta1": True}, r"adam_beta1=True is a boolean"),
+    ({"warmup_steps": "10"}, r"warmup_steps='10' is a string"),
+    ({"lr_scheduler_kwargs": {"num_cycles": "auto"},
+      "lr_scheduler_type": "cosine"},
+     r"lr_scheduler_kwargs\.num_cycles='auto'"),
+    ({"optim": "sgd", "optim_args": "momentum=fast"}, r"momentum='fast'"),
+    ({"optim": 3}, r"optim=3"),
+])
+def test_fields_of_the_wrong_kind_are_refused_by_name(fields, match):
+  with pytest.raises(ValueError, match=match):
+    ta.from_training_arguments(fields, num_training_steps=10)
+
+
+@pytest.mark.parametrize("args", [None, "training_args.json", 3])
+def test_not_training_arguments_is_refused(args):
+  with pytest.raises(ValueError, match=r"args=.*TrainingArguments"):
+    ta.from_training_arguments(args, num_training_steps=10)
+
+
+@pytest.mark.parametrize("steps", [0, 100.5, "100", np.int64(-1)])
+def test_bad_num_training_steps_is_refused(steps):
+  with pytest.raises(ValueError, match="num_training_steps"):
+    ta.from_training_arguments({}, num_training_steps=steps)
