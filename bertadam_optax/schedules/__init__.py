@@ -1,41 +1,58 @@
 """Learning-rate schedules: pure, jittable ``count -> value`` functions.
 
-Three families, one module each:
+One module per lineage, each holding its factories and ``ENTRIES``, its rows
+of the registry:
 
-* :mod:`~bertadam_optax.schedules.deepspeed`: the six BertAdam schedules of
-  DeepSpeed's bing_bert (``SCHEDULES``) and their Optax factory
+* :mod:`~bertadam_optax.schedules.bing_bert`: the six BertAdam schedules of
+  DeepSpeedExamples' bing_bert (``SCHEDULES``) and their Optax factory
   :func:`bert_schedule`.
 * :mod:`~bertadam_optax.schedules.pretrained_bert`: the original
-  pytorch-pretrained-bert 0.6.2 schedules (their names overlap the DeepSpeed
+  pytorch-pretrained-bert 0.6.2 schedules (their names overlap the bing_bert
   ones, so they stay in their own namespace).
-* :mod:`~bertadam_optax.schedules.modern`: the schedules of
+* :mod:`~bertadam_optax.schedules.transformers`: the schedules of
   ``transformers.get_scheduler`` (:func:`get_schedule`) and
   :func:`linear_warmup_cosine_decay`.
+* :mod:`~bertadam_optax.schedules.deepspeed_runtime`: the schedulers of
+  ``deepspeed.runtime.lr_schedules`` that a ``ds_config.json`` names.
 
-plus :mod:`~bertadam_optax.schedules.deepspeed_runtime`, the schedulers of
-``deepspeed.runtime.lr_schedules`` that a ``ds_config.json`` names, and
-:mod:`~bertadam_optax.schedules.registry`, one table of all of them (with
-family-qualified names where names collide) that the command line uses.
+:mod:`~bertadam_optax.schedules.registry` puts their entries in one table
+(with family-qualified names where names collide) and builds any of them from
+uniform options (:func:`make_schedule`). ``schedules.deepspeed`` and
+``schedules.modern`` are deprecated aliases of ``bing_bert`` and
+``transformers``.
 """
 
-from bertadam_optax.schedules import deepspeed
+import importlib as _importlib
+
+from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
-from bertadam_optax.schedules import modern
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
-from bertadam_optax.schedules.deepspeed import *  # noqa: F401,F403
+from bertadam_optax.schedules import transformers
+from bertadam_optax.schedules.bing_bert import *  # noqa: F401,F403
 from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F401,F403
-from bertadam_optax.schedules.modern import *  # noqa: F401,F403
 from bertadam_optax.schedules.pretrained_bert import *  # noqa: F401,F403
 from bertadam_optax.schedules.registry import *  # noqa: F401,F403
+from bertadam_optax.schedules.transformers import *  # noqa: F401,F403
 from bertadam_optax.schedules.megatron import *  # noqa: F401,F403,E402
 
 __all__ = (
-    ["deepspeed", "deepspeed_runtime", "modern", "pretrained_bert", "registry"]
-    + list(deepspeed.__all__)
+    ["bing_bert", "deepspeed_runtime", "pretrained_bert", "registry",
+     "transformers"]
+    + list(bing_bert.__all__)
     + list(deepspeed_runtime.__all__)
-    + list(modern.__all__)
     + list(pretrained_bert.__all__)
     + list(registry.__all__)
+    + list(transformers.__all__)
     + ["megatron"] + list(megatron.__all__)  # noqa: F405
 )
+
+_DEPRECATED_MODULES = ("deepspeed", "modern")
+
+
+def __getattr__(name):
+  # ``schedules.deepspeed`` / ``schedules.modern`` without importing them
+  # first: load the alias module (which warns once) on first use.
+  if name in _DEPRECATED_MODULES:
+    return _importlib.import_module(f"{__name__}.{name}")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

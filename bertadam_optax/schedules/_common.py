@@ -12,6 +12,9 @@ compares against, exact for every count below 2**24.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
+
+from bertadam_optax import _validation
 
 
 def first_step_at_or_above(fraction: float, total: float) -> int:
@@ -26,5 +29,41 @@ def first_step_at_or_above(fraction: float, total: float) -> int:
   while k > 0 and (k - 1) / total >= fraction:
     k -= 1
   while k / total < fraction:
+    k += 1
+  return k
+
+
+def static_float(value: Any) -> Any:
+  """A concrete number as a weakly typed Python float; tracers untouched.
+
+  A NumPy float64 scalar (or 0-d array) would otherwise promote the schedule
+  to float64 when ``jax_enable_x64`` is on; a Python float never does.
+  """
+  return float(value) if _validation.is_number(value) else value
+
+
+def static_number(name: str, value: Any, low: float | None = None,
+                  high: float | None = None, **kwargs: Any) -> float:
+  """A hyperparameter that fixes thresholds at construction, as a float.
+
+  :func:`~bertadam_optax._validation.to_float`, refusing a tracer too: the
+  value decides where the schedule's branches fall, before anything is traced.
+  """
+  if _validation.is_traced(value):
+    raise ValueError(f"{name}={value!r} is traced; expected a concrete number "
+                     "(it fixes the schedule's thresholds at construction).")
+  return _validation.to_float(name, value, low, high, **kwargs)
+
+
+def first_step_where(predicate: Callable[[int], bool], guess: float) -> int:
+  """The smallest integer ``k >= 0`` with ``predicate(k)``, from ``guess``.
+
+  ``predicate`` must be monotone in ``k`` (False, then True) and true within a
+  few steps of ``guess``.
+  """
+  k = max(0, math.ceil(guess))
+  while k > 0 and predicate(k - 1):
+    k -= 1
+  while not predicate(k):
     k += 1
   return k

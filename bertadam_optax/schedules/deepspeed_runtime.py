@@ -1,5 +1,8 @@
 r"""DeepSpeed's runtime learning-rate schedulers, as pure JAX functions.
 
+Holds one factory per scheduler, :func:`deepspeed_schedule` (a config's
+"scheduler" section), and ``ENTRIES``, their rows of the schedule registry.
+
 Reproduces the five schedulers of ``deepspeed.runtime.lr_schedules`` (the ones
 a ``ds_config.json`` "scheduler" section names), with DeepSpeed's keyword
 names and defaults:
@@ -34,6 +37,7 @@ every count below ``2**24``; values are float32.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, Mapping
 
@@ -41,6 +45,8 @@ import jax.numpy as jnp
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _table
 
 __all__ = [
     "DEEPSPEED_SCHEDULERS",
@@ -55,10 +61,6 @@ __all__ = [
     "warmup_lr",
 ]
 
-DEEPSPEED_SCHEDULERS = ("WarmupLR", "WarmupDecayLR", "WarmupCosineLR",
-                        "OneCycle", "LRRangeTest")
-"""The scheduler ``type`` names of a ``ds_config.json`` that are supported."""
-
 _WARMUP_TYPES = ("log", "linear")
 
 # OneCycle with cycle_momentum writes ``(beta1, 0.99)`` into every param group
@@ -69,28 +71,13 @@ _INT32_LIMIT = 2**31
 
 
 def _check_steps(name: str, value: Any, low: int | None) -> int:
-  """Returns ``value`` as an int; raises unless it is a whole number >= low."""
-  whole = (isinstance(value, int) and not isinstance(value, bool)) or (
-      isinstance(value, float) and value.is_integer())
-  if not whole:
-    bound = "" if low is None else f" >= {low}"
-    raise ValueError(f"{name}={value!r} is not a whole number; expected an "
-                     f"integer{bound}.")
-  _validation.check_range(name, value, low, None)
-  return int(value)
-
-
-def _check_scalar(name: str, value: Any) -> Any:
-  # DeepSpeed accepts one value per torch param group; an optax schedule has a
-  # single value for the whole tree.
-  if isinstance(value, (list, tuple)):
-    raise ValueError(f"{name}={value!r}: per-param-group lists are not "
-                     "supported; expected a single number.")
-  return value
+  return _validation.check_int(name, value, low)
 
 
 def _check_lr(name: str, value: Any) -> Any:
-  return _validation.check_non_negative(name, _check_scalar(name, value))
+  # A number, not a per-param-group list (an optax schedule has one value for
+  # the whole tree) nor a schedule.
+  return _common.static_float(_validation.check_number(name, value, 0))
 
 
 def _warmup_length(warmup_num_steps: Any) -> int:
@@ -145,6 +132,8 @@ def warmup_lr(
   ``warmup_num_steps`` of 1 warms up over 2 steps. Deviation: an unknown
   ``warmup_type`` raises instead of falling back to ``"log"`` with a warning.
 
+  In one line: ``min_lr + (lr - min_lr) log(s)/log(W) while s < W, then lr``.
+
   Args:
     warmup_min_lr: learning rate at the start (>= 0).
     warmup_max_lr: learning rate after warmup (>= 0). ``None`` means the
@@ -168,8 +157,8 @@ def warmup_lr(
     max_name = "learning_rate"
   else:
     max_name = "warmup_max_lr"
-  _check_lr("warmup_min_lr", warmup_min_lr)
-  _check_lr(max_name, warmup_max_lr)
+  warmup_min_lr = _check_lr("warmup_min_lr", warmup_min_lr)
+  warmup_max_lr = _check_lr(max_name, warmup_max_lr)
   length = _warmup_length(warmup_num_steps)
   _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
 
@@ -205,6 +194,8 @@ def warmup_decay_lr(
   with ``T < W`` it drops from the maximum straight to ``warmup_min_lr``
   when the warmup ends.
 
+  In one line: ``WarmupLR, then lr * (T - s)/(T - W) down to 0``.
+
   Args:
     total_num_steps: ``T``, where the decay ends (a whole number >= 0).
     warmup_min_lr: learning rate at the start and the end (>= 0).
@@ -219,8 +210,8 @@ def warmup_decay_lr(
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupDecayLR``.
   """
   total = _check_steps("total_num_steps", total_num_steps, 0)
-  _check_lr("warmup_min_lr", warmup_min_lr)
-  _check_lr("warmup_max_lr", warmup_max_lr)
+  warmup_min_lr = _check_lr("warmup_min_lr", warmup_min_lr)
+  warmup_max_lr = _check_lr("warmup_max_lr", warmup_max_lr)
   length = _warmup_length(warmup_num_steps)
   _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
   decay_length = float(max(1, total - length))
@@ -263,6 +254,9 @@ def warmup_cosine_lr(
   warmup) and holds ``cos_min_ratio`` from step ``T`` on, including when
   ``T <= W``; the warmup quirks of :func:`warmup_lr`.
 
+  In one line: ``lr * warmup ratio while s < W, then a cosine ratio down to
+  min_lr/lr``.
+
   Args:
     total_num_steps: ``T`` (a whole number >= 0).
     warmup_min_ratio: ratio ``r_w`` at the start of warmup (>= 0).
@@ -279,11 +273,16 @@ def warmup_cosine_lr(
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupCosineLR``.
   """
   total = _check_steps("total_num_steps", total_num_steps, 0)
-  _check_lr("warmup_min_ratio", warmup_min_ratio)
+  warmup_min_ratio = _check_lr("warmup_min_ratio", warmup_min_ratio)
   length = _warmup_length(warmup_num_steps)
-  _check_lr("cos_min_ratio", cos_min_ratio)
+  if total < warmup_num_steps:
+    # DeepSpeed only logs a warning, then never reaches the cosine.
+    raise ValueError(
+        f"total_num_steps={total_num_steps!r} is out of range; WarmupCosineLR "
+        f"expects total_num_steps >= warmup_num_steps={warmup_num_steps!r}.")
+  cos_min_ratio = _check_lr("cos_min_ratio", cos_min_ratio)
   _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
-  _check_lr("learning_rate", learning_rate)
+  learning_rate = _check_lr("learning_rate", learning_rate)
   decay_length = float(max(1, total - length))
 
   def schedule(count):
@@ -318,7 +317,8 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
                               cycle_first_stair_count, None)
   second_stairs = first_stairs if cycle_second_stair_count is None else (
       _check_steps("cycle_second_stair_count", cycle_second_stair_count, None))
-  _validation.check_non_negative("decay_step_size", decay_step_size)
+  decay_step_size = _validation.check_int("decay_step_size", decay_step_size,
+                                          0)
   total = first + second
   for name, stairs in (("cycle_first_stair_count", first_stairs),
                        ("cycle_second_stair_count", second_stairs)):
@@ -388,6 +388,9 @@ def one_cycle(
   takes any float), and the optimizer's own learning rate is ignored, as
   DeepSpeed overwrites it.
 
+  In one line: ``min_lr up to lr over W steps, back over W more, then
+  min_lr / (1 + decay_rate (s - 2W) / decay_steps)``.
+
   Args:
     cycle_min_lr: lower learning rate of the cycle (>= 0).
     cycle_max_lr: upper learning rate of the cycle (>= 0).
@@ -408,9 +411,9 @@ def one_cycle(
     `A disciplined approach to neural network hyper-parameters
     <https://arxiv.org/abs/1803.09820>`_, 2018.
   """
-  _check_lr("cycle_min_lr", cycle_min_lr)
-  _check_lr("cycle_max_lr", cycle_max_lr)
-  _validation.check_non_negative("decay_lr_rate", decay_lr_rate)
+  cycle_min_lr = _check_lr("cycle_min_lr", cycle_min_lr)
+  cycle_max_lr = _check_lr("cycle_max_lr", cycle_max_lr)
+  decay_lr_rate = _check_lr("decay_lr_rate", decay_lr_rate)
   scale, total, decay = _one_cycle_shape(
       cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
       cycle_second_stair_count, decay_step_size)
@@ -476,8 +479,11 @@ def one_cycle_momentum(
   """
   for name, value in (("cycle_min_mom", cycle_min_mom),
                       ("cycle_max_mom", cycle_max_mom)):
-    _validation.check_range(name, _check_scalar(name, value), 0.0, 1.0)
-  _validation.check_non_negative("decay_mom_rate", decay_mom_rate)
+    _validation.check_number(name, value, 0.0, 1.0)
+  _validation.check_number("decay_mom_rate", decay_mom_rate, 0)
+  cycle_min_mom, cycle_max_mom, decay_mom_rate = (
+      _common.static_float(v)
+      for v in (cycle_min_mom, cycle_max_mom, decay_mom_rate))
   scale, total, decay = _one_cycle_shape(
       cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
       cycle_second_stair_count, decay_step_size)
@@ -512,6 +518,9 @@ def lr_range_test(
   ``lr_range_test_step_size``. DeepSpeed's ``last_batch_iteration + 1``
   cancels the engine's one-step lag, so step ``k`` sees ``k``.
 
+  In one line: ``lr * (1 + step_rate * s / step_size), growing without
+  bound``.
+
   Args:
     lr_range_test_min_lr: learning rate at step 0 (>= 0).
     lr_range_test_step_size: ``n`` (a whole number >= 1).
@@ -524,13 +533,13 @@ def lr_range_test(
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``LRRangeTest``.
   """
-  _check_lr("lr_range_test_min_lr", lr_range_test_min_lr)
+  lr_range_test_min_lr = _check_lr("lr_range_test_min_lr",
+                                   lr_range_test_min_lr)
   size = _check_steps("lr_range_test_step_size", lr_range_test_step_size, 1)
-  _validation.check_non_negative("lr_range_test_step_rate",
-                                 lr_range_test_step_rate)
-  if not isinstance(lr_range_test_staircase, bool):
-    raise ValueError(f"lr_range_test_staircase={lr_range_test_staircase!r} "
-                     "is not a bool; expected true or false.")
+  lr_range_test_step_rate = _check_lr("lr_range_test_step_rate",
+                                      lr_range_test_step_rate)
+  lr_range_test_staircase = _validation.check_bool("lr_range_test_staircase",
+                                                   lr_range_test_staircase)
 
   def schedule(count):
     if lr_range_test_staircase:
@@ -543,31 +552,85 @@ def lr_range_test(
   return schedule
 
 
-_ONE_CYCLE_SHAPE = ("cycle_first_step_size", "cycle_second_step_size",
-                    "cycle_first_stair_count", "cycle_second_stair_count",
-                    "decay_step_size")
-_ONE_CYCLE_MOMENTUM = ("cycle_min_mom", "cycle_max_mom", "decay_mom_rate")
+def _build(source: str):
+  """``deepspeed_schedule(source, params)`` from the uniform options."""
+  name = "deepspeed_runtime." + source
 
-# For each type: its factory, the params keys it takes, the required ones.
-_FACTORIES: Mapping[str, tuple[Callable[..., optax.Schedule], tuple[str, ...],
-                               tuple[str, ...]]] = {
-    "WarmupLR": (warmup_lr, ("warmup_min_lr", "warmup_max_lr",
-                             "warmup_num_steps", "warmup_type"), ()),
-    "WarmupDecayLR": (warmup_decay_lr,
-                      ("total_num_steps", "warmup_min_lr", "warmup_max_lr",
-                       "warmup_num_steps", "warmup_type"),
-                      ("total_num_steps",)),
-    "WarmupCosineLR": (warmup_cosine_lr,
-                       ("total_num_steps", "warmup_min_ratio",
-                        "warmup_num_steps", "cos_min_ratio", "warmup_type"),
-                       ("total_num_steps",)),
-    "OneCycle": (one_cycle, ("cycle_min_lr", "cycle_max_lr", "decay_lr_rate")
-                 + _ONE_CYCLE_SHAPE, ("cycle_min_lr", "cycle_max_lr")),
-    "LRRangeTest": (lr_range_test,
-                    ("lr_range_test_min_lr", "lr_range_test_step_size",
-                     "lr_range_test_step_rate", "lr_range_test_staircase"),
-                    ()),
-}
+  def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
+    if source == "LRRangeTest":
+      params = {"lr_range_test_min_lr": opts.lr}
+    elif source == "OneCycle":
+      params = _table.drop_none(
+          cycle_min_lr=opts.min_lr, cycle_max_lr=opts.lr,
+          cycle_first_step_size=_table.warmup_steps(name, opts),
+          decay_lr_rate=opts.decay_rate, decay_step_size=opts.decay_steps)
+    elif source == "WarmupLR":
+      params = _table.drop_none(
+          warmup_min_lr=opts.min_lr, warmup_max_lr=opts.lr,
+          warmup_num_steps=_table.warmup_steps(name, opts))
+    elif source == "WarmupDecayLR":
+      params = _table.drop_none(
+          total_num_steps=opts.t_total, warmup_min_lr=opts.min_lr,
+          warmup_max_lr=opts.lr,
+          warmup_num_steps=_table.warmup_steps(name, opts))
+    else:
+      # WarmupCosineLR: a ratio of the learning rate, so the floor is one too.
+      ratio = (None if opts.min_lr is None
+               else _table.ratio(opts.min_lr, opts.lr))
+      params = _table.drop_none(
+          total_num_steps=opts.t_total,
+          warmup_num_steps=_table.warmup_steps(name, opts),
+          cos_min_ratio=ratio)
+    return deepspeed_schedule(source, {**params, **extra},
+                              learning_rate=opts.lr)
+
+  return build
+
+
+# The factories' keywords that are uniform options of the registry.
+_KEYWORDS = {"learning_rate": "lr", "warmup_max_lr": "lr",
+             "cycle_max_lr": "lr", "lr_range_test_min_lr": "lr",
+             "total_num_steps": "t_total", "warmup_num_steps": "warmup",
+             "cycle_first_step_size": "warmup", "warmup_min_lr": "min_lr",
+             "cos_min_ratio": "min_lr", "cycle_min_lr": "min_lr",
+             "decay_lr_rate": "decay_rate", "decay_step_size": "decay_steps"}
+
+ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
+    # Every warmup is required: the uniform options give it as steps or as a
+    # fraction of t_total, never as DeepSpeed's default of 1000 steps.
+    _table.entry("deepspeed_runtime", source, factory, _build(source),
+                 keywords=_KEYWORDS,
+                 required=("warmup",) if source != "LRRangeTest" else ())
+    for source, factory in (("WarmupLR", warmup_lr),
+                            ("WarmupDecayLR", warmup_decay_lr),
+                            ("WarmupCosineLR", warmup_cosine_lr),
+                            ("OneCycle", one_cycle),
+                            ("LRRangeTest", lr_range_test)))
+"""This module's rows of the schedule registry
+(``deepspeed_runtime.<type>``), in the order of :data:`DEEPSPEED_SCHEDULERS`."""
+
+
+def _keys(factory: Callable[..., Any]) -> tuple[tuple[str, ...],
+                                                  tuple[str, ...]]:
+  """The ``params`` keys of a scheduler (its factory's positional-or-keyword
+  parameters; ``learning_rate`` comes from the optimizer), and the required
+  ones."""
+  params = [p for p in inspect.signature(factory).parameters.values()
+            if p.kind == p.POSITIONAL_OR_KEYWORD]
+  return (tuple(p.name for p in params),
+          tuple(p.name for p in params if p.default is p.empty))
+
+
+_FACTORIES = {e.source: (e.factory, *_keys(e.factory)) for e in ENTRIES}
+
+DEEPSPEED_SCHEDULERS = tuple(_FACTORIES)
+"""The scheduler ``type`` names of a ``ds_config.json`` that are supported."""
+
+_ONE_CYCLE_SHAPE = tuple(k for k in _keys(one_cycle)[0]
+                         if k.startswith(("cycle_first", "cycle_second",
+                                          "decay_step")))
+_ONE_CYCLE_MOMENTUM = tuple(k for k in _keys(one_cycle_momentum)[0]
+                            if k not in _ONE_CYCLE_SHAPE)
 
 
 def _split_params(type: str, params: Mapping[str, Any] | None):
@@ -596,9 +659,8 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
   momentum = None
   if type == "OneCycle":
     cycle_momentum = params.pop("cycle_momentum", True)
-    if not isinstance(cycle_momentum, bool):
-      raise ValueError(f"OneCycle params['cycle_momentum']={cycle_momentum!r} "
-                       "is not a bool; expected true or false.")
+    _validation.check_bool("OneCycle params['cycle_momentum']",
+                           cycle_momentum)
     momentum = {k: params.pop(k) for k in _ONE_CYCLE_MOMENTUM if k in params}
     if cycle_momentum:
       momentum.update({k: params[k] for k in _ONE_CYCLE_SHAPE if k in params})

@@ -1,5 +1,9 @@
 r"""The schedules of the original pytorch-pretrained-bert 0.6.2, in pure JAX.
 
+Holds the six ``get_lr_`` functions, :func:`pretrained_bert_schedule` (one of
+them as an Optax schedule, what 0.6.2's ``BertAdam(schedule=...)`` applies)
+and ``ENTRIES``, their rows of the schedule registry.
+
 Reproduces the ``_LRSchedule`` classes of ``pytorch_pretrained_bert/
 optimization.py`` (version 0.6.2), the lineage that DeepSpeed's bing_bert
 forked from before the two diverged. With ``x = step / t_total`` (progress),
@@ -54,16 +58,17 @@ step, restarts included (for the range, see its docstring).
 from __future__ import annotations
 
 import math
-import numbers
 import types
 from typing import Any, Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _table
 
 __all__ = [
     "PRETRAINED_BERT_SCHEDULES",
@@ -88,6 +93,8 @@ def _ramp(progress, warmup):
 def constant(progress, warmup=0.002):
   r"""A multiplier of 1 (``ConstantLR``, the ``"none"`` schedule).
 
+  In one line: ``lr``.
+
   Args:
     progress: ``step / t_total``.
     warmup: accepted, as ``ConstantLR`` accepts it, and ignored.
@@ -108,6 +115,8 @@ def warmup_constant(progress, warmup=0.002):
 
   .. math::
     f(x) = \begin{cases} x / w & x < w \\ 1 & \text{otherwise} \end{cases}
+
+  In one line: ``lr * (x/w if x < w else 1)``.
 
   Args:
     progress: ``x = step / t_total``.
@@ -135,6 +144,8 @@ def warmup_linear(progress, warmup=0.002):
 
   Continuous at the end of warmup and held at 0 past ``x = 1``.
 
+  In one line: ``lr * (x/w if x < w else max((x - 1) / (w - 1), 0))``.
+
   Args:
     progress: ``x = step / t_total``.
     warmup: ``w``, the warmup fraction in [0, 1), or -1 for none.
@@ -159,7 +170,10 @@ def _cycles_after_warmup(x, w, cycles):
   which with a whole ``c`` turns the restart the original makes there into
   the end of a cycle. ``1 - x`` is exactly 0 at ``x = 1``.
   """
-  return cycles - cycles * ((1.0 - x) / (1.0 - w))
+  # Past warmup the value is >= 0; float32 rounding of ``(1 - x) / (1 - w)``
+  # (a multiplication by a reciprocal under jit) can make it -1e-7 at
+  # ``x = w``, which the fractional part of the hard restarts would wrap to ~1.
+  return jnp.maximum(cycles - cycles * ((1.0 - x) / (1.0 - w)), 0.0)
 
 
 def warmup_cosine(progress, warmup=0.002, cycles=0.5):
@@ -173,6 +187,9 @@ def warmup_cosine(progress, warmup=0.002, cycles=0.5):
 
   With the default ``c = 0.5`` it decays from 1 at the end of warmup to 0 at
   ``x = 1``, and rises again past it.
+
+  In one line: ``lr * (x/w if x < w else 0.5 (1 + cos(2 pi c q))), q = (x -
+  w)/(1 - w), c = 0.5``.
 
   Args:
     progress: ``x = step / t_total``.
@@ -206,6 +223,9 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
   falls on ``x = 1``, so the multiplier is 1 there, and the cycles go on past
   it.
 
+  In one line: ``lr * (x/w if x < w else 0.5 (1 + cos(pi frac(c q)))), c =
+  1``.
+
   Args:
     progress: ``x = step / t_total``.
     warmup: ``w``, the warmup fraction in [0, 1), or -1 for none.
@@ -219,9 +239,35 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
     ``WarmupCosineWithHardRestartsSchedule``.
   """
   x = jnp.asarray(progress)
-  w = _effective_warmup(warmup)
-  phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
-  return jnp.where(x < w, _ramp(x, w),
+  if _exact_path(x, warmup, cycles):
+    # The original's float64 ``x < w`` and ``c (x - w) / (1 - w) % 1`` from
+    # float32 pairs, so the cycle of a progress is decided as it decides it.
+    w = max(float(warmup), 0.0)
+    w_hi, w_lo = _pair(w)
+    d, d_tail = _two_sum(x, -w_hi)
+    in_warmup = d + (d_tail - w_lo) < 0
+    # As c - c (1 - x) / (1 - w): exactly c at x = 1, where it restarts.
+    m, m_tail = _two_sum(jnp.ones_like(x), -x)
+    k_hi, k_lo = _pair(cycles / (1.0 - w))
+    r, r_tail = _two_product(m, k_hi)
+    r_tail = r_tail + (m * k_lo + m_tail * k_hi)
+    c_hi, c_lo = _pair(cycles)
+    p, p_tail = _two_sum(c_hi, -r)
+    p_tail = p_tail + (c_lo - r_tail)
+    # Past warmup the phase is >= 0; rounding must not wrap it to ~1. A phase
+    # within the pairs' error (~1e-14) below a whole number is that number:
+    # a float32 progress is never that close unless exactly on a restart,
+    # which the original's float64 rounding makes a restart.
+    p, p_tail = _normalize(p, p_tail)
+    below = (jnp.ceil(p) - p) - p_tail
+    phase = jnp.where((p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
+                      jnp.zeros_like(p), _fraction(p, p_tail))
+    ramp = x / (w if w > 0 else 1.0)
+  else:
+    w = _effective_warmup(warmup)
+    phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
+    in_warmup, ramp = x < w, _ramp(x, w)
+  return jnp.where(in_warmup, ramp,
                    jnp.square(jnp.cos(0.5 * math.pi * phase)))
 
 
@@ -240,6 +286,9 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
   ``x = 1``, where the multiplier restarts from 0, and the cycles go on past
   it.
 
+  In one line: ``lr * c cycles, each a warmup over w then a half cosine to
+  0, c = 1``.
+
   Args:
     progress: ``x = step / t_total``.
     warmup: ``w``, the warmup fraction of the whole run in [0, 1), or -1 for
@@ -254,20 +303,118 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
     ``WarmupCosineWithWarmupRestartsSchedule``.
   """
   x = jnp.asarray(progress)
-  w = _effective_warmup(warmup) * cycles
-  u = jnp.mod(x * cycles, 1.0)
-  wave = jnp.square(jnp.cos(0.5 * math.pi * ((u - w) / (1.0 - w))))
-  return jnp.where(u < w, _ramp(u, w), wave)
+  if _exact_path(x, warmup, cycles):
+    # The original's float64 ``x c % 1`` and ``u < w'``, from float32 pairs.
+    w = max(float(warmup), 0.0) * cycles
+    c_hi, c_lo = _pair(cycles)
+    p, p_tail = _normalize(*_two_product(x, c_hi))
+    p, p_tail = _normalize(p, p_tail + x * c_lo)
+    u = _fraction(p, p_tail)
+    whole = p - jnp.floor(p)
+    w_hi, w_lo = _pair(w)
+    d, d_tail = _two_sum(whole, -w_hi)
+    # A whole p with a negative tail ends the previous cycle.
+    d = jnp.where((whole == 0) & (p_tail < 0), d + 1.0, d)
+    past = d + (d_tail + p_tail - w_lo)
+    in_warmup = past < 0
+    ramp = u / (w if w > 0 else 1.0)
+  else:
+    w = _effective_warmup(warmup) * cycles
+    u = jnp.mod(x * cycles, 1.0)
+    past = u - w
+    in_warmup, ramp = u < w, _ramp(u, w)
+  wave = jnp.square(jnp.cos(0.5 * math.pi * (past / (1.0 - w))))
+  return jnp.where(in_warmup, ramp, wave)
 
 
-PRETRAINED_BERT_SCHEDULES: Mapping[str, Callable] = types.MappingProxyType({
-    "none": constant,
-    "warmup_cosine": warmup_cosine,
-    "warmup_constant": warmup_constant,
-    "warmup_linear": warmup_linear,
-    "warmup_cosine_with_hard_restarts": warmup_cosine_with_hard_restarts,
-    "warmup_cosine_with_warmup_restarts": warmup_cosine_with_warmup_restarts,
-})
+def _exact_path(x, warmup, cycles) -> bool:
+  """Whether the restarting cosines take the float32-pair path.
+
+  It needs the hyperparameters as numbers (they are split into float32
+  pairs) and a float32 progress; a float64 progress computes as the original
+  does already.
+  """
+  return (x.dtype == jnp.float32 and _validation.is_number(warmup)
+          and _validation.is_number(cycles))
+
+
+def _pair(value: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """A float64 constant as float32 ``hi + lo`` (about 48 bits)."""
+  hi = np.float32(value)
+  return jnp.float32(hi), jnp.float32(value - float(hi))
+
+
+def _barrier(value):
+  return jax.lax.optimization_barrier(value)
+
+
+def _two_sum(a, b):
+  """``a + b`` as ``(s, e)`` with ``s + e == a + b`` exactly (Knuth)."""
+  # The barrier keeps XLA from folding ``(c + b) - c`` into ``b`` when an
+  # operand is a constant, which would zero the error term.
+  s = _barrier(a + b)
+  v = s - a
+  return s, (a - (s - v)) + (b - v)
+
+
+def _split(a):
+  """``a`` as ``hi + lo`` with 12 significant bits each (Dekker)."""
+  t = _barrier(a * jnp.float32(4097.0))
+  hi = t - (t - a)
+  return hi, a - hi
+
+
+def _two_product(a, b):
+  """``a * b`` as ``(p, e)`` with ``p + e == a * b`` exactly (Dekker)."""
+  p = a * b
+  a_hi, a_lo = _split(a)
+  b_hi, b_lo = _split(b)
+  return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _normalize(p, tail):
+  """``(p, tail)`` with ``p`` the float32 rounding of ``p + tail``."""
+  s = _barrier(p + tail)
+  return s, tail - (s - p)
+
+
+def _fraction(p, tail):
+  """The fractional part of ``p + tail``, rounded once; a whole ``p`` with a
+  negative tail is just below it."""
+  p, tail = _normalize(p, tail)
+  f = p - jnp.floor(p)
+  f = jnp.where((f == 0) & (tail < 0), jnp.ones_like(f), f)
+  return f + tail
+
+
+def _build(source: str):
+  """``pretrained_bert_schedule(source, ...)`` from the uniform options."""
+
+  def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
+    if source == "none":
+      # The constant ignores t_total and warmup, as ConstantLR does.
+      return pretrained_bert_schedule(source, opts.lr, -1, **extra)
+    return pretrained_bert_schedule(source, opts.lr, opts.t_total,
+                                    **_table.fraction_or_default(opts),
+                                    **extra)
+
+  return build
+
+
+ENTRIES: tuple[_table.ScheduleInfo, ...] = (
+    _table.entry("pretrained_bert", "none", constant, _build("none"),
+                 keywords={}),
+) + tuple(
+    _table.entry("pretrained_bert", function.__name__, function,
+                 _build(function.__name__), keywords={"warmup": "warmup"},
+                 always=("lr", "t_total"))
+    for function in (warmup_cosine, warmup_constant, warmup_linear,
+                     warmup_cosine_with_hard_restarts,
+                     warmup_cosine_with_warmup_restarts))
+"""This module's rows of the schedule registry (``pretrained_bert.<name>``)."""
+
+PRETRAINED_BERT_SCHEDULES: Mapping[str, Callable] = types.MappingProxyType(
+    {e.source: e.factory for e in ENTRIES})
 """pytorch-pretrained-bert 0.6.2's schedule names, mapped to their functions.
 
 The first four as its ``SCHEDULES`` dict names them; the restarting cosines
@@ -286,31 +433,6 @@ _DEFAULT_CYCLES = types.MappingProxyType({
 _TABLE_MIN_HORIZON = 2.0
 _MAX_PHASES = 1024
 _EXACT_COUNTS = 2.0 ** 24
-
-
-def _as_float(value: Any):
-  """A concrete number as a Python float (weakly typed); tracers untouched.
-
-  A NumPy float64 scalar would otherwise promote the schedule to float64 when
-  ``jax_enable_x64`` is on.
-  """
-  if isinstance(value, numbers.Real) and not isinstance(value, bool):
-    return float(value)
-  return value
-
-
-def _first_step_where(predicate: Callable[[int], bool], guess: float) -> int:
-  """The smallest integer ``k >= 0`` with ``predicate(k)``, from ``guess``.
-
-  ``predicate`` must be monotone in ``k`` (False, then True) and true within a
-  few steps of ``guess``.
-  """
-  k = max(0, math.ceil(guess))
-  while k > 0 and predicate(k - 1):
-    k -= 1
-  while not predicate(k):
-    k += 1
-  return k
 
 
 class _PhaseTable:
@@ -343,7 +465,7 @@ class _PhaseTable:
     j = 0
     while True:
       j += 1
-      first = _first_step_where(lambda k, j=j: phase(k) >= j, start(j))
+      first = _common.first_step_where(lambda k, j=j: phase(k) >= j, start(j))
       thresholds.append(first)
       starts.append(start(j))
       if is_restart(j) and first > _TABLE_MIN_HORIZON * t_total and (
@@ -373,21 +495,13 @@ class _PhaseTable:
     return phase, phase == self.last_phase, since
 
 
-def _fraction(x):
+def _frac(x):
   return x - jnp.floor(x)
 
 
-def _check_warmup(warmup):
-  return _validation.check_range("warmup", _check_static("warmup", warmup),
-                                 0.0, 1.0, high_inclusive=False, allowed=(-1,))
-
-
-def _check_static(arg: str, value):
-  """A hyperparameter that shapes the schedule: known at construction."""
-  if not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
-    raise ValueError(f"{arg}={value!r} must be a Python number: it fixes the "
-                     "schedule's thresholds at construction.")
-  return value if isinstance(value, (int, float)) else float(value)
+def _check_warmup(warmup) -> float:
+  return _common.static_number("warmup", warmup, 0.0, 1.0,
+                               high_inclusive=False, allowed=(-1,))
 
 
 def _check_cycles(name: str, cycles):
@@ -396,15 +510,13 @@ def _check_cycles(name: str, cycles):
   if name not in _DEFAULT_CYCLES:
     raise ValueError(f"cycles={cycles!r}: schedule {name!r} takes no cycles; "
                      "expected None.")
-  cycles = _check_static("cycles", cycles)
   if name == "warmup_cosine":
     # WarmupCosineSchedule checks nothing, but cycles <= 0 would make it a
     # constant or a mirrored cosine.
-    return _validation.check_range("cycles", cycles, 0.0, math.inf,
-                                   low_inclusive=False, high_inclusive=False)
+    return _common.static_number("cycles", cycles, 0.0, None,
+                                 low_inclusive=False)
   # The restarting classes assert cycles >= 1.
-  return _validation.check_range("cycles", cycles, 1.0, math.inf,
-                                 high_inclusive=False)
+  return _common.static_number("cycles", cycles, 1.0, None)
 
 
 def pretrained_bert_schedule(
@@ -466,11 +578,12 @@ def pretrained_bert_schedule(
   """
   name = "none" if name is None else name
   _validation.check_choice("name", name, PRETRAINED_BERT_SCHEDULES)
-  learning_rate = _validation.check_non_negative("learning_rate",
-                                                 _as_float(learning_rate))
-  t_total = _validation.check_range(
-      "t_total", _check_static("t_total", t_total), 0.0, math.inf,
-      low_inclusive=False, high_inclusive=False, allowed=(-1,))
+  learning_rate = _common.static_float(
+      _validation.check_number("learning_rate", learning_rate, 0))
+  if _validation.is_traced(t_total):
+    raise ValueError(f"t_total={t_total!r} is traced; expected a concrete "
+                     "integer (it fixes the schedule's thresholds).")
+  t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   warmup = _check_warmup(warmup)
   cycles = _check_cycles(name, cycles)
   if name == "warmup_cosine_with_warmup_restarts" and warmup * cycles >= 1.0:
@@ -512,7 +625,7 @@ def pretrained_bert_schedule(
 
     def multiplier(step):
       phase, beyond, since = table.locate(step)
-      u = _fraction(since * inv_period)
+      u = _frac(since * inv_period)
       in_warmup = jnp.where(beyond, u < w, phase % 2 == 0)
       ramp = jnp.where(beyond, u * inv_warm, since * inv_warm_steps)
       decay = jnp.where(beyond, (u - w) * inv_decay, since * inv_decay_steps)
@@ -562,7 +675,7 @@ def pretrained_bert_schedule(
       def multiplier(step):
         phase, beyond, since = table.locate(step)
         u = since * inv_period
-        u = jnp.where(beyond, _fraction(u), u)
+        u = jnp.where(beyond, _frac(u), u)
         wave = jnp.square(jnp.cos(scale * u))
         return jnp.where(phase == 0, step * inv_warm, wave)
 

@@ -96,7 +96,7 @@ COSINE_CASES = [
          cos_min_ratio=0.05),
     dict(total_num_steps=8, warmup_num_steps=8, cos_min_ratio=0.3),
     dict(total_num_steps=9, warmup_num_steps=8),
-    dict(total_num_steps=3, warmup_num_steps=6, warmup_min_ratio=0.5),
+    dict(total_num_steps=2, warmup_num_steps=1, warmup_min_ratio=0.5),
 ]
 
 
@@ -108,6 +108,12 @@ def test_warmup_cosine_lr_matches_deepspeed(params, warmup_type):
   reference = _engine_loop("WarmupCosineLR", params, num_steps)[0]
   ours = dr.warmup_cosine_lr(**params, learning_rate=OPTIMIZER_LR)
   _assert_matches(_values(ours, num_steps), reference)
+
+
+def test_warmup_cosine_lr_total_below_warmup_is_refused():
+  # DeepSpeed only logs a warning and never reaches its cosine.
+  with pytest.raises(ValueError, match=r"total_num_steps=3 .*warmup_num_steps=6"):
+    dr.warmup_cosine_lr(3, warmup_num_steps=6, learning_rate=OPTIMIZER_LR)
 
 
 ONE_CYCLE_CASES = [
@@ -232,7 +238,7 @@ def test_warmup_lr_rejects_what_deepspeed_rejects_or_misreads(params, match):
     ("OneCycle", {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
                   "cycle_first_step_size": 0}, "cycle_first_step_size=0"),
     ("OneCycle", {"cycle_min_lr": [1e-4, 1e-5], "cycle_max_lr": 1e-3},
-     "per-param-group"),
+     r"cycle_min_lr=\[0.0001, 1e-05\] is a list"),
     ("OneCycle", {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
                   "cycle_first_step_size": 100000,
                   "cycle_first_stair_count": 20000},

@@ -407,18 +407,19 @@ def test_float32_with_and_without_x64(name, x64):
     (dict(t_total=0), "t_total=0.*or -1", False),
     (dict(t_total=-2), "t_total=-2", False),
     (dict(t_total=-0.5), r"t_total=-0\.5", False),
-    (dict(name="warmup_cosine", cycles=0), r"cycles=0.*\(0\.0, inf\)",
+    (dict(name="warmup_cosine", cycles=0), r"cycles=0 is out of range.*\(0\.0, inf",
      False),
     (dict(name="warmup_cosine", cycles=-1.0), r"cycles=-1\.0", False),
-    (dict(name=HARD, cycles=0.5), r"cycles=0\.5.*\[1\.0, inf\)", True),
+    (dict(name=HARD, cycles=0.5), r"cycles=0\.5.*\[1\.0, inf", True),
     (dict(name=WARM, cycles=0.9), r"cycles=0\.9", True),
     (dict(name=WARM, warmup=0.5, cycles=2), r"warmup=0\.5, cycles=2",
      True),
     (dict(name=WARM, warmup=0.3, cycles=3.5), r"warmup \* cycles", True),
     (dict(name="warmup_linear", cycles=2.0), r"cycles=2\.0.*takes no cycles",
      False),
-    (dict(warmup=jnp.asarray(0.1)), "warmup=.*must be a Python number", False),
-    (dict(t_total="1000"), "t_total='1000'.*must be a Python number", False),
+    (dict(warmup="0.1"), "warmup='0.1' is a string", False),
+    (dict(t_total="1000"), "t_total='1000' is a string", False),
+    (dict(t_total=100.5), r"t_total=100\.5 is not an integer", False),
 ])
 def test_bad_arguments_raise(optimization, kwargs, match, original_rejects):
   args = dict(name="warmup_cosine", learning_rate=1e-4, t_total=100,
@@ -488,3 +489,61 @@ def test_readme_snippet(optimization):
       multiplier(550),
       _expected(_reference(optimization, HARD, 1000, 0.1, 2.0), [550])[0],
       rtol=RTOL, atol=ATOL)
+
+
+_CLASSES = {
+    "warmup_constant": "WarmupConstantSchedule",
+    "warmup_linear": "WarmupLinearSchedule",
+    "warmup_cosine": "WarmupCosineSchedule",
+    HARD: "WarmupCosineWithHardRestartsSchedule",
+    WARM: "WarmupCosineWithWarmupRestartsSchedule",
+}
+
+
+def _progress_boundaries(name, warmup, cycles):
+  """The float32 progress values where a branch or cycle changes, +-1 ulp."""
+  w = max(warmup, 0.0)
+  points = [0.0, w, 1.0, 1.001, 1.5, 2.0, 2.8]
+  if name == HARD:
+    points += [w + k * (1 - w) / cycles for k in range(1, 3 * int(cycles) + 1)]
+  if name == WARM:
+    points += [(k + w * cycles) / cycles for k in range(3 * int(cycles))]
+    points += [k / cycles for k in range(1, 3 * int(cycles))]
+  values = set()
+  for p in points:
+    p32 = np.float32(p)
+    values.update([p32, np.nextafter(p32, np.float32(-1)),
+                   np.nextafter(p32, np.float32(3))])
+  return np.asarray(sorted(v for v in values if v >= 0), np.float32)
+
+
+_BOUNDARY_CASES = [
+    (name, warmup, cycles)
+    for name in _CLASSES
+    for warmup in (0.1, 0.2, 0.25, 1 / 3, 0.002, 0.0, -1)
+    for cycles in ((None, 1.0, 2.0, 3.0) if name in (HARD, WARM) else (None,))
+    if name != WARM or max(warmup, 0) * (cycles or 1.0) < 1
+]
+
+
+@pytest.mark.parametrize("name,warmup,cycles", _BOUNDARY_CASES)
+def test_progress_functions_match_original_at_boundaries_eager_and_jit(
+    optimization, name, warmup, cycles):
+  # The progress functions take a float32 progress; the original computes in
+  # float64 from the same value. At x = w, x = 1, just past it and at every
+  # restart, eager and jit must both land on the original's side (under jit,
+  # (x - w) / (1 - w) once wrapped x = w to a phase of ~1, i.e. 2e-15).
+  kwargs = {} if cycles is None else {"cycles": cycles}
+  c = cycles or 1.0
+  reference = getattr(optimization, _CLASSES[name])(warmup=warmup, t_total=100,
+                                                    **kwargs)
+  function = getattr(pretrained_bert, name)
+  xs = _progress_boundaries(name, warmup, c)
+  expected = np.asarray([reference.get_lr_(float(x)) for x in xs])
+  eager = np.asarray([float(function(jnp.float32(x), warmup, **kwargs))
+                      for x in xs])
+  jitted = np.asarray(jax.jit(lambda x: function(x, warmup, **kwargs))(
+      jnp.asarray(xs)))
+  np.testing.assert_allclose(eager, expected, atol=2e-6, rtol=0)
+  np.testing.assert_allclose(jitted, expected, atol=2e-6, rtol=0)
+

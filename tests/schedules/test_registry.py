@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bertadam_optax.schedules import deepspeed
+from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
-from bertadam_optax.schedules import modern
+from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
 from tests.references import require
@@ -32,40 +32,40 @@ STEPS = np.arange(0, T + 30)
 # Each registry name built directly from its family's API, with the uniform
 # options of OPTIONS translated by hand (W = WARMUP * T warmup steps).
 DIRECT = {
-    **{name: (lambda name=name: deepspeed.bert_schedule(
+    **{name: (lambda name=name: bing_bert.bert_schedule(
         name, LR, T, WARMUP,
         **({"decay_rate": RATE, "decay_steps": DECAY} if "decay_exp" in name
            else {})))
-       for name in deepspeed.SCHEDULES},
+       for name in bing_bert.SCHEDULES},
     "pretrained_bert.none":
         lambda: pretrained_bert.pretrained_bert_schedule("none", LR, -1),
     **{f"pretrained_bert.{name}": (
         lambda name=name: pretrained_bert.pretrained_bert_schedule(
             name, LR, T, WARMUP))
        for name in pretrained_bert.PRETRAINED_BERT_SCHEDULES if name != "none"},
-    "transformers.linear": lambda: modern.get_schedule("linear", LR, W, T),
-    "transformers.cosine": lambda: modern.get_schedule("cosine", LR, W, T),
+    "transformers.linear": lambda: transformers.get_schedule("linear", LR, W, T),
+    "transformers.cosine": lambda: transformers.get_schedule("cosine", LR, W, T),
     "transformers.cosine_with_restarts":
-        lambda: modern.get_schedule("cosine_with_restarts", LR, W, T),
+        lambda: transformers.get_schedule("cosine_with_restarts", LR, W, T),
     "transformers.polynomial":
-        lambda: modern.get_schedule("polynomial", LR, W, T, lr_end=MIN_LR),
-    "transformers.constant": lambda: modern.get_schedule("constant", LR),
+        lambda: transformers.get_schedule("polynomial", LR, W, T, lr_end=MIN_LR),
+    "transformers.constant": lambda: transformers.get_schedule("constant", LR),
     "transformers.constant_with_warmup":
-        lambda: modern.get_schedule("constant_with_warmup", LR, W),
+        lambda: transformers.get_schedule("constant_with_warmup", LR, W),
     "transformers.inverse_sqrt":
-        lambda: modern.get_schedule("inverse_sqrt", LR, W),
+        lambda: transformers.get_schedule("inverse_sqrt", LR, W),
     "transformers.cosine_with_min_lr":
-        lambda: modern.get_schedule("cosine_with_min_lr", LR, W, T,
+        lambda: transformers.get_schedule("cosine_with_min_lr", LR, W, T,
                                     min_lr=MIN_LR),
     "transformers.cosine_warmup_with_min_lr":
-        lambda: modern.get_schedule("cosine_warmup_with_min_lr", LR, W, T,
+        lambda: transformers.get_schedule("cosine_warmup_with_min_lr", LR, W, T,
                                     min_lr=MIN_LR),
     "transformers.warmup_stable_decay":
-        lambda: modern.get_schedule("warmup_stable_decay", LR, W, T,
+        lambda: transformers.get_schedule("warmup_stable_decay", LR, W, T,
                                     num_decay_steps=DECAY,
                                     min_lr_ratio=MIN_LR / LR),
     "modern.linear_warmup_cosine_decay":
-        lambda: modern.linear_warmup_cosine_decay(LR, W, T, MIN_LR),
+        lambda: transformers.linear_warmup_cosine_decay(LR, W, T, MIN_LR),
     "deepspeed_runtime.WarmupLR": lambda: deepspeed_runtime.warmup_lr(
         warmup_min_lr=MIN_LR, warmup_max_lr=LR, warmup_num_steps=W),
     "deepspeed_runtime.WarmupDecayLR":
@@ -89,10 +89,10 @@ def _values(schedule, steps=STEPS):
 
 def test_every_family_name_is_registered_once():
   expected = (
-      list(deepspeed.SCHEDULES)
+      list(bing_bert.SCHEDULES)
       + [f"pretrained_bert.{n}"
          for n in pretrained_bert.PRETRAINED_BERT_SCHEDULES]
-      + [f"transformers.{n}" for n in modern.TRANSFORMERS_SCHEDULES]
+      + [f"transformers.{n}" for n in transformers.TRANSFORMERS_SCHEDULES]
       + ["modern.linear_warmup_cosine_decay"]
       + [f"deepspeed_runtime.{n}"
          for n in deepspeed_runtime.DEEPSPEED_SCHEDULERS])
@@ -246,7 +246,7 @@ def test_out_of_range_option_names_it(options, argument):
 def test_extra_keywords_reach_the_factory():
   cubic = registry.make_schedule("warmup_exp_decay_poly", lr=LR, t_total=T,
                                  warmup=WARMUP, degree=3.0)
-  direct = deepspeed.bert_schedule("warmup_exp_decay_poly", LR, T, WARMUP,
+  direct = bing_bert.bert_schedule("warmup_exp_decay_poly", LR, T, WARMUP,
                                    degree=3.0)
   np.testing.assert_array_equal(_values(cubic), _values(direct))
   with pytest.raises(ValueError, match="no_such"):

@@ -17,7 +17,7 @@ import pytest
 
 from bertadam_optax import schedules
 from bertadam_optax.schedules import _common
-from bertadam_optax.schedules import deepspeed
+from bertadam_optax.schedules import bing_bert
 
 
 # --- independent float64 references (the original's formulas) -------------
@@ -210,7 +210,7 @@ FACTORY_CASES = [
 def test_bert_schedule_matches_original_at_boundaries(name, kwargs, total,
                                                       warmup):
   lr = 3e-4
-  fn = jax.jit(deepspeed.bert_schedule(name, lr, total, warmup, **kwargs))
+  fn = jax.jit(bing_bert.bert_schedule(name, lr, total, warmup, **kwargs))
   steps = boundary_steps(total, warmup)
   if total <= 100:
     steps = sorted(set(steps) | set(range(int(1.3 * total) + 2)))
@@ -224,7 +224,7 @@ def test_bert_schedule_matches_original_at_boundaries(name, kwargs, total,
 @pytest.mark.parametrize("name", ["warmup_cosine", "warmup_linear",
                                   "warmup_exp_decay_poly"])
 def test_bert_schedule_holds_past_t_total(name):
-  fn = deepspeed.bert_schedule(name, 1.0, 100, 0.1)
+  fn = bing_bert.bert_schedule(name, 1.0, 100, 0.1)
   values = np.asarray(jax.vmap(fn)(jnp.arange(100, 400)))
   assert np.all(values == 0.0)  # never negative, never rising again
 
@@ -232,7 +232,7 @@ def test_bert_schedule_holds_past_t_total(name):
 def test_bert_schedule_warmup_boundary_is_exact_under_jit():
   # 10 / 100 == 0.1 in float64, so step 10 is past warmup; XLA's reciprocal
   # multiply would make it 0.0999999 < 0.1 without the integer boundary.
-  fn = jax.jit(deepspeed.bert_schedule("warmup_cosine", 1.0, 100, 0.1))
+  fn = jax.jit(bing_bert.bert_schedule("warmup_cosine", 1.0, 100, 0.1))
   assert_close(fn(10), 0.5 * (1 + math.cos(math.pi * 0.1)))
   assert_close(fn(9), 0.9)
 
@@ -245,7 +245,7 @@ def test_first_step_at_or_above_is_the_float64_decision(total, warmup):
 
 
 def test_bert_schedule_lr_offset():
-  fn = deepspeed.bert_schedule("warmup_constant", 1e-3, 10, 0.5, lr_offset=1e-4)
+  fn = bing_bert.bert_schedule("warmup_constant", 1e-3, 10, 0.5, lr_offset=1e-4)
   assert_close(fn(0), 1e-4)
   assert_close(fn(9), 1.1e-3)
 
@@ -253,9 +253,9 @@ def test_bert_schedule_lr_offset():
 def test_bert_schedule_float32_near_end_of_decay():
   # (T - s) / T keeps 1 - x exact where 1 - s/T would lose all digits.
   total = 10_000_000
-  fn = jax.jit(deepspeed.bert_schedule("warmup_linear", 1.0, total, 0.01))
+  fn = jax.jit(bing_bert.bert_schedule("warmup_linear", 1.0, total, 0.01))
   assert_close(fn(total - 1), 1 / total, rtol=2e-6, atol=0)
-  fn = jax.jit(deepspeed.bert_schedule("warmup_cosine", 1.0, total, 0.01))
+  fn = jax.jit(bing_bert.bert_schedule("warmup_cosine", 1.0, total, 0.01))
   # Even float64 loses ~0.1% to cancellation in 1 + cos(pi x) here, so the
   # reference is the same value written as sin(pi (1 - x) / 2) ** 2.
   want = math.sin(0.5 * math.pi / total) ** 2
@@ -263,16 +263,16 @@ def test_bert_schedule_float32_near_end_of_decay():
 
 
 def test_bert_schedule_no_retrace_and_transforms():
-  fn = deepspeed.bert_schedule("warmup_cosine", 1e-3, 1000, 0.1)
+  fn = bing_bert.bert_schedule("warmup_cosine", 1e-3, 1000, 0.1)
   traced = jax.jit(chex.assert_max_traces(fn, n=1))
   for count in range(0, 1200, 37):
     traced(jnp.asarray(count, jnp.int32))
   # vmap over learning rates, grad w.r.t. the learning rate.
   lrs = jnp.array([1e-4, 1e-3, 1e-2])
-  by_lr = jax.vmap(lambda lr: deepspeed.bert_schedule(
+  by_lr = jax.vmap(lambda lr: bing_bert.bert_schedule(
       "warmup_linear", lr, 100, 0.1)(50))(lrs)
   assert_close(by_lr, lrs * 0.5)
-  dlr = jax.grad(lambda lr: deepspeed.bert_schedule(
+  dlr = jax.grad(lambda lr: bing_bert.bert_schedule(
       "warmup_exp_decay_exp", lr, 100, 0.1, decay_rate=0.5,
       decay_steps=10)(30))(1e-3)
   assert_close(dlr, 0.5 ** 2)
@@ -284,7 +284,7 @@ def test_bert_schedule_stays_float32(x64):
   jax.config.update("jax_enable_x64", x64)
   try:
     for name, kwargs in FACTORY_CASES:
-      fn = deepspeed.bert_schedule(name, 1e-3, 100, 0.1, **kwargs)
+      fn = bing_bert.bert_schedule(name, 1e-3, 100, 0.1, **kwargs)
       jaxpr = jax.make_jaxpr(fn)(jnp.asarray(5))
       assert "f64" not in str(jaxpr), (name, str(jaxpr))
       assert fn(5).dtype == jnp.float32
@@ -315,4 +315,4 @@ def test_bert_schedule_bad_input(kwargs, match):
               warmup=0.1)
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
-    deepspeed.bert_schedule(**args)
+    bing_bert.bert_schedule(**args)
