@@ -24,6 +24,7 @@ from typing import Any
 
 from bertadam_optax import _validation
 from bertadam_optax.interop import deepspeed_config as ds_reader
+from bertadam_optax.interop._reading import auto_keys
 
 __all__ = [
   "HF_DEEPSPEED_FIELDS",
@@ -55,28 +56,6 @@ _HIDDEN_SIZE_KEYS = (
   "zero_optimization.stage3_prefetch_bucket_size",
   "zero_optimization.stage3_param_persistence_threshold",
 )
-
-
-def auto_keys(config: Mapping[str, Any]) -> list[str]:
-  """The dotted key paths of ``config`` whose value is ``"auto"``, in order.
-
-  Examples:
-    >>> auto_keys({'optimizer': {'params': {'lr': 'auto', 'eps': 1e-8}},
-    ...            'train_batch_size': 'auto'})
-    ['optimizer.params.lr', 'train_batch_size']
-  """
-  found = []
-
-  def walk(node, prefix):
-    for key, value in node.items():
-      path = f"{prefix}{key}"
-      if isinstance(value, Mapping):
-        walk(value, path + ".")
-      elif isinstance(value, str) and value == "auto":
-        found.append(path)
-
-  walk(config, "")
-  return found
 
 
 def _fields(training_args: Any) -> dict:

@@ -6,8 +6,9 @@ run asked for into frozen dataclasses, each validated at construction:
 
 * one *optimizer spec* per optimizer math (:class:`AdamSpec`,
   :class:`LambSpec`, :class:`LionSpec`, :class:`AdagradSpec`,
-  :class:`SGDSpec`): the transformation between the clip and the learning
-  rate;
+  :class:`SGDSpec`, and DeepSpeed's 1-bit :class:`OneBitAdamSpec`,
+  :class:`ZeroOneAdamSpec`, :class:`OneBitLambSpec`): the transformation
+  between the clip and the learning rate;
 * one *schedule spec* per schedule family (:class:`DeepSpeedScheduleSpec`,
   :class:`MomentumScheduleSpec`, :class:`TransformersScheduleSpec`,
   :class:`MetricScheduleSpec`);
@@ -40,9 +41,12 @@ __all__ = [
     "MetricScheduleSpec",
     "MomentumScheduleSpec",
     "NamedMask",
+    "OneBitAdamSpec",
+    "OneBitLambSpec",
     "Plan",
     "SGDSpec",
     "TransformersScheduleSpec",
+    "ZeroOneAdamSpec",
 ]
 
 _IMPORTS = ("import jax.numpy as jnp", "import optax",
@@ -315,6 +319,147 @@ class SGDSpec:
             f"{self.weight_decay!r}")
 
 
+def _kwargs_source(spec: Any, names: tuple[str, ...]) -> str:
+  return "".join(f", {k}={getattr(spec, k)!r}" for k in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneBitAdamSpec:
+  """DeepSpeed ``OnebitAdam`` on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_onebit_adam` (variance frozen
+  after ``freeze_step``, decay added to the update, no bias correction)."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  freeze_step: int = 100000
+  name: str = "OneBitAdam"
+
+  _KEYS = ("freeze_step", "weight_decay")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay")
+    _validation.check_int("freeze_step", self.freeze_step)
+
+  def build(self, weight_decay_mask: Any = None) -> optax.GradientTransformation:
+    return transforms.scale_by_onebit_adam(
+        self.b1, self.b2, self.eps, freeze_step=self.freeze_step,
+        weight_decay=self.weight_decay, weight_decay_mask=weight_decay_mask)
+
+  def to_source(self) -> str:
+    return (f"transforms.scale_by_onebit_adam({self.b1!r}, {self.b2!r}, "
+            f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: Adam without bias correction, variance "
+            f"frozen after step {self.freeze_step}, decay in the update): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}, "
+            f"weight_decay={self.weight_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZeroOneAdamSpec:
+  """DeepSpeed ``ZeroOneAdam`` (0/1 Adam) on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_zero_one_adam`. Its momentum
+  resets are weighted by the learning rate, which :class:`Plan` passes to
+  ``build``."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  var_freeze_step: int = 100000
+  var_update_scaler: int = 16
+  local_step_scaler: int = 32678
+  local_step_clipper: int = 16
+  name: str = "ZeroOneAdam"
+
+  needs_learning_rate = True
+  _KEYS = ("var_freeze_step", "var_update_scaler", "local_step_scaler",
+           "local_step_clipper", "weight_decay")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay")
+    _validation.check_int("var_freeze_step", self.var_freeze_step)
+    for name in ("var_update_scaler", "local_step_scaler",
+                 "local_step_clipper"):
+      _validation.check_int(name, getattr(self, name), 1)
+
+  def build(self, weight_decay_mask: Any = None,
+            learning_rate: Any = None) -> optax.GradientTransformation:
+    if learning_rate is None:
+      raise ValueError("ZeroOneAdamSpec.build needs learning_rate: its "
+                       "momentum resets weight the steps by it.")
+    return transforms.scale_by_zero_one_adam(
+        learning_rate, self.b1, self.b2, self.eps,
+        weight_decay_mask=weight_decay_mask,
+        **{k: getattr(self, k) for k in self._KEYS})
+
+  def to_source(self, learning_rate: str = "learning_rate") -> str:
+    return (f"transforms.scale_by_zero_one_adam({learning_rate}, {self.b1!r}, "
+            f"{self.b2!r}, {self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: variance at doubling intervals up to "
+            f"step {self.var_freeze_step}, then frozen with momentum resets): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}"
+            f"{_kwargs_source(self, self._KEYS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OneBitLambSpec:
+  """DeepSpeed ``OnebitLamb`` on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_onebit_lamb` (Lamb until
+  ``freeze_step``, then the frozen trust ratio scaled by a bounded factor)."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  freeze_step: int = 100000
+  max_coeff: float = 10.0
+  min_coeff: float = 0.01
+  coeff_beta: float = 0.9
+  factor_max: float = 4.0
+  factor_min: float = 0.5
+  factor_threshold: float = 0.1
+  name: str = "OneBitLamb"
+
+  _KEYS = ("freeze_step", "weight_decay", "max_coeff", "min_coeff",
+           "coeff_beta", "factor_max", "factor_min", "factor_threshold")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay", "max_coeff", "min_coeff",
+                  "factor_max", "factor_min", "factor_threshold")
+    _validation.check_number("coeff_beta", self.coeff_beta, 0.0, 1.0)
+    _validation.check_int("freeze_step", self.freeze_step)
+
+  def build(self, weight_decay_mask: Any = None) -> optax.GradientTransformation:
+    return transforms.scale_by_onebit_lamb(
+        self.b1, self.b2, self.eps, weight_decay_mask=weight_decay_mask,
+        **{k: getattr(self, k) for k in self._KEYS})
+
+  def to_source(self) -> str:
+    return (f"transforms.scale_by_onebit_lamb({self.b1!r}, {self.b2!r}, "
+            f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: Lamb until step {self.freeze_step}, "
+            "then the frozen trust ratio times a bounded factor): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}"
+            f"{_kwargs_source(self, self._KEYS)}")
+
+
 # Schedule specs -----------------------------------------------------------
 
 
@@ -551,11 +696,26 @@ class Plan:
       return self.learning_rate.stage()
     return transforms.scale_by_learning_rate(self.learning_rate)
 
+  def _schedule(self) -> Any:
+    """The learning rate as a float or ``count -> lr``, for optimizers that
+    weight their state by it (:class:`ZeroOneAdamSpec`)."""
+    if isinstance(self.learning_rate, MetricScheduleSpec):
+      raise ValueError(
+          f"{self.optimizer.name} weights its momentum resets by the "
+          f"learning rate, which {self.learning_rate.name} decides from the "
+          "loss during the run; not supported.")
+    if _is_spec(self.learning_rate):
+      return self.learning_rate.build()
+    return self.learning_rate
+
   def build(self) -> optax.GradientTransformation:
     """The optax optimizer: ``get_lr`` reads its next learning rate."""
+    extra = ({"learning_rate": self._schedule()}
+             if getattr(self.optimizer, "needs_learning_rate", False) else {})
     inner = optax.chain(
         transforms.clip_by_global_norm_torch(self.clip),
-        self.optimizer.build(weight_decay_mask=self.weight_decay_mask),
+        self.optimizer.build(weight_decay_mask=self.weight_decay_mask,
+                             **extra),
         self._stage())
     if self.accumulation_steps == 1:
       return inner
@@ -606,9 +766,17 @@ class Plan:
       stage = "transforms.scale_by_learning_rate(learning_rate)"
     else:
       stage = f"transforms.scale_by_learning_rate({self.learning_rate!r})"
+    if getattr(self.optimizer, "needs_learning_rate", False):
+      if _is_spec(self.learning_rate):
+        lines.append(f"learning_rate = {self.learning_rate.to_source()}")
+      elif not callable(self.learning_rate):
+        lines.append(f"learning_rate = {self.learning_rate!r}")
+      optimizer_source = self.optimizer.to_source("learning_rate")
+    else:
+      optimizer_source = self.optimizer.to_source()
     lines += ["optimizer = optax.chain(",
               f"    transforms.clip_by_global_norm_torch({self.clip!r}),",
-              f"    {self.optimizer.to_source()},",
+              f"    {optimizer_source},",
               f"    {stage},",
               ")"]
     if self.accumulation_steps > 1:
