@@ -17,7 +17,10 @@ together as the script does:
   decay of the ``--cf`` section (default 0.01, not the ds_config's), and the
   pooler left out of the optimizer;
 * the ds_config's optimizer, gradient clipping and accumulation (from the
-  batch-size triple and the data-parallel size).
+  batch-size triple and the data-parallel size), read by
+  :func:`~bertadam_optax.interop.plan_deepspeed_config` into the
+  :class:`~bertadam_optax.interop.specs.Plan` that bing_bert's learning rate
+  and mask then replace.
 
 ``plan.build()`` is the optax transformation; :func:`from_bing_bert` does both.
 """
@@ -38,10 +41,9 @@ import jax
 import optax
 
 from bertadam_optax import _validation
-from bertadam_optax import masks
 from bertadam_optax import transforms
 from bertadam_optax.interop import deepspeed_config as ds_reader
-from bertadam_optax.schedules import bert_schedule
+from bertadam_optax.interop import specs
 
 __all__ = [
   "BING_BERT_LR_SCHEDULES",
@@ -67,112 +69,110 @@ class BingBertPlan:
   """What a bing_bert run's optimizer does, checked; ``build()`` builds it.
 
   Attributes:
-    deepspeed_config: the ds_config as read.
+    deepspeed: the ds_config's :class:`~bertadam_optax.interop.specs.Plan`
+      with bing_bert's learning rate (under fp16), weight decay and mask.
     training: the ``--cf`` section ``mixed_seq_training[str(max_seq_length)]``.
     max_seq_length: ``--max_seq_length``.
     lr_schedule: the schedule that runs (``"EE"``, ``"EP"`` or ``"LE"``).
     lr_offset: ``--lr_offset``.
     fp16: whether the ds_config enables fp16 (the script sets the learning
       rate only then).
-    learning_rate: the learning rate of each optimizer step: a schedule of
-      the count, or the ds_config's constant lr.
-    optimizer: the ds_config's optimizer type.
-    optimizer_params: its params, with bing_bert's weight decay.
-    weight_decay: the decay of the decayed group.
-    weight_decay_mask: ``params -> mask`` (True: decayed).
     deepspeed_transformer_kernel: whether the fused kernel's bias and norm
       names are in the no-decay group too.
-    optimized_mask: ``params -> mask`` (False: the pooler, never updated).
-    clip_norm_includes_frozen: the clip's norm also covers the pooler (fp32
-      engine clip over every module parameter) or not (fp16 optimizers clip
-      their own groups).
-    gradient_clipping: the ds_config's ``gradient_clipping`` (0: none).
-    accumulation_steps: micro-batches per optimizer step.
     data_parallel_size: DeepSpeed's world size.
+    optimized_mask: ``params -> mask`` (False: the pooler, never updated).
     notes: what the port decided and why.
   """
 
-  deepspeed_config: Mapping[str, Any]
+  deepspeed: specs.Plan
   training: Mapping[str, Any]
   max_seq_length: int
   lr_schedule: str
   lr_offset: float
   fp16: bool
-  learning_rate: optax.ScalarOrSchedule
-  optimizer: str
-  optimizer_params: Mapping[str, Any]
-  weight_decay: float
-  weight_decay_mask: Callable[[Any], Any]
   deepspeed_transformer_kernel: bool
-  optimized_mask: Callable[[Any], Any]
-  clip_norm_includes_frozen: bool
-  gradient_clipping: float
-  accumulation_steps: int
   data_parallel_size: int
+  optimized_mask: Any = dataclasses.field(
+      default_factory=lambda: specs.NamedMask("bert_weight_decay_mask",
+                                              {"no_decay": ("pooler",)}))
   notes: tuple[str, ...] = ()
+
+  source = "bing_bert"
+
+  @property
+  def learning_rate(self) -> Any:
+    """The learning rate of each optimizer step (spec or float)."""
+    return self.deepspeed.learning_rate
+
+  @property
+  def accumulation_steps(self) -> int:
+    return self.deepspeed.accumulation_steps
+
+  @property
+  def optimizer(self) -> Any:
+    """The ds_config's optimizer spec."""
+    return self.deepspeed.optimizer
+
+  @property
+  def clip_norm_includes_frozen(self) -> bool:
+    """Whether the clip's norm covers the pooler: DeepSpeed's fp16
+    optimizers clip their own groups, its fp32 engine every parameter."""
+    return not self.fp16
 
   def build(self) -> optax.GradientTransformation:
     """The optax transformation of the run."""
-    frozen = _frozen_labels(self.optimized_mask)
-    core = optax.chain(
-      _optimizer(self), transforms.scale_by_learning_rate(self.learning_rate)
-    )
-    clip = transforms.clip_by_global_norm_torch(self.gradient_clipping)
-    if self.clip_norm_includes_frozen:
-      inner = optax.chain(
-        clip,
+    labels = _frozen_labels(self.optimized_mask)
+    if not self.clip_norm_includes_frozen:
+      return optax.multi_transform(
+          {"optimized": self.deepspeed.build(), "frozen": optax.set_to_zero()},
+          labels)
+    inner = dataclasses.replace(self.deepspeed, clip=0.0,
+                                accumulation_steps=1).build()
+    step = optax.chain(
+        transforms.clip_by_global_norm_torch(self.deepspeed.clip),
         optax.multi_transform(
-          {"optimized": core, "frozen": optax.set_to_zero()}, frozen
-        ),
-      )
-    else:
-      inner = optax.multi_transform(
-        {"optimized": optax.chain(clip, core), "frozen": optax.set_to_zero()},
-        frozen,
-      )
+            {"optimized": inner, "frozen": optax.set_to_zero()}, labels))
     if self.accumulation_steps == 1:
-      return inner
-    return optax.MultiSteps(
-      inner, every_k_schedule=self.accumulation_steps, use_grad_mean=True
-    ).gradient_transformation()
+      return step
+    return optax.MultiSteps(step, every_k_schedule=self.accumulation_steps,
+                            use_grad_mean=True).gradient_transformation()
 
-  def summary(self) -> str:
-    """The plan as lines of text, as ``port`` prints it."""
-    lines = [
-      f"bing_bert run: max_seq_length={self.max_seq_length}, "
-      f"data_parallel_size={self.data_parallel_size}",
-      f"optimizer: {self.optimizer} "
-      + ", ".join(f"{k}={v!r}" for k, v in self.optimizer_params.items()),
-      f"weight decay: {self.weight_decay} except names containing "
-      "bias/LayerNorm.weight"
-      + (
-        " or the fused kernel's attn_nw/attn_nb/"
-        "norm_w/norm_b/attn_qkvb/attn_ob/inter_b/"
-        "output_b"
-        if self.deepspeed_transformer_kernel
-        else ""
-      )
-      + "; pooler not optimized",
-      f"gradient clipping: {self.gradient_clipping} (global norm"
-      + (
-        ", pooler included)"
-        if self.clip_norm_includes_frozen
-        else ", pooler excluded)"
-      ),
-      f"accumulation: {self.accumulation_steps} micro-batches per step",
-    ]
-    if callable(self.learning_rate):
-      t = self.training
-      lines.append(
-        f"learning rate: --lr_schedule {self.lr_schedule} "
-        f"({BING_BERT_LR_SCHEDULES[self.lr_schedule]}) peak "
-        f"{t['learning_rate']!r}, warmup {t['warmup_proportion']!r} of "
-        f"{t['total_training_steps']!r} steps, + lr_offset "
-        f"{self.lr_offset!r}"
-      )
-    else:
-      lines.append(f"learning rate: constant {self.learning_rate!r}")
-    lines += [f"note: {n}" for n in self.notes]
+  def describe(self) -> list[str]:
+    """What the optimizer does, one line per aspect (what ``port`` prints)."""
+    lines = [f"source:        bing_bert deepspeed_train.py, max_seq_length="
+             f"{self.max_seq_length}, data_parallel_size="
+             f"{self.data_parallel_size}"]
+    lines += [line for line in self.deepspeed.describe()
+              if not line.startswith(("source:", "note:"))]
+    lines.append("frozen:        the pooler (not given to the optimizer); "
+                 "the clip's norm " + ("includes" if
+                                       self.clip_norm_includes_frozen else
+                                       "leaves out") + " it")
+    return lines + [f"note:          {n}" for n in
+                    self.deepspeed.notes + self.notes]
+
+  def to_source(self) -> str:
+    """Python that builds the same optimizer from public names only."""
+    frozen = (
+        "optimizer = optax.multi_transform(\n"
+        "    {{'optimized': {inner}, 'frozen': optax.set_to_zero()}},\n"
+        "    lambda params: jax.tree.map(\n"
+        "        lambda m: 'optimized' if m else 'frozen',\n"
+        f"        {self.optimized_mask.to_source()}(params)))")
+    if not self.clip_norm_includes_frozen:
+      source = self.deepspeed.to_source()
+      return ("import jax\n" + source + "\n" +
+              frozen.format(inner="optimizer"))
+    inner = dataclasses.replace(self.deepspeed, clip=0.0,
+                                accumulation_steps=1)
+    lines = ["import jax", inner.to_source(),
+             frozen.format(inner="optimizer"),
+             "optimizer = optax.chain(transforms.clip_by_global_norm_torch("
+             f"{self.deepspeed.clip!r}), optimizer)"]
+    if self.accumulation_steps > 1:
+      lines.append("optimizer = optax.MultiSteps(optimizer, every_k_schedule="
+                   f"{self.accumulation_steps}, use_grad_mean=True)"
+                   ".gradient_transformation()")
     return "\n".join(lines)
 
 
@@ -180,77 +180,10 @@ def _frozen_labels(optimized_mask):
   """``params -> labels`` for ``optax.multi_transform`` (pooler: frozen)."""
 
   def labels(params):
-    return jax.tree.map(
-      lambda m: "optimized" if m else "frozen", optimized_mask(params)
-    )
+    return jax.tree.map(lambda m: "optimized" if m else "frozen",
+                        optimized_mask(params))
 
   return labels
-
-
-def _optimizer(plan: BingBertPlan) -> optax.GradientTransformation:
-  """The ds_config's optimizer between the clip and the learning rate."""
-  kind = plan.optimizer.lower()
-  p = plan.optimizer_params
-  b1, b2 = p.get("betas", (0.9, 0.999))
-  eps = p.get("eps", 1e-8)
-  wd, mask = plan.weight_decay, plan.weight_decay_mask
-  if kind == "lamb":
-    return ds_reader.scale_by_fused_lamb(
-      b1,
-      b2,
-      eps,
-      eps_inside_sqrt=p.get("eps_inside_sqrt", False),
-      bias_correction=p.get("bias_correction", True),
-      weight_decay=wd,
-      max_coeff=p.get("max_coeff", 10.0),
-      min_coeff=p.get("min_coeff", 0.01),
-      weight_decay_mask=mask,
-    )
-  if kind == "onebitadam":
-    return transforms.scale_by_onebit_adam(
-      b1,
-      b2,
-      eps,
-      freeze_step=p.get("freeze_step", 100000),
-      weight_decay=wd,
-      weight_decay_mask=mask,
-    )
-  if kind == "onebitlamb":
-    return transforms.scale_by_onebit_lamb(
-      b1,
-      b2,
-      eps,
-      freeze_step=p.get("freeze_step", 100000),
-      weight_decay=wd,
-      weight_decay_mask=mask,
-      max_coeff=p.get("max_coeff", 10.0),
-      min_coeff=p.get("min_coeff", 0.01),
-      coeff_beta=p.get("coeff_beta", 0.9),
-      factor_max=p.get("factor_max", 4.0),
-      factor_min=p.get("factor_min", 0.5),
-      factor_threshold=p.get("factor_threshold", 0.1),
-    )
-  if kind == "zerooneadam":
-    return transforms.scale_by_zero_one_adam(
-      plan.learning_rate,
-      b1,
-      b2,
-      eps,
-      var_freeze_step=p.get("var_freeze_step", 100000),
-      var_update_scaler=p.get("var_update_scaler", 16),
-      local_step_scaler=p.get("local_step_scaler", 32678),
-      local_step_clipper=p.get("local_step_clipper", 16),
-      weight_decay=wd,
-      weight_decay_mask=mask,
-    )
-  # Adam/AdamW: DeepSpeed's FusedAdam (AdamW unless adam_w_mode is false).
-  moments = transforms.scale_by_bertadam(
-    b1, b2, eps, bias_correction=p.get("bias_correction", True)
-  )
-  decay = optax.add_decayed_weights(wd, mask)
-  if kind == "adamw" or p.get("adam_w_mode", True):
-    return optax.chain(moments, decay)
-  return optax.chain(decay, moments)
 
 
 def _load_cf(cf: Any) -> dict:
@@ -288,13 +221,13 @@ def _training_section(cf: Mapping[str, Any], max_seq_length: int) -> dict:
 
 
 def bing_bert_learning_rate(
-  training: Mapping[str, Any],
-  lr_schedule: str = "LE",
-  lr_offset: float = 0.0,
-  *,
-  restore_step: int = 0,
-) -> optax.Schedule:
-  r"""bing_bert's ``update_learning_rate`` as a schedule of the step count.
+    training: Mapping[str, Any],
+    lr_schedule: str = "LE",
+    lr_offset: float = 0.0,
+    *,
+    restore_step: int = 0,
+) -> specs.BingBertScheduleSpec:
+  r"""bing_bert's ``update_learning_rate`` as a schedule spec of the count.
 
   .. math::
     \eta(k) = \eta_0 \, f(k - k_r) + \eta_{\text{offset}}
@@ -313,13 +246,14 @@ def bing_bert_learning_rate(
     restore_step: ``k_r`` (the restored global step with ``--rewarmup``).
 
   Returns:
-    A function ``count -> learning rate``.
+    A :class:`~bertadam_optax.interop.specs.BingBertScheduleSpec`;
+    ``build()`` is the function ``count -> learning rate``.
 
   Examples:
     >>> lr = bing_bert_learning_rate(
     ...     {'learning_rate': 1e-3, 'warmup_proportion': 0.1,
     ...      'total_training_steps': 100, 'decay_rate': 0.9,
-    ...      'decay_step': 10}, 'EE', 1e-4)
+    ...      'decay_step': 10}, 'EE', 1e-4).build()
     >>> round(float(lr(5)), 8)  # (5 / 10) ** 2 * 1e-3 + 1e-4
     0.00035
 
@@ -328,10 +262,8 @@ def bing_bert_learning_rate(
     (``update_learning_rate``, ``load_checkpoint``).
   """
   if not isinstance(lr_schedule, str):
-    raise ValueError(
-      f"lr_schedule={lr_schedule!r} is not a string; expected "
-      "'EE', 'EP' or 'LE'."
-    )
+    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
+                     "'EE', 'EP' or 'LE'.")
   lr_schedule = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
   name = BING_BERT_LR_SCHEDULES[lr_schedule]
   needed = ["learning_rate", "warmup_proportion", "total_training_steps"]
@@ -339,41 +271,28 @@ def bing_bert_learning_rate(
     needed += ["decay_rate", "decay_step"]
   for key in needed:
     if key not in training:
-      raise ValueError(
-        f"training section has no {key!r}; --lr_schedule "
-        f"{lr_schedule} ({name}) needs {', '.join(needed)}."
-      )
-  lr_offset = _validation.to_float("lr_offset", lr_offset)
-  restore_step = _validation.check_int("restore_step", restore_step)
-  kwargs = {}
-  if lr_schedule != "EP":
-    kwargs = dict(
-      decay_rate=training["decay_rate"], decay_steps=training["decay_step"]
-    )
-  schedule = bert_schedule(
-    name,
-    training["learning_rate"],
-    training["total_training_steps"],
-    training["warmup_proportion"],
-    lr_offset=lr_offset,
-    **kwargs,
-  )
-  if restore_step == 0:
-    return schedule
-  return lambda count: schedule(count - restore_step)
+      raise ValueError(f"training section has no {key!r}; --lr_schedule "
+                       f"{lr_schedule} ({name}) needs {', '.join(needed)}.")
+  return specs.BingBertScheduleSpec(
+      name, training["learning_rate"], training["total_training_steps"],
+      training["warmup_proportion"],
+      decay_rate=None if lr_schedule == "EP" else training["decay_rate"],
+      decay_step=None if lr_schedule == "EP" else training["decay_step"],
+      lr_offset=_validation.to_float("lr_offset", lr_offset),
+      restore_step=_validation.check_int("restore_step", restore_step))
 
 
 def plan_bing_bert(
-  cf: Mapping[str, Any] | str | os.PathLike,
-  deepspeed_config: Mapping[str, Any] | str | os.PathLike,
-  *,
-  max_seq_length: int,
-  lr_schedule: str = "LE",
-  lr_offset: float = 0.0,
-  data_parallel_size: int = 1,
-  deepspeed_transformer_kernel: bool = False,
-  rewarmup: bool = False,
-  resume_step: int | None = None,
+    cf: Mapping[str, Any] | str | os.PathLike,
+    deepspeed_config: Mapping[str, Any] | str | os.PathLike,
+    *,
+    max_seq_length: int,
+    lr_schedule: str = "LE",
+    lr_offset: float = 0.0,
+    data_parallel_size: int = 1,
+    deepspeed_transformer_kernel: bool = False,
+    rewarmup: bool = False,
+    resume_step: int | None = None,
 ) -> BingBertPlan:
   r"""Reads a bing_bert run (``--cf``, ds_config) into a :class:`BingBertPlan`.
 
@@ -399,8 +318,7 @@ def plan_bing_bert(
 
   Raises:
     ValueError: naming the key or argument, for a missing ``--cf`` section
-      or key, a bad ds_config, or an optimizer whose single-worker math is
-      not reproduced.
+      or key, or a bad ds_config.
 
   Examples:
     >>> plan = plan_bing_bert(
@@ -412,7 +330,7 @@ def plan_bing_bert(
     ...      'optimizer': {'type': 'Lamb', 'params': {'lr': 4e-3}},
     ...      'fp16': {'enabled': True}},
     ...     max_seq_length=128, lr_schedule='EE', data_parallel_size=2)
-    >>> plan.accumulation_steps, plan.weight_decay
+    >>> plan.accumulation_steps, plan.optimizer.weight_decay
     (4, 0.01)
 
   References:
@@ -421,142 +339,93 @@ def plan_bing_bert(
   cf_dict = _load_cf(cf)
   ds = ds_reader.load_config(deepspeed_config)
   max_seq_length = _validation.check_int("max_seq_length", max_seq_length, 1)
-  data_parallel_size = _validation.check_int(
-    "data_parallel_size", data_parallel_size, 1
-  )
-  _validation.check_bool(
-    "deepspeed_transformer_kernel", deepspeed_transformer_kernel
-  )
+  data_parallel_size = _validation.check_int("data_parallel_size",
+                                             data_parallel_size, 1)
+  _validation.check_bool("deepspeed_transformer_kernel",
+                         deepspeed_transformer_kernel)
   _validation.check_bool("rewarmup", rewarmup)
   lr_offset = _validation.to_float("lr_offset", lr_offset)
   training = _training_section(cf_dict, max_seq_length)
   notes = []
   if not isinstance(lr_schedule, str):
-    raise ValueError(
-      f"lr_schedule={lr_schedule!r} is not a string; expected "
-      "'EE', 'EP' or 'LE'."
-    )
+    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
+                     "'EE', 'EP' or 'LE'.")
   if lr_schedule not in BING_BERT_LR_SCHEDULES:
-    notes.append(
-      f"--lr_schedule {lr_schedule!r} runs LE, as "
-      "update_learning_rate's else branch does."
-    )
+    notes.append(f"--lr_schedule {lr_schedule!r} runs LE, as "
+                 "update_learning_rate's else branch does.")
   effective = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
 
   weight_decay = training.get("weight_decay", 0.01)
   _validation.check_non_negative(
-    f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
-    weight_decay,
-  )
-
-  # The ds_config, checked by its own reader, with bing_bert's weight decay.
+      f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
+      weight_decay)
   section = ds.get("optimizer")
   if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError(
-      "deepspeed_config has no 'optimizer' section; bing_bert "
-      "runs DeepSpeed's optimizer: expected {'type': ..., "
-      "'params': {...}}."
-    )
-  kind = str(section["type"])
+    raise ValueError("deepspeed_config has no 'optimizer' section; bing_bert "
+                     "runs DeepSpeed's optimizer: expected {'type': ..., "
+                     "'params': {...}}.")
   params = dict(section.get("params") or {})
   if params.get("weight_decay", weight_decay) != weight_decay:
     notes.append(
-      f"weight decay {weight_decay} from the --cf section (default 0.01), "
-      f"not the ds_config's {params['weight_decay']}: "
-      "prepare_optimizer_parameters sets it on every group."
-    )
-  checked = copy.deepcopy(ds)
-  checked["optimizer"] = {
-    "type": kind,
-    "params": dict(params, weight_decay=weight_decay),
-  }
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    ds_reader.from_deepspeed_config(
-      checked, data_parallel_size=data_parallel_size
-    )
-  if kind.lower() in ("lion", "adagrad"):
-    raise ValueError(
-      f"deepspeed_config['optimizer']['type']={kind!r}: "
-      "bing_bert runs Adam, Lamb or the 1-bit optimizers; "
-      "port this ds_config with from_deepspeed_config."
-    )
-  if kind.lower() in _ONEBIT:
+        f"weight decay {weight_decay} from the --cf section (default 0.01), "
+        f"not the ds_config's {params['weight_decay']}: "
+        "prepare_optimizer_parameters sets it on every group.")
+  if str(section["type"]).lower() in _ONEBIT:
     notes.append(
-      "exp_avg_mask of position_embeddings.weight (rows past "
-      f"max_seq_length={max_seq_length}): their gradients and momenta are "
-      "zero on one worker, so the mask changes nothing; not applied."
-    )
+        "exp_avg_mask of position_embeddings.weight (rows past "
+        f"max_seq_length={max_seq_length}): their gradients and momenta are "
+        "zero on one worker, so the mask changes nothing; not applied.")
 
   fp16 = ds.get("fp16", {})
   fp16 = bool(isinstance(fp16, Mapping) and fp16.get("enabled", False))
   restore = 0
   if rewarmup:
     if resume_step is None:
-      raise ValueError(
-        "rewarmup=True needs resume_step: the global step the "
-        "checkpoint restored (its 'last_global_step')."
-      )
+      raise ValueError("rewarmup=True needs resume_step: the global step the "
+                       "checkpoint restored (its 'last_global_step').")
     restore = _validation.check_int("resume_step", resume_step)
-    notes.append(
-      f"--rewarmup: the schedule restarts at step {restore}; the "
-      "optax count is the global step."
-    )
   elif resume_step is not None:
     _validation.check_int("resume_step", resume_step)
-    notes.append(
-      "resume_step without rewarmup: the schedule continues at the "
-      "global step; start the optax count there."
-    )
+    notes.append("resume_step without rewarmup: the schedule continues at the "
+                 "global step; start the optax count there.")
+  learning_rate = None
   if fp16:
-    learning_rate = bing_bert_learning_rate(
-      training, effective, lr_offset, restore_step=restore
-    )
+    learning_rate = bing_bert_learning_rate(training, effective, lr_offset,
+                                            restore_step=restore)
     if "scheduler" in ds:
-      notes.append(
-        "the ds_config's scheduler is overridden: "
-        "update_learning_rate sets every step's rate first."
-      )
-    notes.append(
-      "fp16 dynamic loss scaling skips steps on overflow; "
-      "optax has no overflow: no step is skipped here."
-    )
+      notes.append("the ds_config's scheduler is overridden: "
+                   "update_learning_rate sets every step's rate first.")
+    notes.append("fp16 dynamic loss scaling skips steps on overflow; "
+                 "optax has no overflow: no step is skipped here.")
   else:
-    learning_rate = params.get("lr", 1e-3)
-    if "scheduler" in ds:
-      raise ValueError(
-        "deepspeed_config['scheduler'] with fp16 off: bing_bert's own "
-        "schedule is not applied, and the ds_config scheduler alone is a "
-        "from_deepspeed_config port; refused here."
-      )
     notes.append(
-      "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
-      "(its first step then fails on an unbound lr_this_step); the "
-      f"ds_config's lr {learning_rate!r} is kept, lr_schedule and lr_offset "
-      "are not applied."
-    )
+        "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
+        "(its first step then fails on an unbound lr_this_step); the "
+        "ds_config's learning rate is kept, lr_schedule and lr_offset are not "
+        "applied.")
+  config = dict(ds, optimizer={"type": section["type"],
+                               "params": dict(params,
+                                              weight_decay=weight_decay)})
+  if fp16:
+    config.pop("scheduler", None)
+  with warnings.catch_warnings():
+    # Its ignored keys (fp16, sparse_attention, ...) go to the plan's notes.
+    warnings.simplefilter("ignore")
+    deepspeed = ds_reader.plan_deepspeed_config(
+        config, data_parallel_size=data_parallel_size,
+        weight_decay_mask=specs.NamedMask(
+            "bing_bert_weight_decay_mask",
+            {"deepspeed_transformer_kernel": deepspeed_transformer_kernel}
+            if deepspeed_transformer_kernel else {}),
+        learning_rate=learning_rate)
+  if learning_rate is not None:
+    deepspeed = dataclasses.replace(deepspeed, notes=tuple(
+        n for n in deepspeed.notes if "learning_rate argument" not in n))
   return BingBertPlan(
-    deepspeed_config=ds,
-    training=training,
-    max_seq_length=max_seq_length,
-    lr_schedule=effective,
-    lr_offset=lr_offset,
-    fp16=fp16,
-    learning_rate=learning_rate,
-    optimizer=kind,
-    optimizer_params=dict(params, weight_decay=weight_decay),
-    weight_decay=weight_decay,
-    weight_decay_mask=masks.bing_bert_weight_decay_mask(
-      deepspeed_transformer_kernel=deepspeed_transformer_kernel
-    ),
-    deepspeed_transformer_kernel=deepspeed_transformer_kernel,
-    optimized_mask=masks.bert_weight_decay_mask(no_decay=("pooler",)),
-    clip_norm_includes_frozen=not fp16,
-    gradient_clipping=ds.get("gradient_clipping", 0.0),
-    accumulation_steps=ds_reader.accumulation_steps(ds, data_parallel_size),
-    data_parallel_size=data_parallel_size,
-    notes=tuple(notes),
-  )
+      deepspeed=deepspeed, training=training, max_seq_length=max_seq_length,
+      lr_schedule=effective, lr_offset=lr_offset, fp16=fp16,
+      deepspeed_transformer_kernel=deepspeed_transformer_kernel,
+      data_parallel_size=data_parallel_size, notes=tuple(notes))
 
 
 def from_bing_bert(

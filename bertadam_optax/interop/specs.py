@@ -22,6 +22,7 @@ one new spec class here plus the lines of the reader that choose it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping, Union
 
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ from bertadam_optax import transforms
 __all__ = [
     "AdagradSpec",
     "AdamSpec",
+    "BingBertScheduleSpec",
     "DeepSpeedScheduleSpec",
     "LambSpec",
     "LionSpec",
@@ -562,6 +564,73 @@ class TransformersScheduleSpec:
             f"warmup {self.num_warmup_steps} steps{extra}")
 
 
+@dataclasses.dataclass(frozen=True)
+class BingBertScheduleSpec:
+  r"""bing_bert's ``update_learning_rate``:
+  :func:`bertadam_optax.schedules.bert_schedule` of the ``--lr_schedule``
+  (``EE``: ``warmup_exp_decay_exp``, ``EP``: ``warmup_exp_decay_poly``, else
+  ``warmup_linear_decay_exp``) plus ``lr_offset``, at ``count - restore_step``
+  (``--rewarmup``)."""
+
+  name: str
+  learning_rate: float
+  total_training_steps: int
+  warmup_proportion: float
+  decay_rate: float | None = None
+  decay_step: float | None = None
+  lr_offset: float = 0.0
+  restore_step: int = 0
+
+  def __post_init__(self):
+    _validation.check_int("restore_step", self.restore_step)
+    self.build()
+
+  def _base_source(self) -> str:
+    decay = ("" if self.decay_rate is None else
+             f", decay_rate={self.decay_rate!r}, "
+             f"decay_steps={self.decay_step!r}")
+    return (f"schedules.bert_schedule({self.name!r}, {self.learning_rate!r}, "
+            f"{self.total_training_steps!r}, {self.warmup_proportion!r}"
+            f"{decay}, lr_offset={self.lr_offset!r})")
+
+  def build(self) -> optax.Schedule:
+    kwargs = {}
+    if self.decay_rate is not None:
+      kwargs = dict(decay_rate=self.decay_rate, decay_steps=self.decay_step)
+    base = schedules.bert_schedule(
+        self.name, self.learning_rate, self.total_training_steps,
+        self.warmup_proportion, lr_offset=self.lr_offset, **kwargs)
+    if not self.restore_step:
+      return base
+    restore = self.restore_step
+    return lambda count: base(count - restore)
+
+  def to_source(self) -> str:
+    if not self.restore_step:
+      return self._base_source()
+    return (f"(lambda base: lambda count: base(count - {self.restore_step!r}))"
+            f"({self._base_source()})")
+
+  def stage(self) -> optax.GradientTransformation:
+    return _scale_stage(self.build())
+
+  def stage_source(self) -> str:
+    return f"transforms.scale_by_learning_rate({self.to_source()})"
+
+  def milestone(self) -> tuple[str, int] | None:
+    end = math.ceil(self.warmup_proportion * self.total_training_steps)
+    return ("warmup end", self.restore_step + end) if end > 0 else None
+
+  def describe(self) -> str:
+    decay = ("" if self.decay_rate is None else
+             f", decay {self.decay_rate!r} every {self.decay_step!r} steps")
+    restart = (f", restarted at step {self.restore_step} (--rewarmup)"
+               if self.restore_step else "")
+    return (f"bing_bert {self.name}: peak {self.learning_rate!r}, warmup "
+            f"{self.warmup_proportion!r} of {self.total_training_steps} "
+            f"steps{decay}, + lr_offset {self.lr_offset!r}{restart}")
+
+
 _METRIC_STAGES = {"reduce_lr_on_plateau": transforms.reduce_lr_on_plateau,
                   "greedy": transforms.greedy}
 
@@ -604,24 +673,27 @@ class MetricScheduleSpec:
 # Masks --------------------------------------------------------------------
 
 _MASKS = {"bert_weight_decay_mask": masks.bert_weight_decay_mask,
+          "bing_bert_weight_decay_mask": masks.bing_bert_weight_decay_mask,
           "trainer_weight_decay_mask": masks.trainer_weight_decay_mask}
 
 
 @dataclasses.dataclass(frozen=True)
 class NamedMask:
-  """A weight-decay mask of :mod:`bertadam_optax.masks`, called with its
-  default arguments, that knows its source."""
+  """A weight-decay mask of :mod:`bertadam_optax.masks`, called with
+  ``kwargs`` (its defaults if empty), that knows its source."""
 
   name: str
+  kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     _validation.check_choice("name", self.name, tuple(_MASKS))
 
   def __call__(self, params: Any) -> Any:
-    return _MASKS[self.name](params)
+    return _MASKS[self.name](params, **self.kwargs)
 
   def to_source(self) -> str:
-    return f"masks.{self.name}()"
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+    return f"masks.{self.name}({kwargs})"
 
 
 def _mask_source(mask: Any) -> str | None:
