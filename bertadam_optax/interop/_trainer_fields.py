@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
+
+from bertadam_optax.interop import _reading
 
 __all__ = [
   "OTHER_VERSION_FIELDS",
@@ -34,6 +37,7 @@ __all__ = [
   "classify_fields",
   "parse_lr_scheduler_kwargs",
   "parse_optim_args",
+  "warmup_steps",
 ]
 
 TRAINING_ARGUMENTS_FIELDS = frozenset(
@@ -323,3 +327,23 @@ def parse_optim_args(value: Any) -> dict[str, str]:
       raise ValueError(f"optim_args={value!r}: {item!r} is not key=value.")
     parsed[key] = rest
   return parsed
+
+
+def warmup_steps(fields: Mapping[str, Any], num_training_steps: int) -> int:
+  """The Trainer's warmup steps (``TrainingArguments.get_warmup_steps``).
+
+  ``warmup_steps`` when it is at least 1; a ``warmup_steps`` below 1 is a
+  ratio of ``num_training_steps`` (transformers 5); else ``warmup_ratio``.
+
+  Examples:
+    >>> warmup_steps({'warmup_steps': 0.25}, 100)
+    25
+  """
+  steps = _reading.number("warmup_steps", fields.get("warmup_steps", 0), 0.0)
+  ratio = _reading.number("warmup_ratio", fields.get("warmup_ratio") or 0.0,
+                          0.0, 1.0)
+  if steps >= 1:
+    return int(steps)  # as get_warmup_steps
+  if steps > 0:
+    return math.ceil(num_training_steps * steps)
+  return math.ceil(num_training_steps * ratio)

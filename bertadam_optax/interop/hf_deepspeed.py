@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bertadam_optax import _validation
+from bertadam_optax.interop import _trainer_fields
 from bertadam_optax.interop import deepspeed_config as ds_reader
 from bertadam_optax.interop._reading import auto_keys
 
@@ -78,22 +79,6 @@ def _fields(training_args: Any) -> dict:
   ):
     values[key] = _validation.check_bool(key, values[key])
   return values
-
-
-def _warmup_steps(values: Mapping[str, Any], num_training_steps: int) -> int:
-  """``TrainingArguments.get_warmup_steps``.
-
-  A ``warmup_steps`` below 1 is a ratio; the older ``warmup_ratio`` counts when
-  ``warmup_steps`` is 0.
-  """
-  steps = _validation.check_number("warmup_steps", values["warmup_steps"], 0)
-  ratio = values["warmup_ratio"] or 0.0
-  _validation.check_number("warmup_ratio", ratio, 0.0, 1.0)
-  if steps >= 1:
-    return int(steps)
-  if steps > 0:
-    return math.ceil(num_training_steps * steps)
-  return math.ceil(num_training_steps * ratio)
 
 
 class _Filler:
@@ -272,7 +257,7 @@ def fill_deepspeed_auto(
   )
   f.fill(
     "scheduler.params.warmup_num_steps",
-    max(1, _warmup_steps(args, num_training_steps)),
+    max(1, _trainer_fields.warmup_steps(args, num_training_steps)),
     "warmup_steps",
   )
   if f.mismatches:
