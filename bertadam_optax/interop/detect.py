@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bertadam_optax.interop import _trainer_fields
+from bertadam_optax.interop import deepspeed_config
 
 __all__ = [
   "DEEPSPEED_CONFIG_KEYS",
@@ -123,20 +124,13 @@ def _load(path: str) -> tuple[str, Any]:
       text = f.read()
   except OSError as e:
     raise ValueError(f"{path!r} cannot be read: {e.strerror}.") from e
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path!r} is not a UTF-8 text file: {e.reason} at "
+                     f"byte {e.start}.") from None
   if _is_script(path, text.lstrip()):
     return text, None
-  try:
-    loaded = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(
-      f"{path!r} is neither JSON ({e.msg}, line {e.lineno}) nor a shell "
-      "launch script."
-    ) from e
-  if not isinstance(loaded, dict):
-    raise ValueError(
-      f"{path!r} holds a JSON {type(loaded).__name__}; expected an object."
-    )
-  return text, loaded
+  # Not a script: a JSON object, read (and refused) as configs are.
+  return text, deepspeed_config.load_config(path)
 
 
 def _keys_of(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -190,7 +184,7 @@ def _single(path: str, config: Mapping[str, Any]) -> RunKind:
     )
   raise ValueError(
     f"{path!r}: cannot tell a ds_config ({_named(ds) or 'no keys'}) from "
-    f"TrainingArguments ({_named(ta) or 'no fields'}); pass the kind."
+    f"TrainingArguments ({_named(ta) or 'no fields'}); pass --kind to port (the kind)."
   )
 
 

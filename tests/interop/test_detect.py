@@ -71,7 +71,7 @@ def test_what_cannot_be_told(tmp_path):
     detect.detect_run_kind(ambiguous)
   broken = tmp_path / "b.json"
   broken.write_text("{not json")
-  with pytest.raises(ValueError, match="neither JSON"):
+  with pytest.raises(ValueError, match="not valid JSON"):
     detect.detect_run_kind(broken)
   with pytest.raises(ValueError, match="cannot be read"):
     detect.detect_run_kind(tmp_path / "missing.json")
