@@ -145,9 +145,9 @@ class BingBertPlan:
     lines += [line for line in self.deepspeed.describe()
               if not line.startswith(("source:", "note:"))]
     lines.append("frozen:        the pooler (not given to the optimizer); "
-                 "the clip's norm " + ("includes" if
+                 "the clip's norm " + ("includes it" if
                                        self.clip_norm_includes_frozen else
-                                       "leaves out") + " it")
+                                       "leaves it out"))
     return lines + [f"note:          {n}" for n in
                     self.deepspeed.notes + self.notes]
 
@@ -418,9 +418,10 @@ def plan_bing_bert(
             {"deepspeed_transformer_kernel": deepspeed_transformer_kernel}
             if deepspeed_transformer_kernel else {}),
         learning_rate=learning_rate)
-  if learning_rate is not None:
-    deepspeed = dataclasses.replace(deepspeed, notes=tuple(
-        n for n in deepspeed.notes if "learning_rate argument" not in n))
+  # bing_bert reads fp16 (and sets the rate): not an ignored key here.
+  deepspeed = dataclasses.replace(deepspeed, notes=tuple(
+      n.replace("'fp16', ", "").replace(", 'fp16'", "")
+      for n in deepspeed.notes if "learning_rate argument" not in n))
   return BingBertPlan(
       deepspeed=deepspeed, training=training, max_seq_length=max_seq_length,
       lr_schedule=effective, lr_offset=lr_offset, fp16=fp16,

@@ -225,7 +225,7 @@ def detect_run_kind(
     _, config = loaded[0]
     if config is None:
       return RunKind(
-        "launch_script", (paths[0],), "a shell script (launcher command)"
+        "launch_script", (paths[0],), "a shell script with a launcher command"
       )
     return _single(paths[0], config)
   configs = [c for _, c in loaded]
