@@ -213,7 +213,9 @@ def check_int(name: str, value: Any, low: int | None = 0,
     raise ValueError(f"{name}={value!r} is not an integer; expected an "
                      f"integer in {_interval(low, high, True, True)}.")
   number = int(number)
-  check_number(name, number, low, high, allowed=allowed)
+  if (low is not None and number < low) or (high is not None and number > high):
+    raise ValueError(f"{name}={value!r} is out of range; expected an integer "
+                     f"in {_interval(low, high, True, True)}.")
   return number
 
 

@@ -98,8 +98,21 @@ def bert_weight_decay_mask(
     ...                                   'bias': jnp.ones(2)}})
     {'dense': {'bias': False, 'kernel': True}}
   """
-  patterns = [re.compile(p) for p in no_decay]
+  patterns = _compile("no_decay", no_decay)
   return _by_name(lambda name: any(p.search(name) for p in patterns), params)
+
+
+def _compile(name: str, patterns: Sequence[str]) -> list[re.Pattern]:
+  """The regular expressions, refusing a bare string (a sequence of chars)."""
+  if isinstance(patterns, (str, bytes)) or not all(
+      isinstance(p, str) for p in patterns):
+    raise ValueError(f"{name}={patterns!r} is not a sequence of regular "
+                     "expressions; expected e.g. ['bias', 'LayerNorm'].")
+  try:
+    return [re.compile(p) for p in patterns]
+  except re.error as e:
+    raise ValueError(f"{name}={patterns!r} holds an invalid regular "
+                     f"expression: {e}.") from None
 
 
 def _by_name(excluded: Callable[[str], bool], params: Any) -> Any:
@@ -145,8 +158,8 @@ def trainer_weight_decay_mask(
     transformers, ``trainer.py``: ``Trainer.get_decay_parameter_names``;
     ``trainer_pt_utils.py``: ``get_parameter_names``.
   """
-  patterns = [re.compile(p) for p in TRAINER_NO_DECAY_PATTERNS]
-  modules = [re.compile(p) for p in norm_modules]
+  patterns = _compile("TRAINER_NO_DECAY_PATTERNS", TRAINER_NO_DECAY_PATTERNS)
+  modules = _compile("norm_modules", norm_modules)
 
   def excluded(name: str) -> bool:
     parts = name.split(".")

@@ -193,7 +193,9 @@ def test_resumed_in_a_new_process_is_bit_identical(uninterrupted, tmp_path):
 
 @pytest.mark.parametrize("other, paths", [
     (make_tx(weight_decay=0.0), ["only in the checkpoint: 2.inner_state",
-                                 "only in the target: 2 (empty)"]),
+                                 "only in the target: 2 (empty)",
+                                 "differs: stage 2 (checkpoint MaskedState, "
+                                 "target EmptyState)"]),
     (optax.MultiSteps(make_tx(), 2), ["only in the checkpoint: 1.mu.dense_0",
                                       "only in the target: acc_grads."]),
     (make_tx(mu_dtype=jnp.bfloat16),
@@ -232,9 +234,15 @@ def test_missing_step_is_refused(uninterrupted, tmp_path):
   params_like = init_params(1)
   with pytest.raises(FileNotFoundError, match=r"saved steps: \[10\]"):
     restore_checkpoint(directory, 11, params_like, TX.init(params_like))
+  (tmp_path / "empty").mkdir()
   with pytest.raises(FileNotFoundError, match=r"saved steps: \[\]"):
     restore_checkpoint(tmp_path / "empty", None, params_like,
                        TX.init(params_like))
+  # A missing directory is an error, and the restore does not create it.
+  with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+    restore_checkpoint(tmp_path / "missing", None, params_like,
+                       TX.init(params_like))
+  assert not (tmp_path / "missing").exists()
 
 
 def test_nnx_model_and_optimizer_round_trip(tmp_path):
@@ -283,3 +291,29 @@ def test_missing_orbax_names_the_extra(monkeypatch, tmp_path):
   params = init_params(0)
   with pytest.raises(ImportError, match=r"bertadam-optax\[checkpoint\]"):
     save_checkpoint(tmp_path, 0, params, TX.init(params))
+
+
+def test_docstring_examples_run():
+  import doctest
+
+  from bertadam_optax import checkpoint
+
+  result = doctest.testmod(checkpoint, optionflags=doctest.ELLIPSIS)
+  assert result.attempted >= 10 and result.failed == 0, result
+
+
+def test_hyperparameters_of_another_optimizer_are_refused(tmp_path):
+  # Without a mask, weight_decay=0.01 and 0.02 have the same state: only the
+  # recorded hyperparameters tell them apart.
+  tx = bertadam(1e-2, warmup=0.1, t_total=STEPS)
+  other = bertadam(1e-2, warmup=0.1, t_total=STEPS, weight_decay=0.02)
+  params = init_params(0)
+  save_checkpoint(tmp_path, 1, params, tx.init(params), optimizer=tx)
+  chex.assert_trees_all_equal_structs(tx.init(params), other.init(params))
+  with pytest.raises(ValueError, match=r"(?s)optimizer \(saved by.*differs: "
+                     r"\S*weight_decay \(checkpoint 0.01, target 0.02\)"):
+    restore_checkpoint(tmp_path, 1, params, other.init(params),
+                       optimizer=other)
+  restored = restore_checkpoint(tmp_path, 1, init_params(1), tx.init(params),
+                                optimizer=tx)
+  chex.assert_trees_all_equal(restored[0], params)

@@ -20,6 +20,7 @@ import pytest
 
 import bertadam_optax
 from bertadam_optax import bert_weight_decay_mask
+from bertadam_optax import masks
 from bertadam_optax import path_to_name
 from bertadam_optax.examples import tiny_bert
 from tests.bertadam_reference import deepspeed_decays
@@ -226,3 +227,32 @@ def test_docstring_examples_run():
   result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
   assert result.attempted > 0
   assert result.failed == 0
+
+
+@pytest.mark.parametrize("make,name", [
+    (lambda: masks.bert_weight_decay_mask(no_decay="bias"), "no_decay"),
+    (lambda: masks.bert_weight_decay_mask(no_decay=["("]), "no_decay"),
+    (lambda: masks.trainer_weight_decay_mask(norm_modules="ln_f"),
+     "norm_modules"),
+    (lambda: masks.trainer_weight_decay_mask(norm_modules=[3]),
+     "norm_modules"),
+])
+def test_bad_patterns_are_refused_by_name(make, name):
+  with pytest.raises(ValueError, match=name):
+    make()
+
+
+def test_trainer_mask_on_torch_and_flax_names():
+  names = {"encoder.dense.weight": 1, "encoder.dense.bias": 1,
+           "encoder.LayerNorm.weight": 1, "h.0.rmsnorm.weight": 1,
+           "final_norm.weight": 1, "Dense_0.kernel": 1,
+           "LayerNorm_0.scale": 1, "ln_f.weight": 1, "normalizer.weight": 1}
+  assert masks.trainer_weight_decay_mask(names) == {
+      "encoder.dense.weight": True, "encoder.dense.bias": False,
+      "encoder.LayerNorm.weight": False, "h.0.rmsnorm.weight": False,
+      "final_norm.weight": False, "Dense_0.kernel": True,
+      "LayerNorm_0.scale": False, "ln_f.weight": True,
+      "normalizer.weight": True}
+  # As a function, with a norm module the patterns miss.
+  build = masks.trainer_weight_decay_mask(norm_modules=["ln_f"])
+  assert build(names)["ln_f.weight"] is False

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
+import json
 import math
 import os
 import sys
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+from bertadam_optax import _validation
 from bertadam_optax.schedules import registry
 
-__all__ = ["main"]
+__all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser",
+           "main", "number_type", "readable_file", "writable_path"]
 
 PROG = "bertadam-optax"
 
 USAGE_ERROR = 2
-RUNTIME_ERROR = 1
 
 
 class UsageError(Exception):
@@ -42,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(f"{self.prog}: error: {message}")
 
 
-class _HelpFormatter(argparse.HelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
   """Wraps descriptions to the terminal; prints the examples as written."""
 
   def __init__(self, prog: str):
@@ -54,9 +58,15 @@ class _HelpFormatter(argparse.HelpFormatter):
     return super()._fill_text(text, width, indent)
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None,
-            *, low_inclusive: bool = True, high_inclusive: bool = False):
-  """An argparse ``type`` that parses ``kind`` and checks its range."""
+def number_type(kind: type, low: float | None = None,
+                high: float | None = None, *, low_inclusive: bool = True,
+                high_inclusive: bool = False):
+  """An argparse ``type`` that parses ``kind`` and checks its range.
+
+  The check is :mod:`bertadam_optax._validation`'s, so a flag refuses what
+  the library refuses: NaN and infinities always, integers outside the int32
+  range of a step count unless ``high`` says otherwise.
+  """
 
   def parse(text: str):
     try:
@@ -65,25 +75,33 @@ def _number(kind: type, low: float | None = None, high: float | None = None,
       raise argparse.ArgumentTypeError(
           f"expected {'an integer' if kind is int else 'a number'}, got "
           f"{text!r}") from None
-    below = low is not None and (value < low if low_inclusive else
-                                 value <= low)
-    above = high is not None and (value > high if high_inclusive else
-                                  value >= high)
-    if below or above or not math.isfinite(value):
-      lo = "-inf" if low is None else repr(low)
-      hi = "inf" if high is None else repr(high)
-      interval = (("[" if low_inclusive else "(") + f"{lo}, {hi}" +
-                  ("]" if high_inclusive else ")"))
-      raise argparse.ArgumentTypeError(
-          f"{text} is out of range; expected a value in {interval}")
+    try:
+      if kind is int:
+        top = _validation.INT32_MAX if high is None else high
+        _validation.check_int(
+            "value", value,
+            None if low is None else low + (not low_inclusive),
+            top - (not high_inclusive) if high is not None else top)
+      else:
+        _validation.check_number("value", value, low, high,
+                                 low_inclusive=low_inclusive,
+                                 high_inclusive=high_inclusive)
+    except ValueError as e:
+      # "value=1e+400 is not finite; ..." -> "1e400 is not finite; ...": the
+      # flag is named by argparse in front of the message.
+      reason = str(e).split(" is ", 1)[-1].rstrip(".")
+      raise argparse.ArgumentTypeError(f"{text} is {reason}") from None
     return value
 
   parse.__name__ = kind.__name__
   return parse
 
 
+_number = number_type  # The name cli/port.py uses.
+
+
 def _warmup(text: str) -> float:
-  value = _number(float)(text)
+  value = number_type(float)(text)
   if value != -1 and not 0 <= value < 1:
     raise argparse.ArgumentTypeError(
         f"{text} is out of range; expected a fraction of the total steps in "
@@ -91,14 +109,38 @@ def _warmup(text: str) -> float:
   return value
 
 
+_OPTION_FLAGS = {"lr": "--lr", "t_total": "--t-total",
+                 "warmup": "--warmup", "warmup_steps": "--warmup-steps",
+                 "min_lr": "--min-lr", "decay_rate": "--decay-rate",
+                 "decay_steps": "--decay-steps", "steps": "--steps"}
+
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf,
+               "-inf": -math.inf, "infinity": math.inf,
+               "+infinity": math.inf, "-infinity": -math.inf}
+
+
 def _keyword(text: str) -> tuple[str, Any]:
+  """``--set KEY=VALUE``: a Python literal, else the bare word as a string.
+
+  The uniform options have flags of their own (``--set t_total=5`` would
+  clash with ``--t-total``), and NaN is never a schedule's keyword.
+  """
   key, sep, value = text.partition("=")
   if not sep or not key.isidentifier():
     raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-  try:
-    parsed = ast.literal_eval(value)
-  except (ValueError, SyntaxError):
-    parsed = value  # A bare word such as warmup_type=linear stays a string.
+  if key in _OPTION_FLAGS:
+    raise argparse.ArgumentTypeError(
+        f"{key} is set by {_OPTION_FLAGS[key]}, not --set")
+  if value.strip().lower() in _NON_FINITE:
+    parsed = _NON_FINITE[value.strip().lower()]
+  else:
+    try:
+      parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+      parsed = value  # A bare word such as warmup_type=linear stays a string.
+  if _validation.is_number(parsed) and math.isnan(parsed):
+    raise argparse.ArgumentTypeError(f"{key}={value}: NaN is not a value of "
+                                     "any schedule keyword")
   return key, parsed
 
 
@@ -107,25 +149,30 @@ def _add_schedule_options(parser: argparse.ArgumentParser, *, lr: float,
   group = parser.add_argument_group(
       "schedule options", "Each schedule reads the ones it needs; "
       "`bertadam-optax list` says which.")
-  group.add_argument("--lr", type=_number(float, 0), default=lr,
+  group.add_argument("--lr", type=number_type(float, 0), default=lr,
                      help="peak learning rate (default: %(default)g)")
   if t_total:
-    group.add_argument("--t-total", type=_number(int, 1), default=1000,
+    group.add_argument("--t-total", type=number_type(int, 1), default=1000,
                        metavar="STEPS",
-                       help="total number of steps (default: %(default)s)")
+                       help="total number of steps, at most 2**31 - 1 "
+                       "(default: %(default)s); only the steps shown or "
+                       "drawn are evaluated")
   warmup = group.add_mutually_exclusive_group()
   warmup.add_argument("--warmup", type=_warmup, default=None,
                       metavar="FRACTION",
                       help="warmup as a fraction of the total steps, in "
                       "[0, 1) or -1 for none (default: 0.1)")
-  warmup.add_argument("--warmup-steps", type=_number(int, 0), default=None,
+  warmup.add_argument("--warmup-steps", type=number_type(int, 0),
+                      default=None,
                       metavar="STEPS", help="warmup as a number of steps")
-  group.add_argument("--min-lr", type=_number(float, 0), default=None,
+  group.add_argument("--min-lr", type=number_type(float, 0),
+                     default=None,
                      help="floor of the decay (transformers' min_lr and "
                      "lr_end, DeepSpeed's warmup_min_lr, cycle_min_lr ...)")
-  group.add_argument("--decay-rate", type=_number(float, 0), default=None,
+  group.add_argument("--decay-rate", type=number_type(float, 0),
+                     default=None,
                      help="rate of the exponential decays and of OneCycle")
-  group.add_argument("--decay-steps", type=_number(int, 0), default=None,
+  group.add_argument("--decay-steps", type=number_type(int, 0), default=None,
                      metavar="STEPS",
                      help="period of the exponential decays, OneCycle's "
                      "decay_step_size, the decay length of "
@@ -161,9 +208,18 @@ def schedule_options(args: argparse.Namespace, t_total: int) -> dict[str, Any]:
 
 
 def build_schedule(name: str, options: dict[str, Any]):
-  """``registry.make_schedule``, its errors made one-line usage errors."""
+  """``registry.make_schedule``, its errors made one-line usage errors.
+
+  The schedule is also evaluated at its key points (a handful of steps, not
+  ``t_total`` of them), so that a ``--set`` value the factory lets through
+  but the formula cannot use (a string exponent, a negative degree that
+  divides by zero) is reported here, naming the schedule, and not as a
+  traceback from inside jit or a silent ``inf`` in a figure.
+  """
+  # Imported here: plots imports jax, which `list` does without.
+  from bertadam_optax.cli import plots  # pylint: disable=g-import-not-at-top
   try:
-    return registry.make_schedule(name, **options)
+    schedule = registry.make_schedule(name, **options)
   except registry.MissingScheduleOptionError as e:
     flag = ("--warmup or --warmup-steps" if e.option == "warmup" else
             "--" + e.option.replace("_", "-"))
@@ -171,6 +227,23 @@ def build_schedule(name: str, options: dict[str, Any]):
         f"{PROG}: error: schedule {name!r} requires {flag}") from None
   except (ValueError, TypeError) as e:
     raise UsageError(f"{PROG}: error: schedule {name!r}: {e}") from None
+  extra = "".join(f" --set {k}={v!r}" for k, v in options.items()
+                  if k not in registry.OPTION_NAMES)
+  steps = [step for _, step in plots.key_points(name, options)]
+  try:
+    values = plots.schedule_values_at(schedule, steps)
+  except (ValueError, TypeError, ArithmeticError) as e:
+    raise UsageError(
+        f"{PROG}: error: schedule {name!r} cannot be evaluated with these "
+        f"options{extra}: {type(e).__name__}: {e}") from None
+  bad = [(step, value) for step, value in zip(steps, values)
+         if not math.isfinite(value)]
+  if bad:
+    step, value = bad[0]
+    raise UsageError(
+        f"{PROG}: error: schedule {name!r} gives the learning rate {value} at "
+        f"step {step} with these options{extra}; expected a finite value")
+  return schedule
 
 
 def _need_extra(command: str):
@@ -236,12 +309,73 @@ def writable_path(path: str, flag: str, *, directory: bool) -> str:
   if not writable:
     raise UsageError(f"{PROG}: error: argument {flag}: cannot write {path!r}:"
                      f" {parent!r} is not a writable directory")
+  if directory and os.path.isdir(path):
+    try:
+      with tempfile.TemporaryFile(dir=path):
+        pass
+    except OSError:
+      raise UsageError(f"{PROG}: error: argument {flag}: cannot write into "
+                       f"{path!r}: not a writable directory") from None
   return path
+
+
+def readable_file(path: str, flag: str) -> str:
+  """``path`` made absolute, or a usage error if it is not a UTF-8 text file.
+
+  The input files are small configs, so reading one more time here costs
+  nothing and names the file in every failure (a missing file, a directory,
+  no permission, a binary file) before any work.
+  """
+  absolute = os.path.abspath(path)
+  if os.path.isdir(absolute):
+    raise UsageError(f"{PROG}: error: argument {flag}: {path!r} is a "
+                     "directory; expected a file")
+  try:
+    with open(absolute, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise UsageError(f"{PROG}: error: argument {flag}: {path!r} cannot be "
+                     f"read: {e.strerror or e}") from None
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise UsageError(
+        f"{PROG}: error: argument {flag}: {path!r} is not a UTF-8 text file "
+        f"(byte {data[e.start]:#04x} at offset {e.start})") from None
+  return absolute
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+  """Opens a temporary file beside ``path``; moves it onto ``path`` on success.
+
+  Missing directories are created. If the body raises, the temporary file is
+  removed and ``path`` keeps its old content (or stays absent), so an
+  interrupted command never leaves a half-written output.
+  """
+  path = os.path.abspath(path)
+  directory = os.path.dirname(path)
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1],
+                             dir=directory)
+  try:
+    with os.fdopen(fd, mode) as f:
+      yield f
+    # mkstemp makes the file private (0600); an output gets the usual 0666
+    # less the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
   _check_names(args.names)
-  output = writable_path(args.output, "-o", directory=False)
+  output = args.output
   options = schedule_options(args, args.t_total)
   schedules = [(name, build_schedule(name, options)) for name in args.names]
   plots = _need_extra("plot")
@@ -253,7 +387,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
   names = list(dict.fromkeys([args.schedule] + list(args.compare or ())))
   _check_names(names)
-  args.out = writable_path(args.out, "--out", directory=True)
   options = schedule_options(args, args.steps)
   for name in names:
     build_schedule(name, options)
@@ -306,7 +439,10 @@ examples:
   {PROG} list                      every schedule, its family and formula
   {PROG} show warmup_linear        the learning rate at key steps
   {PROG} plot warmup_linear transformers.linear -o schedules.png
+  {PROG} port ds_config.json       the optax optimizer of a DeepSpeed config
+  {PROG} bench --trees tiny        time one optimizer step (source checkout)
 
+Bad input is one line on stderr and exit status 2, before any work.
 `{PROG} COMMAND --help` shows each command's options and examples.
 """
 
@@ -316,9 +452,11 @@ def build_parser() -> _Parser:
   from bertadam_optax import __version__
 
   parser = _Parser(
-      prog=PROG, formatter_class=_HelpFormatter, epilog=_MAIN_EXAMPLES,
+      prog=PROG, formatter_class=HelpFormatter, epilog=_MAIN_EXAMPLES,
       description="BertAdam and every BERT/LLM learning-rate schedule for "
-      "Optax: a pretraining demo and schedule plots.")
+      "Optax: a pretraining demo, schedule tables and plots, DeepSpeed and "
+      "transformers configs ported to optax, and the optimizer-step "
+      "benchmark.")
   parser.add_argument("--version", action="version",
                       version=f"%(prog)s {__version__}")
   commands = parser.add_subparsers(dest="command", metavar="COMMAND",
@@ -326,7 +464,7 @@ def build_parser() -> _Parser:
   commands.required = True
 
   demo = commands.add_parser(
-      "demo", formatter_class=_HelpFormatter, epilog=_DEMO_EXAMPLES,
+      "demo", formatter_class=HelpFormatter, epilog=_DEMO_EXAMPLES,
       help="pretrain a tiny BERT masked LM with bertadam on the bundled text",
       description="Pretrain a tiny BERT-style masked language model with "
       "bertadam on the corpus that ships with the package (Genesis and "
@@ -338,12 +476,13 @@ def build_parser() -> _Parser:
                     help="also train with these schedules, from the same "
                     "initialization and batches, and draw all the curves on "
                     "one figure")
-  demo.add_argument("--steps", type=_number(int, 1), default=600,
+  demo.add_argument("--steps", type=number_type(int, 1), default=600,
                     help="training steps, the schedules' t_total "
                     "(default: %(default)s)")
-  demo.add_argument("--batch-size", type=_number(int, 1), default=64,
+  demo.add_argument("--batch-size", type=number_type(int, 1), default=64,
                     help="sequences per step (default: %(default)s)")
-  demo.add_argument("--seed", type=_number(int, 0, 2**32, high_inclusive=False),
+  demo.add_argument("--seed",
+                    type=number_type(int, 0, 2**32, high_inclusive=False),
                     default=0, help="seed of the initialization, batches and "
                     "masks; the same seed gives the same numbers "
                     "(default: %(default)s)")
@@ -356,10 +495,11 @@ def build_parser() -> _Parser:
   demo.add_argument("--no-progress", action="store_true",
                     help="no progress bar")
   _add_schedule_options(demo, lr=5e-3, t_total=False)
-  demo.set_defaults(func=_cmd_demo)
+  demo.set_defaults(func=_cmd_demo,
+                    checked_outputs=(("out", "--out", True),))
 
   plot = commands.add_parser(
-      "plot", formatter_class=_HelpFormatter, epilog=_PLOT_EXAMPLES,
+      "plot", formatter_class=HelpFormatter, epilog=_PLOT_EXAMPLES,
       help="draw schedules into a PNG",
       description="Draw the learning rate of one or more schedules against "
       "the step into a PNG, with each warmup boundary marked.")
@@ -368,10 +508,11 @@ def build_parser() -> _Parser:
   plot.add_argument("-o", "--output", default="schedules.png", metavar="PNG",
                     help="output file (default: %(default)s)")
   _add_schedule_options(plot, lr=1e-3, t_total=True)
-  plot.set_defaults(func=_cmd_plot)
+  plot.set_defaults(func=_cmd_plot,
+                    checked_outputs=(("output", "-o/--output", False),))
 
   show = commands.add_parser(
-      "show", formatter_class=_HelpFormatter, epilog=_SHOW_EXAMPLES,
+      "show", formatter_class=HelpFormatter, epilog=_SHOW_EXAMPLES,
       help="print a schedule's learning rate at key steps",
       description="Print the learning rate of a schedule at the start, the "
       "warmup boundary, the quarter points and the end.")
@@ -381,7 +522,7 @@ def build_parser() -> _Parser:
   show.set_defaults(func=_cmd_show)
 
   listing = commands.add_parser(
-      "list", formatter_class=_HelpFormatter, epilog=_LIST_EXAMPLES,
+      "list", formatter_class=HelpFormatter, epilog=_LIST_EXAMPLES,
       help="list every schedule with its family and formula",
       description="List every schedule name with its family and a one-line "
       "formula.")
@@ -389,10 +530,13 @@ def build_parser() -> _Parser:
                        help="only this family")
   listing.set_defaults(func=_cmd_list)
 
-  # Imported here: they build on this module (UsageError, PROG, _number).
+  # Imported here: they build on this module (UsageError, PROG, number_type).
   from bertadam_optax.cli import bench
   from bertadam_optax.cli import port
   port.register(commands)
+  commands.choices["port"].set_defaults(
+      checked_inputs=(("config", "CONFIG"),),
+      checked_outputs=(("output", "-o/--output", False),))
   bench.register(commands)
   parser.command_names = tuple(commands.choices)
   return parser
@@ -403,6 +547,11 @@ def _unknown_command(parser: _Parser, argv: Sequence[str]) -> str | None:
 
   (argparse's own message lists the choices without suggesting one.)
   """
+  if argv and argv[0].startswith("-") and argv[0] not in (
+      "-h", "--help", "--version"):
+    # argparse would only say that COMMAND is missing.
+    return (f"{PROG}: error: unrecognized option {argv[0]!r} before COMMAND "
+            f"(choose from {', '.join(parser.command_names)})")
   if not argv or argv[0].startswith("-") or argv[0] in parser.command_names:
     return None
   choices = parser.command_names
@@ -412,31 +561,97 @@ def _unknown_command(parser: _Parser, argv: Sequence[str]) -> str | None:
           f"{', '.join(choices)}){hint}")
 
 
+def _check_files(args: argparse.Namespace) -> None:
+  """Checks the command's input files and output paths before it works.
+
+  Each command declares them with ``set_defaults(checked_inputs=((dest,
+  flag), ...), checked_outputs=((dest, flag, is_directory), ...))``.
+  """
+  for dest, flag in getattr(args, "checked_inputs", ()):
+    if getattr(args, dest, None) is not None:
+      readable_file(getattr(args, dest), flag)
+  for dest, flag, directory in getattr(args, "checked_outputs", ()):
+    if getattr(args, dest, None) is not None:
+      setattr(args, dest, writable_path(getattr(args, dest), flag,
+                                        directory=directory))
+
+
+def _one_line(text: str) -> str:
+  return "; ".join(line.strip() for line in str(text).splitlines()
+                   if line.strip())
+
+
+def _input_error(error: BaseException, args: argparse.Namespace | None
+                 ) -> str | None:
+  """The one-line message for ``error`` if it is a failure of the input.
+
+  ``None`` for anything else: a genuine bug still shows its traceback.
+  Errors of a config's shape (a string where a section belongs, a string
+  where a number belongs) surface from the readers as ``TypeError``,
+  ``KeyError`` or ``AttributeError``; they count as bad input only for a
+  command that read a file, and the message names the file.
+  """
+  command = getattr(args, "command", None)
+  prefix = f"{PROG} {command}: error: " if command else f"{PROG}: error: "
+  source = None
+  for dest, _ in getattr(args, "checked_inputs", ()):
+    if getattr(args, dest, None) is not None:
+      source = getattr(args, dest)
+  where = f"{source}: " if source else ""
+  if isinstance(error, json.JSONDecodeError):
+    return (f"{prefix}{where}not valid JSON: {error.msg} (line {error.lineno}"
+            f", column {error.colno})")
+  if isinstance(error, UnicodeError):
+    return f"{prefix}{where}not a UTF-8 text file ({error})"
+  if isinstance(error, RecursionError):
+    return f"{prefix}{where}nested too deeply to read"
+  if isinstance(error, OSError):
+    name = error.filename or source or ""
+    return f"{prefix}{name}: {error.strerror or error}".replace(": : ", ": ")
+  if isinstance(error, ValueError):
+    return prefix + where + _one_line(error)
+  if source and isinstance(error, (TypeError, KeyError, AttributeError,
+                                   IndexError)):
+    detail = (f"missing key {error.args[0]!r}" if isinstance(error, KeyError)
+              else _one_line(error))
+    return f"{prefix}{where}unexpected structure: {detail}"
+  return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the ``bertadam-optax`` command line.
+
+  Every failure of the input (a bad option, a missing or unreadable file,
+  a config of the wrong shape, an output that cannot be written) is one line
+  on stderr and exit status 2, reported before any work where it can be
+  checked up front; only a genuine bug shows a traceback.
 
   Args:
     argv: the arguments after the program name; ``None`` reads ``sys.argv``.
 
   Returns:
     The exit status: 0 on success, 2 on bad input (reported as one line on
-    stderr), 1 if a command could not complete.
+    stderr), 130 if interrupted.
   """
   argv = list(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
+  args = None
   try:
     unknown = _unknown_command(parser, argv)
     if unknown:
       raise UsageError(unknown)
     args = parser.parse_args(argv)
+    _check_files(args)
     return args.func(args)
   except UsageError as e:
-    print(str(e), file=sys.stderr)
+    print(_one_line(e), file=sys.stderr)
     return USAGE_ERROR
   except KeyboardInterrupt:
     print(f"{PROG}: interrupted", file=sys.stderr)
     return 130
-  except OSError as e:
-    print(f"{PROG}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
-          file=sys.stderr)
-    return RUNTIME_ERROR
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    message = _input_error(e, args)
+    if message is None:
+      raise
+    print(message, file=sys.stderr)
+    return USAGE_ERROR

@@ -9,7 +9,6 @@ temporary name beside its destination and moved into place once complete.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -19,21 +18,54 @@ import numpy as np
 from bertadam_optax.schedules import registry
 
 __all__ = [
+    "MAX_PLOT_POINTS",
     "key_points",
     "plot_schedules",
+    "plot_steps",
     "plot_training",
     "save_figure",
     "schedule_figure",
     "schedule_table",
     "schedule_values",
+    "schedule_values_at",
     "training_figure",
 ]
 
+MAX_PLOT_POINTS = 2000
+"""The most steps a schedule figure evaluates, whatever ``t_total`` is."""
+
 
 def schedule_values(schedule: Callable, num_steps: int) -> np.ndarray:
-  """``schedule(s)`` for ``s = 0 .. num_steps``, one jitted, vmapped call."""
-  steps = jnp.arange(num_steps + 1, dtype=jnp.int32)
+  """``schedule(s)`` for ``s = 0 .. num_steps``, one jitted, vmapped call.
+
+  Its cost grows with ``num_steps``; the commands call
+  :func:`schedule_values_at` with the steps they show instead.
+  """
+  return schedule_values_at(schedule, np.arange(num_steps + 1))
+
+
+def schedule_values_at(schedule: Callable, steps: Sequence[int]) -> np.ndarray:
+  """``schedule(s)`` for each ``s`` of ``steps`` (int32), one vmapped call."""
+  steps = jnp.asarray(np.asarray(steps, dtype=np.int64), dtype=jnp.int32)
   return np.asarray(jax.jit(jax.vmap(schedule))(steps), dtype=np.float64)
+
+
+def plot_steps(t_total: int, boundaries: Sequence[int] = (),
+               max_points: int = MAX_PLOT_POINTS) -> np.ndarray:
+  """The steps a figure over ``0 .. t_total`` evaluates, sorted, unique.
+
+  Every step while ``t_total < max_points``; beyond, ``max_points`` of them:
+  evenly spaced, plus the ends, the last step and each warmup boundary with
+  the step before it, so that a sharp corner is drawn where it is and the
+  cost does not grow with ``t_total``.
+  """
+  if t_total + 1 <= max_points:
+    return np.arange(t_total + 1)
+  marks = {0, t_total - 1, t_total}
+  for b in boundaries:
+    marks.update(s for s in (b - 1, b) if 0 <= s <= t_total)
+  even = np.linspace(0, t_total, max_points - len(marks)).round()
+  return np.union1d(even.astype(np.int64), np.fromiter(marks, np.int64))
 
 
 def _boundary(name: str, options: Mapping[str, Any]) -> int | None:
@@ -93,7 +125,8 @@ def schedule_table(name: str, schedule: Callable,
   """
   info = registry.schedule_info(name)
   points = key_points(name, options)
-  values = schedule_values(schedule, options["t_total"])
+  # Only the printed steps: t_total may be 2**31 - 1.
+  values = schedule_values_at(schedule, [step for _, step in points])
   peak = options["lr"]
   label_w = max(len(label) for label, _ in points)
   step_w = max(4, len(str(options["t_total"])))
@@ -103,8 +136,7 @@ def schedule_table(name: str, schedule: Callable,
            "",
            f"  {'point':<{label_w}}  {'step':>{step_w}}  {'lr':>11}  "
            f"{'lr/peak':>8}"]
-  for label, step in points:
-    value = values[step]
+  for (label, step), value in zip(points, values):
     ratio = f"{value / peak:8.4f}" if peak > 0 else f"{'-':>8}"
     lines.append(f"  {label:<{label_w}}  {step:>{step_w}}  {value:11.4e}  "
                  f"{ratio}")
@@ -124,22 +156,10 @@ def save_figure(figure: Any, path: str | os.PathLike) -> str:
   The image is written to a temporary file in the destination's directory
   and renamed over ``path``, so an interrupted run leaves no partial PNG.
   """
+  from bertadam_optax.cli import main  # pylint: disable=import-outside-toplevel
   path = os.path.abspath(path)
-  directory = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      figure.savefig(f, format="png", dpi=110)
-    # mkstemp makes the file private (0600); a PNG gets the usual 0666 less
-    # the umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  with main.atomic_output(path, "wb") as f:
+    figure.savefig(f, format="png", dpi=110)
   return path
 
 
@@ -147,6 +167,7 @@ def schedule_figure(schedules: Sequence[tuple[str, Callable]],
                     options: Mapping[str, Any]) -> Any:
   """The ``plot`` figure: each schedule over ``0 .. t_total``.
 
+  At most :data:`MAX_PLOT_POINTS` steps are evaluated (:func:`plot_steps`).
   The warmup boundary (:func:`registry.warmup_boundary`) is a dashed grey
   vertical line.
 
@@ -158,15 +179,14 @@ def schedule_figure(schedules: Sequence[tuple[str, Callable]],
     A matplotlib figure (close it with ``matplotlib.pyplot.close``).
   """
   plt = _pyplot()
-  total = options["t_total"]
-  steps = np.arange(total + 1)
-  figure, axes = plt.subplots(figsize=(8, 4.5))
-  for name, schedule in schedules:
-    axes.plot(steps, schedule_values(schedule, total), label=name)
   # The boundary depends on the options only, so it is one step for all the
   # schedules that have a warmup.
   boundary = next((b for b in (_boundary(name, options)
                                for name, _ in schedules) if b), None)
+  steps = plot_steps(options["t_total"], [boundary] if boundary else [])
+  figure, axes = plt.subplots(figsize=(8, 4.5))
+  for name, schedule in schedules:
+    axes.plot(steps, schedule_values_at(schedule, steps), label=name)
   if boundary:
     axes.axvline(boundary, color="gray", linestyle="--", linewidth=1,
                  label=f"warmup end (step {boundary})")

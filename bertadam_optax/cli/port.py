@@ -268,6 +268,9 @@ def _cmd_port(args: argparse.Namespace) -> int:
   if not os.path.isdir(directory):
     raise _usage(f"argument -o/--output: directory {directory!r} does not "
                  "exist")
+  if not os.access(directory, os.W_OK):
+    raise _usage(f"argument -o/--output: directory {directory!r} is not "
+                 "writable")
   try:
     run = _kind(list(args.config), args.kind)
     plan, steps = _plan(run, args.steps, args)

@@ -40,8 +40,11 @@ from bertadam_optax.interop.deepspeed_config import from_deepspeed_config
 from bertadam_optax.interop.deepspeed_config import plan_deepspeed_config
 from bertadam_optax.interop.specs import Plan
 from bertadam_optax.interop.training_arguments import from_training_arguments
+from bertadam_optax.interop.megatron import MegatronPlan
+from bertadam_optax.interop.megatron import from_megatron_args
+from bertadam_optax.interop.megatron import megatron_weight_decay_mask
+from bertadam_optax.interop.megatron import plan_megatron_args
 from bertadam_optax.interop.training_arguments import plan_training_arguments
-from bertadam_optax.interop.megatron import MegatronPlan, from_megatron_args, megatron_weight_decay_mask, plan_megatron_args  # noqa: E501
 from bertadam_optax.interop.bing_bert import BingBertPlan
 from bertadam_optax.interop.bing_bert import from_bing_bert
 from bertadam_optax.interop.bing_bert import plan_bing_bert
@@ -66,17 +69,17 @@ __all__ = [
     "detect_run_kind",
     "fill_deepspeed_auto",
     "from_bing_bert",
+    "from_deepspeed_config",
     "from_launch_script",
     "from_megatron_args",
-    "from_deepspeed_config",
     "from_torch",
     "from_training_arguments",
     "greedy",
     "match_by_name",
     "megatron_weight_decay_mask",
-    "parse_launch_script",
     "params_from_torch",
     "params_to_torch",
+    "parse_launch_script",
     "plan_bing_bert",
     "plan_deepspeed_config",
     "plan_launch_script",

@@ -736,6 +736,20 @@ class Plan:
     accumulation_steps: micro-batches per optimizer step (mean), >= 1.
     weight_decay_mask: which leaves decay; ``None`` decays all.
     notes: how the reader decided: defaults, ignored keys.
+
+  Examples:
+    >>> import dataclasses
+    >>> import optax
+    >>> from bertadam_optax.interop import specs
+    >>> plan = specs.Plan(source="by hand", optimizer=specs.AdamSpec(),
+    ...                   learning_rate=1e-3, clip=1.0, accumulation_steps=4)
+    >>> plan.describe()[2]
+    'clipping:      global norm 1.0 (torch rule)'
+    >>> warm = dataclasses.replace(
+    ...     plan, learning_rate=optax.linear_schedule(0.0, 1e-3, 100))
+    >>> tx = warm.build()
+    >>> print(plan.to_source().splitlines()[-1])
+    optimizer = optax.MultiSteps(optimizer, every_k_schedule=4, use_grad_mean=True).gradient_transformation()
   """
 
   source: str

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bertadam_optax import _validation
 from bertadam_optax import masks
 from bertadam_optax import transforms
 
@@ -414,7 +415,19 @@ def _param_ids(param_groups: Sequence[Mapping[str, Any]],
                param_names: Sequence[str], mapping: Mapping[str, str],
                what: str) -> list[tuple[Any, str, str]]:
   """``(optimizer id, torch name, tree path)`` of every optimizer parameter."""
+  if isinstance(param_groups, (str, bytes, Mapping)) or not isinstance(
+      param_groups, Sequence) or not all(
+          isinstance(g, Mapping) and isinstance(g.get("params"), Sequence)
+          and not isinstance(g.get("params"), (str, bytes))
+          for g in param_groups):
+    raise ValueError(f"{what}: param_groups={param_groups!r:.200} is not a "
+                     "list of dicts with a 'params' list of ids, as torch's "
+                     "optimizer.state_dict()['param_groups'].")
   ids = [i for group in param_groups for i in group["params"]]
+  repeated = sorted({repr(i) for i in ids if ids.count(i) > 1})
+  if repeated:
+    raise ValueError(f"{what}: param_groups list the ids {repeated} more than "
+                     "once; each parameter has one id.")
   if len(ids) != len(param_names):
     raise ValueError(
         f"{what}: the optimizer's param_groups hold {len(ids)} parameters but "
@@ -498,6 +511,51 @@ def _learning_rates_at(optimizer: optax.GradientTransformation, params: Any,
       treedef, [new if is_lr(old) else old for old, new in zip(leaves, updated)])
 
 
+def _state_keys(torch_state: Any, ids: Sequence[Any]) -> list[str]:
+  """Problems with the keys of a torch ``state``: every key must be an id of
+  ``param_groups``. Ids without a state are parameters that got no gradient
+  yet, unless keys that are not ids say the state belongs to other ids."""
+  if not isinstance(torch_state, Mapping):
+    return [f"optimizer_state_dict['state'] is a {type(torch_state).__name__};"
+            " expected a dict {parameter id: state}"]
+  known = set(ids)
+  extra = [k for k in torch_state if k not in known]
+  if not extra:
+    return []
+  missing = [i for i in ids if i not in torch_state]
+  problems = _listing("state keys that are no id of param_groups",
+                      [f"{k!r} ({type(k).__name__})" for k in extra])
+  problems += _listing("param_groups ids without a state",
+                       [repr(i) for i in missing])
+  if any(isinstance(k, str) for k in extra):
+    problems.append("  (torch keys the state by the integer ids of "
+                    "param_groups; string keys come from a JSON round trip)")
+  return problems
+
+
+def _step(value: Any) -> int | str:
+  """The step of a torch state as an ``int``, or why it is not one."""
+  array = _numpy(value) if hasattr(value, "detach") else value
+  try:
+    return _validation.check_int("step", array, 0, None)
+  except ValueError:
+    return f"step={value!r}"
+
+
+def _moment_problems(name: str, m: np.ndarray, v: np.ndarray) -> list[str]:
+  problems = []
+  for key, x in (("next_m", m), ("next_v", v)):
+    if not np.issubdtype(x.dtype, np.floating):
+      problems.append(f"{name}: {key} has dtype {x.dtype}; expected floating")
+    elif not np.all(np.isfinite(x)):
+      problems.append(f"{name}: {key} holds {int(np.sum(~np.isfinite(x)))} "
+                      "non-finite values")
+  if np.issubdtype(v.dtype, np.floating) and np.any(v < 0):
+    problems.append(f"{name}: next_v holds {int(np.sum(v < 0))} negative "
+                    "values (a second moment is >= 0)")
+  return problems
+
+
 def from_torch(
     model_state_dict: Mapping[str, Any],
     optimizer_state_dict: Mapping[str, Any],
@@ -541,14 +599,53 @@ def from_torch(
 
   Raises:
     ValueError: listing every mismatch: names, leaves, shapes, parameters
-      without a BertAdam state, and steps that differ between parameters
-      (the optax state has one count).
+      without a BertAdam state, state keys that are no id of ``param_groups``
+      (string keys, offset ids: listed with the ids left without a state),
+      steps that are not integers >= 0 or that differ between parameters
+      (the optax state has one count), moments that are not floating, not
+      finite, or a negative ``next_v``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import torch
+    >>> from pytorch_pretrained_bert import BertAdam
+    >>> from bertadam_optax import bertadam
+    >>> model = torch.nn.Linear(3, 2)
+    >>> torch_opt = BertAdam(model.parameters(), lr=1e-3)
+    >>> model(torch.ones(1, 3)).sum().backward()
+    >>> torch_opt.step()
+    >>> template = {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}
+    >>> mapping = {"weight": "kernel", "bias": "bias"}
+    >>> tx = bertadam(1e-3)
+    >>> params, opt_state = from_torch(
+    ...     model.state_dict(), torch_opt.state_dict(), params=template,
+    ...     optimizer=tx, mapping=mapping, param_names=["weight", "bias"])
+    >>> int(opt_state[1].count), params["kernel"].shape
+    (1, (3, 2))
+    >>> bad = torch_opt.state_dict()
+    >>> bad["state"] = {str(k): v for k, v in bad["state"].items()}
+    >>> from_torch(model.state_dict(), bad, params=template, optimizer=tx,
+    ...            mapping=mapping, param_names=["weight", "bias"])
+    Traceback (most recent call last):
+    ...
+    ValueError: the torch optimizer state does not fit the optimizer:
+    state keys that are no id of param_groups (2):
+      '0' (str)
+      '1' (str)
+    param_groups ids without a state (2):
+      0
+      1
+      (torch keys the state by the integer ids of param_groups; string keys come from a JSON round trip)
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; PyTorch
     ``torch.optim.Optimizer.state_dict``.
   """
   what = "the torch optimizer state does not fit the optimizer"
+  if not isinstance(optimizer_state_dict, Mapping):
+    raise ValueError(f"{what}: optimizer_state_dict is a "
+                     f"{type(optimizer_state_dict).__name__}; expected a torch "
+                     "optimizer's state_dict().")
   missing = [k for k in ("state", "param_groups")
              if k not in optimizer_state_dict]
   if missing:
@@ -566,15 +663,21 @@ def from_torch(
   torch_state = optimizer_state_dict["state"]
   leaves = _leaves_by_path(new_params)
 
+  problems = _state_keys(torch_state, [pid for pid, _, _ in params_by_id])
+  _raise_if(problems, what)
+
   moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
   steps = collections.defaultdict(list)
-  not_bertadam, mismatched = [], []
+  not_bertadam, mismatched, bad_steps, bad_values = [], [], [], []
   for pid, name, path in params_by_id:
     entry = torch_state.get(pid)
-    if not entry:
+    if entry is None or (isinstance(entry, Mapping) and not entry):
       continue
-    if any(key not in entry for key in _BERTADAM_KEYS):
-      not_bertadam.append(f"{name}: {sorted(entry)}")
+    if not isinstance(entry, Mapping) or any(
+        key not in entry for key in _BERTADAM_KEYS):
+      keys = sorted(entry) if isinstance(entry, Mapping) else type(
+          entry).__name__
+      not_bertadam.append(f"{name}: {keys}")
       continue
     expected = _torch_shape(path, leaves[path].shape)
     m, v = _numpy(entry["next_m"]), _numpy(entry["next_v"])
@@ -582,12 +685,19 @@ def from_torch(
       mismatched.append(f"{name}: next_m {m.shape}, next_v {v.shape}, "
                         f"expected {expected}")
       continue
-    steps[int(entry["step"])].append(name)
+    step = _step(entry["step"])
+    if isinstance(step, str):
+      bad_steps.append(f"{name}: {step}")
+      continue
+    bad_values += _moment_problems(name, m, v)
+    steps[step].append(name)
     moments[path] = (_to_flax_layout(path, m), _to_flax_layout(path, v))
   problems = _listing(
       "parameters whose state is not BertAdam's (step, next_m, next_v)",
       not_bertadam)
   problems += _listing("moments whose shapes do not match", mismatched)
+  problems += _listing("steps that are not integers >= 0", bad_steps)
+  problems += _listing("moments that are not valid", bad_values)
   if len(steps) > 1:
     problems += _listing(
         "parameters at different steps",
@@ -636,8 +746,32 @@ def to_torch(
     and ``optimizer.load_state_dict``.
 
   Raises:
-    ValueError: listing mapping problems, and if the BertAdam stages disagree
-      on the count.
+    ValueError: listing mapping problems, ids repeated in ``param_groups``,
+      moments that are not finite or a negative ``nu``, and if the BertAdam
+      stages disagree on the count or it is negative.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import torch
+    >>> from pytorch_pretrained_bert import BertAdam
+    >>> from bertadam_optax import bertadam
+    >>> tx = bertadam(1e-3)
+    >>> params = {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}
+    >>> opt_state = tx.update(params, tx.init(params), params)[1]
+    >>> model = torch.nn.Linear(3, 2)
+    >>> torch_opt = BertAdam(model.parameters(), lr=1e-3)
+    >>> model_sd, opt_sd = to_torch(
+    ...     params, opt_state, mapping={"weight": "kernel", "bias": "bias"},
+    ...     param_names=["weight", "bias"],
+    ...     param_groups=torch_opt.state_dict()["param_groups"])
+    >>> model.load_state_dict(model_sd)
+    <All keys matched successfully>
+    >>> torch_opt.load_state_dict(opt_sd)
+    >>> torch_opt.state_dict()["state"][0]["step"], tuple(opt_sd["state"][0]["next_m"].shape)
+    (1, (2, 3))
+
+  References:
+    pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``.
   """
   what = "the optimizer state does not fit the torch optimizer"
   model_state_dict = params_to_torch(params, mapping)
@@ -650,8 +784,19 @@ def to_torch(
     raise ValueError(f"{what}: the BertAdam stages are at different counts "
                      f"{counts}; a torch BertAdam state has one step.")
   count = counts[0]
+  if count < 0:
+    raise ValueError(f"{what}: the BertAdam count is {count}; expected an "
+                     "integer >= 0.")
   params_by_id = _param_ids(param_groups, param_names, mapping, what)
   moment_leaves = _moment_leaves(opt_state)
+  if count:
+    problems = []
+    for _, name, path in params_by_id:
+      if path in moment_leaves:
+        mu, nu = moment_leaves[path]
+        problems += _moment_problems(name, np.asarray(mu, np.float32),
+                                     np.asarray(nu, np.float32))
+    _raise_if(_listing("moments that are not valid", problems), what)
   state = {}
   for pid, _, path in params_by_id:
     if count == 0 or path not in moment_leaves:

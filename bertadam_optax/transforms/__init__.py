@@ -15,6 +15,9 @@ r"""Every gradient transformation of the package, by concept.
   what :func:`bertadam_optax.get_lr` reads) and the loss-driven stages
   :func:`reduce_lr_on_plateau` (torch's ``ReduceLROnPlateau``) and
   :func:`greedy` (transformers' ``GreedyLR``).
+* Weight decay: :func:`add_scheduled_decayed_weights` (decoupled decay whose
+  coefficient follows a schedule, Megatron-LM's ``--weight-decay-incr-style``)
+  and its reader :func:`get_weight_decay`.
 * :func:`checked_mask`: a weight-decay mask checked against the parameters.
 * DeepSpeed's 1-bit optimizers as one worker computes them:
   :func:`scale_by_onebit_adam`, :func:`scale_by_zero_one_adam`,
@@ -46,7 +49,9 @@ from bertadam_optax.transforms._onebit import ScaleByZeroOneAdamState
 from bertadam_optax.transforms._onebit import scale_by_onebit_adam
 from bertadam_optax.transforms._onebit import scale_by_onebit_lamb
 from bertadam_optax.transforms._onebit import scale_by_zero_one_adam
-from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState, add_scheduled_decayed_weights, get_weight_decay  # noqa: E501
+from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState
+from bertadam_optax.transforms._weight_decay import add_scheduled_decayed_weights
+from bertadam_optax.transforms._weight_decay import get_weight_decay
 
 __all__ = [
     "AddScheduledDecayedWeightsState",
@@ -68,6 +73,7 @@ __all__ = [
     "greedy",
     "reduce_lr_on_plateau",
     "scale_by_adagrad_torch",
+    "add_scheduled_decayed_weights",
     "scale_by_adam_torch",
     "scale_by_bertadam",
     "scale_by_clamped_trust_ratio",

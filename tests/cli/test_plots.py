@@ -163,3 +163,63 @@ def test_training_figure():
     np.testing.assert_array_equal(lr_ax.get_lines()[0].get_ydata(), lr)
   finally:
     plt.close(figure)
+
+
+@pytest.mark.parametrize("t_total,boundaries", [
+    (1999, [200]), (2000, [200]), (10**6 + 7, [100001]),
+    (2**31 - 1, [214748365]), (2**31 - 1, []), (5000, [1]), (5000, [4999]),
+])
+def test_plot_steps_are_bounded_and_keep_the_edges(t_total, boundaries):
+  steps = plots.plot_steps(t_total, boundaries)
+  if t_total + 1 <= plots.MAX_PLOT_POINTS:
+    np.testing.assert_array_equal(steps, np.arange(t_total + 1))
+    return
+  assert len(steps) <= plots.MAX_PLOT_POINTS
+  assert len(steps) >= plots.MAX_PLOT_POINTS - 10
+  assert np.all(np.diff(steps) > 0)
+  assert steps[0] == 0 and steps[-1] == t_total
+  assert t_total - 1 in steps
+  for b in boundaries:
+    assert b - 1 in steps and b in steps
+  # Evenly spread: no gap much wider than t_total / MAX_PLOT_POINTS.
+  assert np.max(np.diff(steps)) <= 2 * t_total / plots.MAX_PLOT_POINTS
+
+
+def test_schedule_figure_of_a_long_run_evaluates_a_bounded_number_of_steps():
+  plt = require("matplotlib.pyplot")
+  total = 10**6 + 7
+  options = _options(t_total=total, warmup=None, warmup_steps=123457)
+  schedules = [(name, registry.make_schedule(name, **options))
+               for name in ("transformers.linear", "warmup_linear")]
+  figure = plots.schedule_figure(schedules, options)
+  try:
+    curves = {line.get_label(): line for line in figure.axes[0].get_lines()
+              if not line.get_label().startswith("warmup end")}
+  finally:
+    plt.close(figure)
+  steps = np.asarray(curves["transformers.linear"].get_xdata())
+  assert len(steps) <= plots.MAX_PLOT_POINTS
+  for step in (0, 123456, 123457, total - 1, total):
+    assert step in steps
+  np.testing.assert_allclose(curves["transformers.linear"].get_ydata(),
+                             _transformers_linear(steps, 1e-3, total, 123457),
+                             rtol=1e-4, atol=1e-9)
+  np.testing.assert_array_equal(curves["warmup_linear"].get_xdata(), steps)
+
+
+def test_schedule_table_evaluates_only_its_rows(monkeypatch):
+  seen = []
+  evaluate = plots.schedule_values_at
+
+  def counting(schedule, steps):
+    seen.append(list(steps))
+    return evaluate(schedule, steps)
+
+  monkeypatch.setattr(plots, "schedule_values_at", counting)
+  options = _options(t_total=2**31 - 1)
+  text = plots.schedule_table(
+      "transformers.constant",
+      registry.make_schedule("transformers.constant", **options), options)
+  assert seen == [[0, 536870911, 1073741823, 1610612735, 2**31 - 2,
+                   2**31 - 1]]
+  assert "2147483647" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 
@@ -180,3 +181,20 @@ def test_learning_rate_trace_does_not_grow_with_accumulation():
   jaxprs = [str(jax.make_jaxpr(port.learning_rate_trace(p, 40))())
             for p in plans]
   assert jaxprs[0] == jaxprs[1]
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys,
+                                                             monkeypatch):
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(DEEPSPEED))
+  folder = tmp_path / "out"
+  folder.mkdir()
+  real_access = os.access
+  # Running as root ignores permission bits: make the folder read-only for
+  # the check itself.
+  monkeypatch.setattr(os, "access", lambda p, mode: False if os.fspath(p) ==
+                      str(folder) and mode == os.W_OK else real_access(p, mode))
+  status = cli.main(["port", str(path), "-o", str(folder / "lr.png")])
+  out, err = capsys.readouterr()
+  assert status == 2 and out == ""
+  assert "not writable" in err and len(err.strip().splitlines()) == 1

@@ -205,6 +205,7 @@ def test_specs_are_frozen():
 @pytest.mark.parametrize("module", [
     "bertadam_optax.interop.deepspeed_config",
     "bertadam_optax.interop.training_arguments",
+    "bertadam_optax.interop.specs",
 ])
 def test_docstring_examples_run(module):
   import doctest  # pylint: disable=import-outside-toplevel

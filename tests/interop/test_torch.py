@@ -553,6 +553,28 @@ def test_an_optimizer_without_bertadam_moments_is_refused(
                      param_groups=optimizer.state_dict()["param_groups"])
 
 
+def test_string_state_keys_are_not_taken_as_no_step_yet(trained_torch,
+                                                        flax_params, mapping,
+                                                        tx):
+  # A JSON round trip turns the integer ids into strings; before, every
+  # parameter then looked stateless and the run silently restarted at step 0.
+  model, optimizer = trained_torch
+  optimizer_state_dict = optimizer.state_dict()
+  optimizer_state_dict["state"] = {
+      str(k): v for k, v in optimizer_state_dict["state"].items()}
+  with pytest.raises(ValueError, match=r"(?s)no id of param_groups \(26\)"
+                     r".*ids without a state \(26\)"):
+    interop.from_torch(model.state_dict(), optimizer_state_dict,
+                       params=flax_params, optimizer=tx, mapping=mapping,
+                       param_names=param_names(model))
+
+
+def test_docstring_examples_run():
+  import doctest
+  result = doctest.testmod(interop, optionflags=doctest.ELLIPSIS)
+  assert result.attempted >= 20 and result.failed == 0, result
+
+
 def test_importing_the_package_does_not_import_torch():
   import subprocess
   import sys
