@@ -214,10 +214,11 @@ def bing_bert_weight_decay_mask(
     ...                             deepspeed_transformer_kernel=True)
     {'attn_nw': False, 'attn_qkvw': True}
     >>> import jax.numpy as jnp
-    >>> bing_bert_weight_decay_mask(
+    >>> mask = bing_bert_weight_decay_mask(
     ...     {'LayerNorm_0': {'scale': jnp.ones(2), 'bias': jnp.ones(2)},
     ...      'Dense_0': {'kernel': jnp.ones(2)}})
-    {'Dense_0': {'kernel': True}, 'LayerNorm_0': {'bias': False, 'scale': False}}
+    >>> mask['Dense_0'], mask['LayerNorm_0']
+    ({'kernel': True}, {'bias': False, 'scale': False})
 
   References:
     DeepSpeedExamples, ``training/bing_bert/deepspeed_train.py``
@@ -237,7 +238,7 @@ def bing_bert_weight_decay_mask(
       return name  # a flat dict keyed by torch names
     *modules, leaf = name.split(".")
     modules = [re.sub(r"^LayerNorm_\d+$", "LayerNorm", m) for m in modules]
-    return ".".join(modules + [flax_leaf.get(leaf, leaf)])
+    return ".".join([*modules, flax_leaf.get(leaf, leaf)])
 
   def build(tree: Any) -> Any:
     return jax.tree_util.tree_map_with_path(

@@ -340,8 +340,9 @@ def warmup_steps(fields: Mapping[str, Any], num_training_steps: int) -> int:
     25
   """
   steps = _reading.number("warmup_steps", fields.get("warmup_steps", 0), 0.0)
-  ratio = _reading.number("warmup_ratio", fields.get("warmup_ratio") or 0.0,
-                          0.0, 1.0)
+  ratio = _reading.number(
+    "warmup_ratio", fields.get("warmup_ratio") or 0.0, 0.0, 1.0
+  )
   if steps >= 1:
     return int(steps)  # as get_warmup_steps
   if steps > 0:

@@ -28,11 +28,9 @@ together as the script does:
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -93,8 +91,10 @@ class BingBertPlan:
   deepspeed_transformer_kernel: bool
   data_parallel_size: int
   optimized_mask: Any = dataclasses.field(
-      default_factory=lambda: specs.NamedMask("bert_weight_decay_mask",
-                                              {"no_decay": ("pooler",)}))
+    default_factory=lambda: specs.NamedMask(
+      "bert_weight_decay_mask", {"no_decay": ("pooler",)}
+    )
+  )
   notes: tuple[str, ...] = ()
 
   source = "bing_bert"
@@ -106,6 +106,7 @@ class BingBertPlan:
 
   @property
   def accumulation_steps(self) -> int:
+    """Micro-batches per optimizer step."""
     return self.deepspeed.accumulation_steps
 
   @property
@@ -115,8 +116,11 @@ class BingBertPlan:
 
   @property
   def clip_norm_includes_frozen(self) -> bool:
-    """Whether the clip's norm covers the pooler: DeepSpeed's fp16
-    optimizers clip their own groups, its fp32 engine every parameter."""
+    """Whether the clip's norm covers the pooler.
+
+    DeepSpeed's fp16 optimizers clip their own groups, its fp32 engine every
+    parameter.
+    """
     return not self.fp16
 
   def build(self) -> optax.GradientTransformation:
@@ -124,55 +128,71 @@ class BingBertPlan:
     labels = _frozen_labels(self.optimized_mask)
     if not self.clip_norm_includes_frozen:
       return optax.multi_transform(
-          {"optimized": self.deepspeed.build(), "frozen": optax.set_to_zero()},
-          labels)
-    inner = dataclasses.replace(self.deepspeed, clip=0.0,
-                                accumulation_steps=1).build()
+        {"optimized": self.deepspeed.build(), "frozen": optax.set_to_zero()},
+        labels,
+      )
+    inner = dataclasses.replace(
+      self.deepspeed, clip=0.0, accumulation_steps=1
+    ).build()
     step = optax.chain(
-        transforms.clip_by_global_norm_torch(self.deepspeed.clip),
-        optax.multi_transform(
-            {"optimized": inner, "frozen": optax.set_to_zero()}, labels))
+      transforms.clip_by_global_norm_torch(self.deepspeed.clip),
+      optax.multi_transform(
+        {"optimized": inner, "frozen": optax.set_to_zero()}, labels
+      ),
+    )
     if self.accumulation_steps == 1:
       return step
-    return optax.MultiSteps(step, every_k_schedule=self.accumulation_steps,
-                            use_grad_mean=True).gradient_transformation()
+    return optax.MultiSteps(
+      step, every_k_schedule=self.accumulation_steps, use_grad_mean=True
+    ).gradient_transformation()
 
   def describe(self) -> list[str]:
     """What the optimizer does, one line per aspect (what ``port`` prints)."""
-    lines = [f"source:        bing_bert deepspeed_train.py, max_seq_length="
-             f"{self.max_seq_length}, data_parallel_size="
-             f"{self.data_parallel_size}"]
-    lines += [line for line in self.deepspeed.describe()
-              if not line.startswith(("source:", "note:"))]
-    lines.append("frozen:        the pooler (not given to the optimizer); "
-                 "the clip's norm " + ("includes it" if
-                                       self.clip_norm_includes_frozen else
-                                       "leaves it out"))
-    return lines + [f"note:          {n}" for n in
-                    self.deepspeed.notes + self.notes]
+    lines = [
+      f"source:        bing_bert deepspeed_train.py, max_seq_length="
+      f"{self.max_seq_length}, data_parallel_size="
+      f"{self.data_parallel_size}"
+    ]
+    lines += [
+      line
+      for line in self.deepspeed.describe()
+      if not line.startswith(("source:", "note:"))
+    ]
+    lines.append(
+      "frozen:        the pooler (not given to the optimizer); "
+      "the clip's norm "
+      + ("includes it" if self.clip_norm_includes_frozen else "leaves it out")
+    )
+    return lines + [
+      f"note:          {n}" for n in self.deepspeed.notes + self.notes
+    ]
 
   def to_source(self) -> str:
     """Python that builds the same optimizer from public names only."""
     frozen = (
-        "optimizer = optax.multi_transform(\n"
-        "    {{'optimized': {inner}, 'frozen': optax.set_to_zero()}},\n"
-        "    lambda params: jax.tree.map(\n"
-        "        lambda m: 'optimized' if m else 'frozen',\n"
-        f"        {self.optimized_mask.to_source()}(params)))")
+      "optimizer = optax.multi_transform(\n"
+      "    {{'optimized': {inner}, 'frozen': optax.set_to_zero()}},\n"
+      "    lambda params: jax.tree.map(\n"
+      "        lambda m: 'optimized' if m else 'frozen',\n"
+      f"        {self.optimized_mask.to_source()}(params)))"
+    )
     if not self.clip_norm_includes_frozen:
       source = self.deepspeed.to_source()
-      return ("import jax\n" + source + "\n" +
-              frozen.format(inner="optimizer"))
-    inner = dataclasses.replace(self.deepspeed, clip=0.0,
-                                accumulation_steps=1)
-    lines = ["import jax", inner.to_source(),
-             frozen.format(inner="optimizer"),
-             "optimizer = optax.chain(transforms.clip_by_global_norm_torch("
-             f"{self.deepspeed.clip!r}), optimizer)"]
+      return "import jax\n" + source + "\n" + frozen.format(inner="optimizer")
+    inner = dataclasses.replace(self.deepspeed, clip=0.0, accumulation_steps=1)
+    lines = [
+      "import jax",
+      inner.to_source(),
+      frozen.format(inner="optimizer"),
+      "optimizer = optax.chain(transforms.clip_by_global_norm_torch("
+      f"{self.deepspeed.clip!r}), optimizer)",
+    ]
     if self.accumulation_steps > 1:
-      lines.append("optimizer = optax.MultiSteps(optimizer, every_k_schedule="
-                   f"{self.accumulation_steps}, use_grad_mean=True)"
-                   ".gradient_transformation()")
+      lines.append(
+        "optimizer = optax.MultiSteps(optimizer, every_k_schedule="
+        f"{self.accumulation_steps}, use_grad_mean=True)"
+        ".gradient_transformation()"
+      )
     return "\n".join(lines)
 
 
@@ -180,8 +200,9 @@ def _frozen_labels(optimized_mask):
   """``params -> labels`` for ``optax.multi_transform`` (pooler: frozen)."""
 
   def labels(params):
-    return jax.tree.map(lambda m: "optimized" if m else "frozen",
-                        optimized_mask(params))
+    return jax.tree.map(
+      lambda m: "optimized" if m else "frozen", optimized_mask(params)
+    )
 
   return labels
 
@@ -221,11 +242,11 @@ def _training_section(cf: Mapping[str, Any], max_seq_length: int) -> dict:
 
 
 def bing_bert_learning_rate(
-    training: Mapping[str, Any],
-    lr_schedule: str = "LE",
-    lr_offset: float = 0.0,
-    *,
-    restore_step: int = 0,
+  training: Mapping[str, Any],
+  lr_schedule: str = "LE",
+  lr_offset: float = 0.0,
+  *,
+  restore_step: int = 0,
 ) -> specs.BingBertScheduleSpec:
   r"""bing_bert's ``update_learning_rate`` as a schedule spec of the count.
 
@@ -262,8 +283,10 @@ def bing_bert_learning_rate(
     (``update_learning_rate``, ``load_checkpoint``).
   """
   if not isinstance(lr_schedule, str):
-    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
-                     "'EE', 'EP' or 'LE'.")
+    raise ValueError(
+      f"lr_schedule={lr_schedule!r} is not a string; expected "
+      "'EE', 'EP' or 'LE'."
+    )
   lr_schedule = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
   name = BING_BERT_LR_SCHEDULES[lr_schedule]
   needed = ["learning_rate", "warmup_proportion", "total_training_steps"]
@@ -271,28 +294,33 @@ def bing_bert_learning_rate(
     needed += ["decay_rate", "decay_step"]
   for key in needed:
     if key not in training:
-      raise ValueError(f"training section has no {key!r}; --lr_schedule "
-                       f"{lr_schedule} ({name}) needs {', '.join(needed)}.")
+      raise ValueError(
+        f"training section has no {key!r}; --lr_schedule "
+        f"{lr_schedule} ({name}) needs {', '.join(needed)}."
+      )
   return specs.BingBertScheduleSpec(
-      name, training["learning_rate"], training["total_training_steps"],
-      training["warmup_proportion"],
-      decay_rate=None if lr_schedule == "EP" else training["decay_rate"],
-      decay_step=None if lr_schedule == "EP" else training["decay_step"],
-      lr_offset=_validation.to_float("lr_offset", lr_offset),
-      restore_step=_validation.check_int("restore_step", restore_step))
+    name,
+    training["learning_rate"],
+    training["total_training_steps"],
+    training["warmup_proportion"],
+    decay_rate=None if lr_schedule == "EP" else training["decay_rate"],
+    decay_step=None if lr_schedule == "EP" else training["decay_step"],
+    lr_offset=_validation.to_float("lr_offset", lr_offset),
+    restore_step=_validation.check_int("restore_step", restore_step),
+  )
 
 
 def plan_bing_bert(
-    cf: Mapping[str, Any] | str | os.PathLike,
-    deepspeed_config: Mapping[str, Any] | str | os.PathLike,
-    *,
-    max_seq_length: int,
-    lr_schedule: str = "LE",
-    lr_offset: float = 0.0,
-    data_parallel_size: int = 1,
-    deepspeed_transformer_kernel: bool = False,
-    rewarmup: bool = False,
-    resume_step: int | None = None,
+  cf: Mapping[str, Any] | str | os.PathLike,
+  deepspeed_config: Mapping[str, Any] | str | os.PathLike,
+  *,
+  max_seq_length: int,
+  lr_schedule: str = "LE",
+  lr_offset: float = 0.0,
+  data_parallel_size: int = 1,
+  deepspeed_transformer_kernel: bool = False,
+  rewarmup: bool = False,
+  resume_step: int | None = None,
 ) -> BingBertPlan:
   r"""Reads a bing_bert run (``--cf``, ds_config) into a :class:`BingBertPlan`.
 
@@ -339,94 +367,134 @@ def plan_bing_bert(
   cf_dict = _load_cf(cf)
   ds = ds_reader.load_config(deepspeed_config)
   max_seq_length = _validation.check_int("max_seq_length", max_seq_length, 1)
-  data_parallel_size = _validation.check_int("data_parallel_size",
-                                             data_parallel_size, 1)
-  _validation.check_bool("deepspeed_transformer_kernel",
-                         deepspeed_transformer_kernel)
+  data_parallel_size = _validation.check_int(
+    "data_parallel_size", data_parallel_size, 1
+  )
+  _validation.check_bool(
+    "deepspeed_transformer_kernel", deepspeed_transformer_kernel
+  )
   _validation.check_bool("rewarmup", rewarmup)
   lr_offset = _validation.to_float("lr_offset", lr_offset)
   training = _training_section(cf_dict, max_seq_length)
   notes = []
   if not isinstance(lr_schedule, str):
-    raise ValueError(f"lr_schedule={lr_schedule!r} is not a string; expected "
-                     "'EE', 'EP' or 'LE'.")
+    raise ValueError(
+      f"lr_schedule={lr_schedule!r} is not a string; expected "
+      "'EE', 'EP' or 'LE'."
+    )
   if lr_schedule not in BING_BERT_LR_SCHEDULES:
-    notes.append(f"--lr_schedule {lr_schedule!r} runs LE, as "
-                 "update_learning_rate's else branch does.")
+    notes.append(
+      f"--lr_schedule {lr_schedule!r} runs LE, as "
+      "update_learning_rate's else branch does."
+    )
   effective = lr_schedule if lr_schedule in ("EE", "EP") else "LE"
 
   weight_decay = training.get("weight_decay", 0.01)
   _validation.check_non_negative(
-      f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
-      weight_decay)
+    f"cf['mixed_seq_training']['{max_seq_length}']['weight_decay']",
+    weight_decay,
+  )
   section = ds.get("optimizer")
   if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError("deepspeed_config has no 'optimizer' section; bing_bert "
-                     "runs DeepSpeed's optimizer: expected {'type': ..., "
-                     "'params': {...}}.")
+    raise ValueError(
+      "deepspeed_config has no 'optimizer' section; bing_bert "
+      "runs DeepSpeed's optimizer: expected {'type': ..., "
+      "'params': {...}}."
+    )
   params = dict(section.get("params") or {})
   if params.get("weight_decay", weight_decay) != weight_decay:
     notes.append(
-        f"weight decay {weight_decay} from the --cf section (default 0.01), "
-        f"not the ds_config's {params['weight_decay']}: "
-        "prepare_optimizer_parameters sets it on every group.")
+      f"weight decay {weight_decay} from the --cf section (default 0.01), "
+      f"not the ds_config's {params['weight_decay']}: "
+      "prepare_optimizer_parameters sets it on every group."
+    )
   if str(section["type"]).lower() in _ONEBIT:
     notes.append(
-        "exp_avg_mask of position_embeddings.weight (rows past "
-        f"max_seq_length={max_seq_length}): their gradients and momenta are "
-        "zero on one worker, so the mask changes nothing; not applied.")
+      "exp_avg_mask of position_embeddings.weight (rows past "
+      f"max_seq_length={max_seq_length}): their gradients and momenta are "
+      "zero on one worker, so the mask changes nothing; not applied."
+    )
 
   fp16 = ds.get("fp16", {})
   fp16 = bool(isinstance(fp16, Mapping) and fp16.get("enabled", False))
   restore = 0
   if rewarmup:
     if resume_step is None:
-      raise ValueError("rewarmup=True needs resume_step: the global step the "
-                       "checkpoint restored (its 'last_global_step').")
+      raise ValueError(
+        "rewarmup=True needs resume_step: the global step the "
+        "checkpoint restored (its 'last_global_step')."
+      )
     restore = _validation.check_int("resume_step", resume_step)
   elif resume_step is not None:
     _validation.check_int("resume_step", resume_step)
-    notes.append("resume_step without rewarmup: the schedule continues at the "
-                 "global step; start the optax count there.")
+    notes.append(
+      "resume_step without rewarmup: the schedule continues at the "
+      "global step; start the optax count there."
+    )
   learning_rate = None
   if fp16:
-    learning_rate = bing_bert_learning_rate(training, effective, lr_offset,
-                                            restore_step=restore)
+    learning_rate = bing_bert_learning_rate(
+      training, effective, lr_offset, restore_step=restore
+    )
     if "scheduler" in ds:
-      notes.append("the ds_config's scheduler is overridden: "
-                   "update_learning_rate sets every step's rate first.")
-    notes.append("fp16 dynamic loss scaling skips steps on overflow; "
-                 "optax has no overflow: no step is skipped here.")
+      notes.append(
+        "the ds_config's scheduler is overridden: "
+        "update_learning_rate sets every step's rate first."
+      )
+    notes.append(
+      "fp16 dynamic loss scaling skips steps on overflow; "
+      "optax has no overflow: no step is skipped here."
+    )
   else:
     notes.append(
-        "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
-        "(its first step then fails on an unbound lr_this_step); the "
-        "ds_config's learning rate is kept, lr_schedule and lr_offset are not "
-        "applied.")
-  config = dict(ds, optimizer={"type": section["type"],
-                               "params": dict(params,
-                                              weight_decay=weight_decay)})
+      "fp16 is off: deepspeed_train.py sets a learning rate only under fp16 "
+      "(its first step then fails on an unbound lr_this_step); the "
+      "ds_config's learning rate is kept, lr_schedule and lr_offset are not "
+      "applied."
+    )
+  config = dict(
+    ds,
+    optimizer={
+      "type": section["type"],
+      "params": dict(params, weight_decay=weight_decay),
+    },
+  )
   if fp16:
     config.pop("scheduler", None)
   with warnings.catch_warnings():
     # Its ignored keys (fp16, sparse_attention, ...) go to the plan's notes.
     warnings.simplefilter("ignore")
     deepspeed = ds_reader.plan_deepspeed_config(
-        config, data_parallel_size=data_parallel_size,
-        weight_decay_mask=specs.NamedMask(
-            "bing_bert_weight_decay_mask",
-            {"deepspeed_transformer_kernel": deepspeed_transformer_kernel}
-            if deepspeed_transformer_kernel else {}),
-        learning_rate=learning_rate)
+      config,
+      data_parallel_size=data_parallel_size,
+      weight_decay_mask=specs.NamedMask(
+        "bing_bert_weight_decay_mask",
+        {"deepspeed_transformer_kernel": deepspeed_transformer_kernel}
+        if deepspeed_transformer_kernel
+        else {},
+      ),
+      learning_rate=learning_rate,
+    )
   # bing_bert reads fp16 (and sets the rate): not an ignored key here.
-  deepspeed = dataclasses.replace(deepspeed, notes=tuple(
+  deepspeed = dataclasses.replace(
+    deepspeed,
+    notes=tuple(
       n.replace("'fp16', ", "").replace(", 'fp16'", "")
-      for n in deepspeed.notes if "learning_rate argument" not in n))
+      for n in deepspeed.notes
+      if "learning_rate argument" not in n
+    ),
+  )
   return BingBertPlan(
-      deepspeed=deepspeed, training=training, max_seq_length=max_seq_length,
-      lr_schedule=effective, lr_offset=lr_offset, fp16=fp16,
-      deepspeed_transformer_kernel=deepspeed_transformer_kernel,
-      data_parallel_size=data_parallel_size, notes=tuple(notes))
+    deepspeed=deepspeed,
+    training=training,
+    max_seq_length=max_seq_length,
+    lr_schedule=effective,
+    lr_offset=lr_offset,
+    fp16=fp16,
+    deepspeed_transformer_kernel=deepspeed_transformer_kernel,
+    data_parallel_size=data_parallel_size,
+    notes=tuple(notes),
+  )
 
 
 def from_bing_bert(

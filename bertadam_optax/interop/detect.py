@@ -17,7 +17,6 @@ JSON with ``"fp16": true`` to the ds_config reader:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -125,8 +124,9 @@ def _load(path: str) -> tuple[str, Any]:
   except OSError as e:
     raise ValueError(f"{path!r} cannot be read: {e.strerror}.") from e
   except UnicodeDecodeError as e:
-    raise ValueError(f"{path!r} is not a UTF-8 text file: {e.reason} at "
-                     f"byte {e.start}.") from None
+    raise ValueError(
+      f"{path!r} is not a UTF-8 text file: {e.reason} at byte {e.start}."
+    ) from None
   if _is_script(path, text.lstrip()):
     return text, None
   # Not a script: a JSON object, read (and refused) as configs are.
@@ -184,7 +184,8 @@ def _single(path: str, config: Mapping[str, Any]) -> RunKind:
     )
   raise ValueError(
     f"{path!r}: cannot tell a ds_config ({_named(ds) or 'no keys'}) from "
-    f"TrainingArguments ({_named(ta) or 'no fields'}); pass --kind to port (the kind)."
+    f"TrainingArguments ({_named(ta) or 'no fields'}); pass --kind to port "
+    "(the kind)."
   )
 
 

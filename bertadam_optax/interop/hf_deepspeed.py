@@ -17,7 +17,6 @@ is an ordinary ds_config for
 from __future__ import annotations
 
 import copy
-import math
 import os
 from collections.abc import Mapping
 from typing import Any

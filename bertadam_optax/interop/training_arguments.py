@@ -183,10 +183,13 @@ def plan_training_arguments(
       :func:`bertadam_optax.masks.trainer_weight_decay_mask`.
     learning_rate: replaces the schedule the fields describe (a float or an
       optax schedule); ``None`` keeps it.
+    data_parallel_size: the Trainer's world size (with ``deepspeed``: the
+      ``train_batch_size`` it fills and checks).
 
   Returns:
     A :class:`~bertadam_optax.interop.specs.Plan` with
-    ``source="training_arguments"``.
+    ``source="training_arguments"`` (``"training_arguments+deepspeed"`` with
+    a ``deepspeed`` field).
 
   Raises:
     ValueError: naming the field and its value.
@@ -252,8 +255,11 @@ def plan_training_arguments(
 
 
 def _deepspeed_config(value: Any) -> dict:
-  """The ``deepspeed`` field as a dict: a mapping, a JSON object string (as
-  TrainingArguments parses one) or the path of a JSON file."""
+  """The ``deepspeed`` field as a dict.
+
+  A mapping, a JSON object string (as TrainingArguments parses one) or the
+  path of a JSON file.
+  """
   if isinstance(value, str) and value.startswith("{"):
     try:
       loaded = json.loads(value)
@@ -270,8 +276,11 @@ def _deepspeed_config(value: Any) -> dict:
 def _with_deepspeed(plan: specs.Plan, args: Any, values: Mapping[str, Any],
                     num_training_steps: int, data_parallel_size: int,
                     explicit_mask: bool) -> specs.Plan:
-  """What the Trainer runs with ``deepspeed``: its ``"auto"`` values filled,
-  the ds_config's optimizer and scheduler winning over the Trainer's."""
+  """What the Trainer runs with ``deepspeed``.
+
+  The ``"auto"`` values filled, the ds_config's optimizer and scheduler
+  winning over the Trainer's.
+  """
   config = _deepspeed_config(values["deepspeed"])
   auto = _reading.auto_keys(config)
   zero = [k for k in auto if k.startswith("zero_optimization.")]
@@ -385,6 +394,7 @@ def from_training_arguments(
       :func:`bertadam_optax.masks.trainer_weight_decay_mask`.
     learning_rate: replaces the schedule the fields describe (a float or an
       optax schedule); ``None`` keeps it.
+    data_parallel_size: the Trainer's world size (used with ``deepspeed``).
 
   Returns:
     An ``optax.GradientTransformation`` (``GradientTransformationExtraArgs``

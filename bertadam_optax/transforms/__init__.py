@@ -73,7 +73,6 @@ __all__ = [
     "greedy",
     "reduce_lr_on_plateau",
     "scale_by_adagrad_torch",
-    "add_scheduled_decayed_weights",
     "scale_by_adam_torch",
     "scale_by_bertadam",
     "scale_by_clamped_trust_ratio",

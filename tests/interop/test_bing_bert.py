@@ -556,19 +556,23 @@ def test_every_bing_bert_fixture_builds_and_steps():
     assert jax.tree.leaves(state)
 
 
-@pytest.mark.parametrize("script,dp", [("launch_lamb_seq128.sh", 512),
-                                       ("launch_adam_fp32.sh", 4)])
+@pytest.mark.parametrize(
+  "script,dp", [("launch_lamb_seq128.sh", 512), ("launch_adam_fp32.sh", 4)]
+)
 def test_printed_source_builds_the_same_optimizer(script, dp):
-  plan = launch_script.plan_launch_script(os.path.join(BING, script),
-                                          data_parallel_size=dp)
+  plan = launch_script.plan_launch_script(
+    os.path.join(BING, script), data_parallel_size=dp
+  )
   lines = plan.describe()
   assert lines[0].startswith("source:") and "bing_bert" in lines[0]
   assert any(line.startswith("frozen:") for line in lines)
   namespace = {}
-  exec(plan.to_source(), namespace)  # noqa: S102  the printed code runs
-  params = {"bert.encoder.dense.weight": jnp.full((2, 2), 0.5),
-            "bert.encoder.dense.bias": jnp.ones(2),
-            "bert.pooler.dense.weight": jnp.ones((2, 2))}
+  exec(plan.to_source(), namespace)
+  params = {
+    "bert.encoder.dense.weight": jnp.full((2, 2), 0.5),
+    "bert.encoder.dense.bias": jnp.ones(2),
+    "bert.pooler.dense.weight": jnp.ones((2, 2)),
+  }
   results = []
   for tx in (plan.build(), namespace["optimizer"]):
     state = tx.init(params)

@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import types
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +16,9 @@ import optax
 import pytest
 
 from bertadam_optax.interop import from_training_arguments
+from bertadam_optax.interop import hf_deepspeed
 from bertadam_optax.interop import plan_training_arguments
 from bertadam_optax.interop import specs
-from bertadam_optax.interop import hf_deepspeed
 from tests.references import require
 
 HF = os.path.join(os.path.dirname(__file__), "fixtures", "hf")
@@ -207,8 +206,9 @@ _SHAPES = {
 
 
 def _port(fields, ds, num_training_steps):
-  return from_training_arguments(dict(fields, deepspeed=ds),
-                                 num_training_steps=num_training_steps)
+  return from_training_arguments(
+    dict(fields, deepspeed=ds), num_training_steps=num_training_steps
+  )
 
 
 def test_trainer_with_ds_optimizer_and_scheduler_matches_a_torch_run():
@@ -290,39 +290,66 @@ def test_trainer_with_ds_optimizer_and_scheduler_matches_a_torch_run():
 
 
 def test_ds_optimizer_without_scheduler_runs_the_trainers_schedule():
-  fields = dict(learning_rate=1e-3, warmup_steps=5, lr_scheduler_type="cosine",
-                bf16=True, adam_beta2=0.98)
+  fields = dict(
+    learning_rate=1e-3,
+    warmup_steps=5,
+    lr_scheduler_type="cosine",
+    bf16=True,
+    adam_beta2=0.98,
+  )
   ds = _read("ds_auto_lamb_no_scheduler.json")
-  plan = plan_training_arguments(dict(fields, deepspeed=ds),
-                                 num_training_steps=50)
+  plan = plan_training_arguments(
+    dict(fields, deepspeed=ds), num_training_steps=50
+  )
   assert plan.source == "training_arguments+deepspeed"
-  assert plan.optimizer == specs.LambSpec(0.9, 0.98, 1e-8, weight_decay=0.0,
-                                          max_coeff=10.0, min_coeff=0.01)
+  assert plan.optimizer == specs.LambSpec(
+    0.9, 0.98, 1e-8, weight_decay=0.0, max_coeff=10.0, min_coeff=0.01
+  )
   assert plan.learning_rate == specs.TransformersScheduleSpec(
-      "cosine", 1e-3, 5, 50, {})
+    "cosine", 1e-3, 5, 50, {}
+  )
   assert plan.weight_decay_mask is None  # one group: every parameter decays
   assert plan.clip == 1.0 and plan.accumulation_steps == 1
 
 
 def test_no_ds_optimizer_runs_the_trainers_optimizer_and_grouping():
-  fields = dict(learning_rate=2e-4, weight_decay=0.1, warmup_steps=10,
-                gradient_accumulation_steps=4, max_grad_norm=0.5, bf16=True)
+  fields = dict(
+    learning_rate=2e-4,
+    weight_decay=0.1,
+    warmup_steps=10,
+    gradient_accumulation_steps=4,
+    max_grad_norm=0.5,
+    bf16=True,
+  )
   ds = _read("ds_auto_zero3_no_optimizer.json")
-  plan = plan_training_arguments(dict(fields, deepspeed=ds),
-                                 num_training_steps=100, data_parallel_size=2)
+  plan = plan_training_arguments(
+    dict(fields, deepspeed=ds), num_training_steps=100, data_parallel_size=2
+  )
   assert plan.optimizer.name == "adamw_torch_fused"
   assert plan.weight_decay_mask == specs.NamedMask("trainer_weight_decay_mask")
   assert plan.learning_rate == specs.TransformersScheduleSpec(
-      "linear", 2e-4, 10, 100, {})
+    "linear", 2e-4, 10, 100, {}
+  )
   assert plan.clip == 0.5 and plan.accumulation_steps == 4
-  with_scheduler = dict(ds, scheduler={"type": "WarmupLR", "params": {
-      "warmup_min_lr": "auto", "warmup_max_lr": "auto",
-      "warmup_num_steps": "auto"}})
-  plan = plan_training_arguments(dict(fields, deepspeed=with_scheduler),
-                                 num_training_steps=100)
+  with_scheduler = dict(
+    ds,
+    scheduler={
+      "type": "WarmupLR",
+      "params": {
+        "warmup_min_lr": "auto",
+        "warmup_max_lr": "auto",
+        "warmup_num_steps": "auto",
+      },
+    },
+  )
+  plan = plan_training_arguments(
+    dict(fields, deepspeed=with_scheduler), num_training_steps=100
+  )
   assert plan.learning_rate == specs.DeepSpeedScheduleSpec(
-      "WarmupLR", {"warmup_min_lr": 0, "warmup_max_lr": 2e-4,
-                   "warmup_num_steps": 10}, 2e-4)
+    "WarmupLR",
+    {"warmup_min_lr": 0, "warmup_max_lr": 2e-4, "warmup_num_steps": 10},
+    2e-4,
+  )
 
 
 def test_deepspeed_field_as_a_path_or_json_string(tmp_path):
@@ -330,26 +357,43 @@ def test_deepspeed_field_as_a_path_or_json_string(tmp_path):
   path = tmp_path / "ds.json"
   path.write_text(json.dumps(ds))
   fields = dict(learning_rate=3e-5, warmup_steps=0.1, fp16=True)
-  plans = [plan_training_arguments(dict(fields, deepspeed=value),
-                                   num_training_steps=40)
-           for value in (ds, str(path), json.dumps(ds))]
-  assert plans[0].learning_rate == plans[1].learning_rate == (
-      plans[2].learning_rate)
+  plans = [
+    plan_training_arguments(
+      dict(fields, deepspeed=value), num_training_steps=40
+    )
+    for value in (ds, str(path), json.dumps(ds))
+  ]
+  assert (
+    plans[0].learning_rate == plans[1].learning_rate == (plans[2].learning_rate)
+  )
   assert plans[0].learning_rate == specs.DeepSpeedScheduleSpec(
-      "WarmupDecayLR", {"warmup_min_lr": 0, "warmup_max_lr": 3e-5,
-                        "warmup_num_steps": 4, "total_num_steps": 40}, 3e-5)
+    "WarmupDecayLR",
+    {
+      "warmup_min_lr": 0,
+      "warmup_max_lr": 3e-5,
+      "warmup_num_steps": 4,
+      "total_num_steps": 40,
+    },
+    3e-5,
+  )
   assert any("'auto' values filled" in n for n in plans[0].notes)
   with pytest.raises(ValueError, match="mismatch"):
     plan_training_arguments(
-        dict(fields, deepspeed=dict(ds, gradient_clipping=3.0)),
-        num_training_steps=40)
+      dict(fields, deepspeed=dict(ds, gradient_clipping=3.0)),
+      num_training_steps=40,
+    )
 
 
 def test_training_args_fields_are_read_as_transformers_reads_them():
   plan = plan_training_arguments(
-      {"lr_scheduler_type": "cosine_with_min_lr",
-       "lr_scheduler_kwargs": '{"min_lr_rate": "0.1"}', "output_dir": "o",
-       "evaluation_strategy": "epoch"}, num_training_steps=10)
+    {
+      "lr_scheduler_type": "cosine_with_min_lr",
+      "lr_scheduler_kwargs": '{"min_lr_rate": "0.1"}',
+      "output_dir": "o",
+      "evaluation_strategy": "epoch",
+    },
+    num_training_steps=10,
+  )
   assert plan.learning_rate.kwargs == {"min_lr_rate": 0.1}
   assert any("evaluation_strategy" in n for n in plan.notes)
   with pytest.raises(ValueError, match="Did you mean 'lr_scheduler_type'"):
