@@ -43,6 +43,7 @@ import jax
 import optax
 
 from bertadam_optax import _validation, transforms
+from bertadam_optax.masks import megatron_weight_decay_mask
 from bertadam_optax.schedules import megatron as megatron_schedules
 
 __all__ = [
@@ -260,56 +261,6 @@ def parse_megatron_args(args: str | Sequence[str] | Mapping[str, Any]
   return parsed
 
 
-def megatron_weight_decay_mask(params: Any, *,
-                               apply_wd_to_qk_layernorm: bool = False) -> Any:
-  """Megatron's default no-decay rule as a mask: True where weight decay applies.
-
-  A parameter gets ``wd_mult = 0`` (no decay) when it is 1-D or its name ends
-  in ``.bias``. The name is the leaf's path joined with dots, so both a Flax
-  tree (``{"Dense_0": {"bias": ...}}`` -> ``Dense_0.bias``) and a flat dict of
-  torch names (``{"decoder.layers.0.mlp.linear_fc1.bias": ...}``) work. With
-  ``apply_wd_to_qk_layernorm`` (``--apply-wd-to-qk-layernorm``), parameters
-  whose name contains ``q_layernorm.`` or ``k_layernorm.`` decay even so.
-
-  Args:
-    params: the parameter pytree.
-    apply_wd_to_qk_layernorm: Megatron's Qwen3-Next exception.
-
-  Returns:
-    A pytree of Python booleans with the structure of ``params``.
-
-  Examples:
-    >>> import jax.numpy as jnp
-    >>> from bertadam_optax.interop.megatron import megatron_weight_decay_mask
-    >>> megatron_weight_decay_mask({"Dense_0": {"kernel": jnp.ones((2, 2)),
-    ...                                         "bias": jnp.ones(2)},
-    ...                             "final_norm.weight": jnp.ones(2)})
-    {'Dense_0': {'bias': False, 'kernel': True}, 'final_norm.weight': False}
-
-  References:
-    megatron-core 0.16.1 ``megatron/core/optimizer/__init__.py``
-    (``get_standard_config_overrides``).
-  """
-
-  def decays(path, leaf):
-    name = ".".join(_key_name(k) for k in path)
-    no_wd = len(getattr(leaf, "shape", ())) == 1 or name.endswith(".bias") or (
-        name == "bias")
-    if apply_wd_to_qk_layernorm and ("q_layernorm." in name or
-                                     "k_layernorm." in name):
-      no_wd = False
-    return not no_wd
-
-  return jax.tree_util.tree_map_with_path(decays, params)
-
-
-def _key_name(key: Any) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
 @dataclasses.dataclass(frozen=True)
 class MegatronPlan:
   """What a Megatron-LM command line makes of the optimizer, before building.
@@ -433,8 +384,7 @@ class MegatronPlan:
         "import functools" if self.apply_wd_to_qk_layernorm else None,
         "import optax",
         "from bertadam_optax import transforms",
-        ("from bertadam_optax.interop.megatron import "
-         "megatron_weight_decay_mask"),
+        "from bertadam_optax.masks import megatron_weight_decay_mask",
         "from bertadam_optax.schedules import megatron_lr_schedule",
         "from bertadam_optax.schedules import megatron_wd_schedule",
         "",

@@ -14,6 +14,8 @@ of the registry:
   :func:`linear_warmup_cosine_decay`.
 * :mod:`~bertadam_optax.schedules.deepspeed_runtime`: the schedulers of
   ``deepspeed.runtime.lr_schedules`` that a ``ds_config.json`` names.
+* :mod:`~bertadam_optax.schedules.megatron`: Megatron-LM's learning-rate and
+  weight-decay schedules (``OptimizerParamScheduler``).
 
 :mod:`~bertadam_optax.schedules.registry` puts their entries in one table
 (with family-qualified names where names collide) and builds any of them from
@@ -26,6 +28,7 @@ import importlib as _importlib
 
 from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
+from bertadam_optax.schedules import megatron
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
 from bertadam_optax.schedules import transformers
@@ -33,18 +36,18 @@ from bertadam_optax.schedules.bing_bert import *  # noqa: F401,F403
 from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F401,F403
 from bertadam_optax.schedules.pretrained_bert import *  # noqa: F401,F403
 from bertadam_optax.schedules.registry import *  # noqa: F401,F403
+from bertadam_optax.schedules.megatron import *  # noqa: F401,F403
 from bertadam_optax.schedules.transformers import *  # noqa: F401,F403
-from bertadam_optax.schedules.megatron import *  # noqa: F401,F403,E402
 
 __all__ = (
-    ["bing_bert", "deepspeed_runtime", "pretrained_bert", "registry",
-     "transformers"]
+    ["bing_bert", "deepspeed_runtime", "megatron", "pretrained_bert",
+     "registry", "transformers"]
     + list(bing_bert.__all__)
     + list(deepspeed_runtime.__all__)
     + list(pretrained_bert.__all__)
     + list(registry.__all__)
     + list(transformers.__all__)
-    + ["megatron"] + list(megatron.__all__)  # noqa: F405
+    + list(megatron.__all__)
 )
 
 _DEPRECATED_MODULES = ("deepspeed", "modern")

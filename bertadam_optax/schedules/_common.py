@@ -14,7 +14,14 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
+
 from bertadam_optax import _validation
+
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+"""The smallest normal float32: a warmup below it would divide by 0."""
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def first_step_at_or_above(fraction: float, total: float) -> int:
@@ -67,3 +74,14 @@ def first_step_where(predicate: Callable[[int], bool], guess: float) -> int:
   while not predicate(k):
     k += 1
   return k
+
+
+def float32_inverse(value: float) -> float:
+  """``1 / value`` held within float32 (0 for ``value <= 0``).
+
+  A warmup of a few denormal steps has an inverse past float32's range, and
+  ``0 * inf`` at step 0 would be NaN; only step 0 is ever in such a warmup.
+  """
+  if value <= 0:
+    return 0.0
+  return min(1.0 / value, FLOAT32_MAX)

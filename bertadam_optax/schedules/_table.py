@@ -85,7 +85,7 @@ _FORMULA = re.compile(r"In one line:\s*``(.+?)``", re.DOTALL)
 
 
 def formula(function: Callable[..., Any]) -> str:
-  """The text after ``In one line:`` in ``function``'s docstring, on one line."""
+  """The text after ``In one line:`` in ``function``'s docstring, joined."""
   match = _FORMULA.search(inspect.getdoc(function) or "")
   if match is None:
     raise ValueError(f"{function.__qualname__} has no 'In one line: ``...``' "

@@ -43,6 +43,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -67,8 +68,9 @@ def _ramp(x, warmup):
   """
   if isinstance(warmup, (int, float)):
     # A static warmup stays a weak-typed Python scalar (no float64 constant).
-    return x / (warmup if warmup != 0 else 1.0)
-  return x / jnp.where(warmup == 0, 1.0, warmup)
+    return x / (max(warmup, _common.FLOAT32_TINY) if warmup != 0 else 1.0)
+  return x / jnp.where(warmup == 0, 1.0,
+                       jnp.maximum(warmup, _common.FLOAT32_TINY))
 
 
 def _half_cosine(one_minus_x):
@@ -77,26 +79,32 @@ def _half_cosine(one_minus_x):
   return jnp.square(jnp.sin(0.5 * math.pi * one_minus_x))
 
 
-def _formula(name, in_warmup, step, total, warmup, *, decay_rate=None,
+def _formula(name, warmup_edge, step, total, warmup, *, decay_rate=None,
              decay_steps=None, degree=2.0, warm_degree=1.5):
   """The multiplier of schedule ``name`` at ``step`` of ``total``.
 
-  ``in_warmup`` is decided by the caller: ``x < warmup`` for the raw functions,
-  an integer threshold for :func:`bert_schedule` (see ``_common``). The
-  progress-based schedules pass ``step=x, total=1``.
+  ``warmup_edge = (position, end)`` says where warmup ends, as the caller
+  decides it: ``x < warmup`` for the raw functions, an integer threshold for
+  :func:`bert_schedule` (see ``_common``). The progress-based schedules pass
+  ``step=x, total=1``.
   """
+  position, end = warmup_edge
+
+  def warmup_then(ramp, after):
+    return _join.warmup_then(position, end, ramp, after)
+
   x = step / total
   # 1 - x from the counts: exact in float32 near the end of the decay.
   one_minus_x = (total - step) / total
   ramp = _ramp(x, warmup)
   if name == "warmup_cosine":
-    return jnp.where(in_warmup, ramp, _half_cosine(one_minus_x))
+    return warmup_then(ramp, _half_cosine(one_minus_x))
   if name == "warmup_constant":
-    return jnp.where(in_warmup, ramp, jnp.ones_like(x))
+    return warmup_then(ramp, jnp.ones_like(x))
   if name == "warmup_exp_decay_poly":
-    return jnp.where(in_warmup, ramp ** warm_degree, one_minus_x ** degree)
+    return warmup_then(ramp ** warm_degree, one_minus_x ** degree)
   if name == "warmup_linear":
-    value = jnp.where(in_warmup, ramp, one_minus_x)
+    value = warmup_then(ramp, one_minus_x)
   else:
     if name == "warmup_exp_decay_exp":
       ramp = ramp ** degree
@@ -108,19 +116,19 @@ def _formula(name, in_warmup, step, total, warmup, *, decay_rate=None,
       decay = jnp.exp((step - warmup * total) * log_rate_per_step)
     else:
       decay = decay_rate ** ((step - warmup * total) / decay_steps)
-    value = jnp.where(in_warmup, ramp, decay)
+    value = warmup_then(ramp, decay)
   # The original's ``warmup == 0``: a constant multiplier of 1.
   return jnp.where(warmup == 0, jnp.ones_like(value), value)
 
 
 def _x_based(name, x, warmup):
   x = jnp.asarray(x)
-  return _formula(name, x < warmup, x, 1.0, warmup)
+  return _formula(name, (x, warmup), x, 1.0, warmup)
 
 
 def _step_based(name, global_step, total_steps, warmup, **kwargs):
   global_step = jnp.asarray(global_step)
-  return _formula(name, global_step / total_steps < warmup, global_step,
+  return _formula(name, (global_step / total_steps, warmup), global_step,
                   total_steps, warmup, **kwargs)
 
 
@@ -302,23 +310,29 @@ def bert_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import bert_schedule
+    >>> schedule = bert_schedule("warmup_linear", 1e-3, t_total=1000,
+    ...                          warmup=0.1)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 99, 100, 1000, 2000)]
+    [0.0, 0.0005, 0.00099, 0.0009, 0.0, 0.0]
+
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     and ``bing_bert/deepspeed_train.py`` (``lr_offset``).
   """
   _validation.check_choice("name", name, SCHEDULES)
-  learning_rate = _common.static_float(_validation.check_number("learning_rate",
-                                                   learning_rate, 0))
+  learning_rate = _number("learning_rate", learning_rate)
   t_total = _validation.check_int("t_total", t_total, 1)
   warmup = _common.static_float(check_warmup(warmup))
   if name in ("warmup_linear_decay_exp", "warmup_exp_decay_exp"):
-    for arg, value in (("decay_rate", decay_rate), ("decay_steps", decay_steps)):
+    for arg, value in (("decay_rate", decay_rate),
+                       ("decay_steps", decay_steps)):
       if value is None:
         raise ValueError(f"{arg}=None: schedule {name!r} requires {arg} > 0.")
-    decay_rate = _common.static_float(_validation.check_number("decay_rate", decay_rate, 0,
-                                                  low_inclusive=False))
-    decay_steps = _common.static_float(_validation.check_number(
-        "decay_steps", decay_steps, 0, low_inclusive=False))
+    decay_rate = _number("decay_rate", decay_rate, low_inclusive=False)
+    decay_steps = _number("decay_steps", decay_steps, low_inclusive=False)
   elif decay_rate is not None or decay_steps is not None:
     raise ValueError(
         f"decay_rate={decay_rate!r}, decay_steps={decay_steps!r}: only the "
@@ -332,11 +346,10 @@ def bert_schedule(
     raise ValueError(f"warm_degree={warm_degree!r}: schedule {name!r} takes no "
                      "warm_degree; expected None.")
   # A negative exponent turns the warmup's 0 into an infinity.
-  degree = 2.0 if degree is None else _common.static_float(
-      _validation.check_number("degree", degree, 0))
-  warm_degree = 1.5 if warm_degree is None else _common.static_float(
-      _validation.check_number("warm_degree", warm_degree, 0))
-  lr_offset = _common.static_float(_validation.check_number("lr_offset", lr_offset, 0))
+  degree = 2.0 if degree is None else _number("degree", degree)
+  warm_degree = (1.5 if warm_degree is None
+                 else _number("warm_degree", warm_degree))
+  lr_offset = _number("lr_offset", lr_offset)
   total = float(t_total)
 
   # Warmup membership as an integer step, decided here in float64 exactly as
@@ -346,11 +359,11 @@ def bert_schedule(
   def multiplier(count):
     # float32 keeps the schedule out of float64 even with jax_enable_x64.
     step = jnp.asarray(count, jnp.float32)
-    in_warmup = step < warmup_end
+    edge = (step, warmup_end)
     if name in X_BASED or name == "warmup_exp_decay_poly":
       # Progress held at 1 past the end: see the docstring.
       step = jnp.minimum(step, total)
-    return _formula(name, in_warmup, step, total, warmup,
+    return _formula(name, edge, step, total, warmup,
                     decay_rate=decay_rate, decay_steps=decay_steps,
                     degree=degree, warm_degree=warm_degree)
 
@@ -359,6 +372,12 @@ def bert_schedule(
 
   return schedule
 
+
+
+def _number(name: str, value, low: float = 0.0, **kwargs):
+  """A number ``>= low`` (finite), as a weakly typed float; tracers pass."""
+  return _common.static_float(
+      _validation.check_number(name, value, low, **kwargs))
 
 
 _EXP = ("warmup_linear_decay_exp", "warmup_exp_decay_exp")
@@ -393,7 +412,8 @@ ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
 ``deepspeed``), in the order of :data:`SCHEDULES`."""
 
 SCHEDULES: Mapping[str, Callable] = {e.source: e.factory for e in ENTRIES}
-"""The six schedule names of DeepSpeed's bing_bert, mapped to their functions."""
+"""The six schedule names of DeepSpeed's bing_bert, mapped to their
+functions."""
 
 X_BASED = ("warmup_cosine", "warmup_constant", "warmup_linear")
 """Schedules that are functions of the progress ``x = step / t_total``."""

@@ -46,6 +46,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -149,6 +150,8 @@ def warmup_lr(
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupLR``.
   """
+  if learning_rate is not None:
+    learning_rate = _check_lr("learning_rate", learning_rate)
   if warmup_max_lr is None:
     if learning_rate is None:
       raise ValueError("warmup_max_lr=None: WarmupLR then uses the optimizer's "
@@ -164,9 +167,9 @@ def warmup_lr(
 
   def schedule(count):
     _, last = _steps(count)
-    gamma = jnp.where(last < length,
-                      _warmup_fraction(last, length, warmup_type),
-                      jnp.float32(1.0))
+    gamma = _join.warmup_then(last, length,
+                              _warmup_fraction(last, length, warmup_type),
+                              jnp.float32(1.0))
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
@@ -219,8 +222,9 @@ def warmup_decay_lr(
   def schedule(count):
     _, last = _steps(count)
     decay = jnp.maximum(0.0, (total - last) / decay_length)
-    gamma = jnp.where(last < length,
-                      _warmup_fraction(last, length, warmup_type), decay)
+    gamma = _join.warmup_then(last, length,
+                              _warmup_fraction(last, length, warmup_type),
+                              decay)
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
@@ -294,7 +298,7 @@ def warmup_cosine_lr(
     remaining = jnp.maximum(0.0, decay_length - (step - length)) / decay_length
     cosine = jnp.square(jnp.sin(0.5 * math.pi * remaining))
     decay = jnp.maximum(0.0, cos_min_ratio + (1.0 - cos_min_ratio) * cosine)
-    ratio = jnp.where(last < length, warm, decay)
+    ratio = _join.warmup_then(last, length, warm, decay)
     return learning_rate * jnp.where(step == 0, jnp.float32(0.0), ratio)
 
   return schedule
@@ -314,9 +318,10 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
   second = first if cycle_second_step_size is None else _check_steps(
       "cycle_second_step_size", cycle_second_step_size, 0)
   first_stairs = _check_steps("cycle_first_stair_count",
-                              cycle_first_stair_count, None)
+                              cycle_first_stair_count, -_INT32_LIMIT)
   second_stairs = first_stairs if cycle_second_stair_count is None else (
-      _check_steps("cycle_second_stair_count", cycle_second_stair_count, None))
+      _check_steps("cycle_second_stair_count", cycle_second_stair_count,
+                   -_INT32_LIMIT))
   decay_step_size = _validation.check_int("decay_step_size", decay_step_size,
                                           0)
   total = first + second
@@ -641,6 +646,10 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
   """
   _validation.check_choice("scheduler type", type, DEEPSPEED_SCHEDULERS)
   factory, keys, required = _FACTORIES[type]
+  if params is not None and not isinstance(params, Mapping):
+    raise ValueError(f"{type} params={params!r} is not a mapping; expected "
+                     "the section's keyword arguments, e.g. "
+                     "{\"warmup_num_steps\": 1000}.")
   params = dict(params or {})
   extra = ("last_batch_iteration",)
   if type == "OneCycle":
@@ -693,6 +702,16 @@ def deepspeed_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import deepspeed_schedule
+    >>> schedule = deepspeed_schedule(
+    ...     "WarmupDecayLR", {"total_num_steps": 100, "warmup_max_lr": 1e-3,
+    ...                       "warmup_num_steps": 10, "warmup_type": "linear"})
+    >>> # Step k applies DeepSpeed's get_lr() after k - 1 scheduler steps.
+    >>> [round(float(schedule(k)), 7) for k in (0, 1, 6, 11, 56, 101, 200)]
+    [0.0, 0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
+
   Raises:
     ValueError: an unknown type or params key (with the closest valid name),
       a missing required key, or a hyperparameter out of range.
@@ -701,6 +720,9 @@ def deepspeed_schedule(
     DeepSpeed, ``deepspeed/runtime/engine.py``, ``_scheduler_from_config``.
   """
   factory, kwargs, momentum = _split_params(type, params)
+  if learning_rate is not None:
+    # Read by WarmupLR and WarmupCosineLR only, but checked for every type.
+    learning_rate = _check_lr("learning_rate", learning_rate)
   if momentum is not None:
     one_cycle_momentum(**momentum)
   if type == "WarmupCosineLR":

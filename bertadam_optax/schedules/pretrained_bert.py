@@ -68,6 +68,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -87,7 +88,8 @@ def _ramp(progress, warmup):
   ``jnp.where`` evaluates both branches; a zero warmup there would put a NaN
   into gradients although the value is never selected.
   """
-  return progress / jnp.where(warmup == 0, 1.0, warmup)
+  return progress / jnp.where(warmup == 0, 1.0,
+                              jnp.maximum(warmup, _common.FLOAT32_TINY))
 
 
 def constant(progress, warmup=0.002):
@@ -131,7 +133,7 @@ def warmup_constant(progress, warmup=0.002):
   """
   x = jnp.asarray(progress)
   w = _effective_warmup(warmup)
-  return jnp.where(x < w, _ramp(x, w), jnp.ones_like(x))
+  return _join.warmup_then(x, w, _ramp(x, w), jnp.ones_like(x))
 
 
 def warmup_linear(progress, warmup=0.002):
@@ -159,7 +161,8 @@ def warmup_linear(progress, warmup=0.002):
   """
   x = jnp.asarray(progress)
   w = _effective_warmup(warmup)
-  return jnp.where(x < w, _ramp(x, w), jnp.maximum((x - 1.0) / (w - 1.0), 0.0))
+  return _join.warmup_then(x, w, _ramp(x, w),
+                           jnp.maximum((x - 1.0) / (w - 1.0), 0.0))
 
 
 def _cycles_after_warmup(x, w, cycles):
@@ -207,7 +210,7 @@ def warmup_cosine(progress, warmup=0.002, cycles=0.5):
   w = _effective_warmup(warmup)
   # 0.5 (1 + cos 2a) == cos(a) ** 2, without the cancellation near 0.
   wave = jnp.square(jnp.cos(math.pi * _cycles_after_warmup(x, w, cycles)))
-  return jnp.where(x < w, _ramp(x, w), wave)
+  return _join.warmup_then(x, w, _ramp(x, w), wave)
 
 
 def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
@@ -262,7 +265,7 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
     below = (jnp.ceil(p) - p) - p_tail
     phase = jnp.where((p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
                       jnp.zeros_like(p), _fraction(p, p_tail))
-    ramp = x / (w if w > 0 else 1.0)
+    ramp = x / (max(w, _common.FLOAT32_TINY) if w > 0 else 1.0)
   else:
     w = _effective_warmup(warmup)
     phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
@@ -317,7 +320,7 @@ def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
     d = jnp.where((whole == 0) & (p_tail < 0), d + 1.0, d)
     past = d + (d_tail + p_tail - w_lo)
     in_warmup = past < 0
-    ramp = u / (w if w > 0 else 1.0)
+    ramp = u / (max(w, _common.FLOAT32_TINY) if w > 0 else 1.0)
   else:
     w = _effective_warmup(warmup) * cycles
     u = jnp.mod(x * cycles, 1.0)
@@ -572,6 +575,14 @@ def pretrained_bert_schedule(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import pretrained_bert_schedule
+    >>> schedule = pretrained_bert_schedule("warmup_linear", 1e-3,
+    ...                                     t_total=1000, warmup=0.1)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 550, 1000, 2000)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
+
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.py``: ``_LRSchedule.get_lr``
     and its subclasses; ``BertAdam(schedule=...)``.
@@ -616,11 +627,11 @@ def pretrained_bert_schedule(
     table = _PhaseTable(restart_phase, restart_start,
                         is_restart=lambda j: j % 2 == 0,
                         t_total=total)
-    inv_warm = 1.0 / w if w > 0 else 0.0
+    inv_warm = _common.float32_inverse(w)
     inv_decay = 1.0 / (1.0 - w)
     # Within the table the warmup and the cosine are measured from their own
     # starts, so the cosine's ``u - w`` never cancels.
-    inv_warm_steps = inv_warm * inv_period
+    inv_warm_steps = min(inv_warm * inv_period, _common.FLOAT32_MAX)
     inv_decay_steps = inv_decay * inv_period
 
     def multiplier(step):
@@ -635,14 +646,14 @@ def pretrained_bert_schedule(
   else:
     # Warmup membership ``step / T < w`` as an integer step (see _common).
     warmup_end = float(_common.first_step_at_or_above(w, total))
-    inv_warm = 1.0 / (w * total) if w > 0 else 0.0
+    inv_warm = _common.float32_inverse(w * total)
     ramp_start = w * total
     decay_steps = total * (1.0 - w)
 
     if name == "warmup_constant":
       def multiplier(step):
-        return jnp.where(step < warmup_end, step * inv_warm,
-                         jnp.ones_like(step))
+        return _join.warmup_then(step, warmup_end, step * inv_warm,
+                                 jnp.ones_like(step))
 
     elif name == "warmup_linear":
       inv_decay = 1.0 / decay_steps
@@ -650,7 +661,7 @@ def pretrained_bert_schedule(
       def multiplier(step):
         # (x - 1) / (w - 1) == (T - k) / (T (1 - w)), with T - k exact.
         decay = jnp.maximum((total - step) * inv_decay, 0.0)
-        return jnp.where(step < warmup_end, step * inv_warm, decay)
+        return _join.warmup_then(step, warmup_end, step * inv_warm, decay)
 
     else:
       period = decay_steps / cycles

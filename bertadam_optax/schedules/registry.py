@@ -115,6 +115,13 @@ def schedule_info(name: str) -> ScheduleInfo:
   Returns:
     Its :class:`ScheduleInfo`.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import schedule_info
+    >>> info = schedule_info("transformers.cosine")
+    >>> info.family, info.source, info.required
+    ('transformers', 'cosine', ('lr', 't_total', 'warmup'))
+
   Raises:
     ValueError: for an unknown name, suggesting the closest one (a name given
       without its family, ``cosine``, suggests ``transformers.cosine``).
@@ -206,6 +213,15 @@ def make_schedule(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+
+  Examples:
+    >>> from bertadam_optax.schedules import make_schedule
+    >>> options = dict(lr=1e-3, t_total=1000, warmup=0.1)
+    >>> bing_bert = make_schedule("warmup_linear", **options)
+    >>> original = make_schedule("pretrained_bert.warmup_linear", **options)
+    >>> round(float(bing_bert(100)), 7), round(float(original(100)), 7)
+    (0.0009, 0.001)
 
   Raises:
     MissingScheduleOptionError: a required option is missing.

@@ -60,6 +60,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
+from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
@@ -236,8 +237,8 @@ def constant_schedule_with_warmup(learning_rate: float,
 
   def schedule(count):
     step = _step(count)
-    return learning_rate * jnp.where(step < warmup, _ramp(step, warmup),
-                                     jnp.ones_like(step))
+    return learning_rate * _join.warmup_then(step, warmup, _ramp(step, warmup),
+                                             jnp.ones_like(step))
 
   return schedule
 
@@ -274,7 +275,8 @@ def linear_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
   def schedule(count):
     step = _step(count)
     decay = jnp.maximum((total - step) / span, jnp.float32(0))
-    return learning_rate * jnp.where(step < warmup, _ramp(step, warmup), decay)
+    return learning_rate * _join.warmup_then(step, warmup,
+                                             _ramp(step, warmup), decay)
 
   return schedule
 
@@ -375,8 +377,8 @@ def _cosine_with_floor(learning_rate, num_warmup_steps, num_training_steps,
   def schedule(count):
     step = _step(count)
     wave = _cosine_wave(step - warmup, span, num_cycles)
-    return jnp.where(step < warmup, learning_rate * _ramp(step, warmup),
-                     floor + (learning_rate - floor) * wave)
+    return _join.warmup_then(step, warmup, learning_rate * _ramp(step, warmup),
+                             floor + (learning_rate - floor) * wave)
 
   return schedule
 
@@ -449,8 +451,8 @@ def cosine_with_min_lr_schedule_with_warmup_lr_rate(
     else:
       ramp = warmup_lr_rate + (1.0 - warmup_lr_rate) * _ramp(step, warmup - 1)
     wave = _cosine_wave(step - warmup + 1.0, span, num_cycles)
-    return jnp.where(step < warmup, learning_rate * ramp,
-                     floor + (learning_rate - floor) * wave)
+    return _join.warmup_then(step, warmup, learning_rate * ramp,
+                             floor + (learning_rate - floor) * wave)
 
   return schedule
 
@@ -515,7 +517,8 @@ def cosine_with_hard_restarts_schedule_with_warmup(
     # 1 - {c p} = ((cycle + 1) span - c k) / span, whole counts for whole c.
     wave = _half_cosine((cycle + 1.0) * span - num_cycles * k, span)
     value = jnp.where(k >= span, jnp.zeros_like(wave), wave)
-    return learning_rate * jnp.where(step < warmup, _ramp(step, warmup), value)
+    return learning_rate * _join.warmup_then(step, warmup,
+                                             _ramp(step, warmup), value)
 
   return schedule
 
@@ -572,9 +575,9 @@ def polynomial_decay_schedule_with_warmup(
     # Clipped so the unselected branches never see a negative base.
     remaining = (total - _clip(step, warmup, total)) / span
     decay = (learning_rate - lr_end) * remaining ** power + lr_end
-    return jnp.where(step < warmup, learning_rate * _ramp(step, warmup),
-                     jnp.where(step > total, jnp.full_like(decay, lr_end),
-                               decay))
+    return _join.warmup_then(
+        step, warmup, learning_rate * _ramp(step, warmup),
+        jnp.where(step > total, jnp.full_like(decay, lr_end), decay))
 
   return schedule
 
@@ -614,7 +617,8 @@ def inverse_sqrt_schedule(learning_rate: float, num_warmup_steps: int,
     # Clipped so the unselected warmup branch never takes a negative root.
     decay = jnp.sqrt(timescale / (_clip(step, warmup, None) - warmup
                                   + timescale))
-    return learning_rate * jnp.where(step < warmup, _ramp(step, warmup), decay)
+    return learning_rate * _join.warmup_then(step, warmup,
+                                             _ramp(step, warmup), decay)
 
   return schedule
 
@@ -735,12 +739,10 @@ def wsd_schedule(
     rise = _wsd_rise(warmup_type, _clip(step, None, warmup), warmup_span)
     fall = _wsd_fall(decay_type, _clip(step - warmup - stable, 0, decay),
                      decay_span, num_cycles)
-    factor = jnp.where(
-        step < warmup, ratio + (1.0 - ratio) * rise,
-        jnp.where(step < warmup + stable, jnp.ones_like(step),
-                  jnp.where(step < warmup + stable + decay,
-                            ratio + (1.0 - ratio) * fall,
-                            jnp.full_like(step, ratio))))
+    factor = _join.join(
+        step, (warmup, warmup + stable, warmup + stable + decay),
+        (ratio + (1.0 - ratio) * rise, jnp.ones_like(step),
+         ratio + (1.0 - ratio) * fall, jnp.full_like(step, ratio)))
     return learning_rate * factor
 
   return schedule
@@ -776,6 +778,14 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+
+  Examples:
+    >>> from bertadam_optax.schedules import linear_warmup_cosine_decay
+    >>> schedule = linear_warmup_cosine_decay(3e-4, warmup_steps=100,
+    ...                                       total_steps=1100, min_lr=3e-5)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 600, 1100, 5000)]
+    [0.0, 0.00015, 0.0003, 0.000165, 3e-05, 3e-05]
+
   References:
     Loshchilov & Hutter, *SGDR* (2017), https://arxiv.org/abs/1608.03983,
     with the linear warmup of Goyal et al. (2017),
@@ -799,18 +809,19 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
     # total_steps, span is 1 and the single decay step is at the peak.
     remaining = span - (_clip(step, warmup, total) - warmup)
     decay = min_lr + (peak_lr - min_lr) * _half_cosine(remaining, span)
-    return jnp.where(step < warmup, peak_lr * _ramp(step, warmup),
-                     jnp.where(step > total, jnp.full_like(decay, min_lr),
-                               decay))
+    return _join.warmup_then(
+        step, warmup, peak_lr * _ramp(step, warmup),
+        jnp.where(step > total, jnp.full_like(decay, min_lr), decay))
 
   return schedule
 
 
 # The factories' keywords that are uniform options of the registry.
-_KEYWORDS = {"learning_rate": "lr", "peak_lr": "lr", "num_warmup_steps": "warmup",
-             "warmup_steps": "warmup", "num_training_steps": "t_total",
-             "total_steps": "t_total", "lr_end": "min_lr", "min_lr": "min_lr",
-             "min_lr_ratio": "min_lr", "num_decay_steps": "decay_steps"}
+_KEYWORDS = {"learning_rate": "lr", "peak_lr": "lr",
+             "num_warmup_steps": "warmup", "warmup_steps": "warmup",
+             "num_training_steps": "t_total", "total_steps": "t_total",
+             "lr_end": "min_lr", "min_lr": "min_lr", "min_lr_ratio": "min_lr",
+             "num_decay_steps": "decay_steps"}
 
 
 def _build(source: str):
@@ -921,6 +932,14 @@ def get_schedule(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+
+  Examples:
+    >>> from bertadam_optax.schedules import get_schedule
+    >>> schedule = get_schedule("linear", 1e-3, num_warmup_steps=10,
+    ...                         num_training_steps=110)
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 60, 110, 200)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
 
   References:
     transformers, ``optimization.py``: ``get_scheduler``.

@@ -7,6 +7,8 @@ the original evaluates it (Python floats, ``step / t_total``).
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import math
 
 import chex
@@ -316,3 +318,12 @@ def test_bert_schedule_bad_input(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     bing_bert.bert_schedule(**args)
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.bing_bert")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0

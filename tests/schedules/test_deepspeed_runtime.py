@@ -10,6 +10,8 @@ is what step ``k`` applies.
 from __future__ import annotations
 
 import ast
+import doctest
+import importlib
 
 import chex
 import jax
@@ -358,3 +360,12 @@ def test_readme_snippet(capsys):
   printed = np.asarray(ast.literal_eval(capsys.readouterr().out))
   reference = _engine_loop(section["type"], section["params"], 1002)[0]
   _assert_matches(printed, reference[[0, 1, 2, 101, 1001]])
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.deepspeed_runtime")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0

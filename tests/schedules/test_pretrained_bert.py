@@ -8,6 +8,8 @@ functions.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import logging
 import math
 
@@ -547,3 +549,12 @@ def test_progress_functions_match_original_at_boundaries_eager_and_jit(
   np.testing.assert_allclose(eager, expected, atol=2e-6, rtol=0)
   np.testing.assert_allclose(jitted, expected, atol=2e-6, rtol=0)
 
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.pretrained_bert")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0

@@ -9,6 +9,9 @@ formula, and the warmup boundary with a float64 brute force.
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -311,3 +314,51 @@ def test_readme_snippet():
 
   assert float(schedule(1_000)) == pytest.approx(1e-4)
   assert float(schedule(5_500)) == pytest.approx(0.5e-4)
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.registry")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0
+
+
+@pytest.mark.parametrize("old,new", [("deepspeed", "bing_bert"),
+                                     ("modern", "transformers")])
+def test_deprecated_module_names_alias_the_lineage_modules(old, new):
+  new_module = importlib.import_module(f"bertadam_optax.schedules.{new}")
+  with pytest.warns(DeprecationWarning, match=f"schedules.{new}"):
+    old_module = importlib.reload(
+        importlib.import_module(f"bertadam_optax.schedules.{old}"))
+  assert old_module.__all__ == new_module.__all__
+  for name in new_module.__all__:
+    assert getattr(old_module, name) is getattr(new_module, name)
+
+
+def test_cli_option_types_live_in_the_cli_and_are_re_exported():
+  from bertadam_optax.cli import schedule_options  # pylint: disable=import-outside-toplevel
+  assert (registry.MissingScheduleOptionError
+          is schedule_options.MissingScheduleOptionError)
+  assert registry.OPTION_NAMES == schedule_options.OPTION_NAMES
+  assert "MissingScheduleOptionError" not in registry.__all__
+  assert "OPTION_NAMES" not in registry.__all__
+  with pytest.raises(schedule_options.MissingScheduleOptionError) as e:
+    schedule_options.check_required("transformers.linear", {"lr": LR,
+                                                            "t_total": T})
+  assert e.value.option == "warmup"
+  schedule_options.check_required("transformers.linear",
+                                  {"lr": LR, "t_total": T, "warmup_steps": 3})
+
+
+def test_each_lineage_table_is_read_from_its_functions():
+  # One table per lineage module; the registry is their concatenation, each
+  # entry's formula from its function's docstring and options from its
+  # signature.
+  lineages = (bing_bert, pretrained_bert, transformers, deepspeed_runtime)
+  entries = [e for module in lineages for e in module.ENTRIES]
+  assert list(registry.SCHEDULE_REGISTRY.values()) == entries
+  for entry in entries:
+    assert entry.formula in " ".join(entry.factory.__doc__.split())
+    assert entry.build is not None

@@ -12,6 +12,8 @@ third-party original and is compared with a float64 NumPy formula below.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import inspect
 import math
 import warnings
@@ -542,3 +544,12 @@ def test_readme_snippet():
   _close(lr_at_end, 6e-5, lr=6e-4)
   _close(pretrain(jnp.asarray(2_000)), 6e-4, lr=6e-4)
   assert optimizer.init({"w": jnp.ones(3)})
+
+
+def test_docstring_examples_run():
+  # The Examples: sections are the documentation users copy; they must run.
+  module = importlib.import_module("bertadam_optax.schedules.transformers")
+  results = doctest.testmod(
+      module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0
+  assert results.failed == 0
