@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import chex
 import jax
@@ -25,6 +26,7 @@ from bertadam_optax import masks
 from bertadam_optax.interop import bing_bert
 from bertadam_optax.interop import launch_script
 from bertadam_optax.interop import megatron
+from bertadam_optax.interop import plan_deepspeed_config
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 BING = os.path.join(FIXTURES, "bing_bert")
@@ -584,3 +586,29 @@ def test_printed_source_builds_the_same_optimizer(script, dp):
     results.append(p)
   chex.assert_trees_all_equal(*results)
   np.testing.assert_array_equal(results[0]["bert.pooler.dense.weight"], 1.0)
+
+
+@pytest.mark.parametrize(
+  "path,dp",
+  [
+    (os.path.join(BING, "ds_lamb_bsz64k_seq128.json"), 1024),
+    (os.path.join(BING, "ds_lamb_bsz32k_seq512.json"), 16),
+    (os.path.join(BING, "ds_adam_fp32_seq128.json"), 1),
+    (os.path.join(BING, "onebit", "ds_onebitadam_bsz4k_seq128.json"), 256),
+    (os.path.join(BING, "onebit", "ds_zerooneadam_bsz4k_seq128.json"), 256),
+    (os.path.join(BING, "onebit", "ds_onebitlamb_bsz64k_seq128.json"), 1024),
+    (os.path.join(FIXTURES, "squad", "ds_adam_bsz24.json"), 1),
+    (os.path.join(FIXTURES, "squad", "ds_onebitadam_bsz96.json"), 32),
+  ],
+)
+def test_every_ds_config_fixture_ports_through_the_api(path, dp):
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    plan = plan_deepspeed_config(path, data_parallel_size=dp)
+  tx = plan.build()
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  for _ in range(2 * plan.accumulation_steps):
+    updates, state = tx.update(params, state, params)
+    params = optax.apply_updates(params, updates)
+  assert np.all(np.isfinite(params["w"]))
