@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,23 +33,25 @@ __all__ = [
   "fill_deepspeed_auto",
 ]
 
-HF_DEEPSPEED_FIELDS: Mapping[str, Any] = {
-  "per_device_train_batch_size": 8,
-  "gradient_accumulation_steps": 1,
-  "max_grad_norm": 1.0,
-  "learning_rate": 5e-5,
-  "adam_beta1": 0.9,
-  "adam_beta2": 0.999,
-  "adam_epsilon": 1e-8,
-  "weight_decay": 0.0,
-  "fp16": False,
-  "fp16_full_eval": False,
-  "bf16": False,
-  "bf16_full_eval": False,
-  "save_on_each_node": False,
-  "warmup_steps": 0,
-  "warmup_ratio": 0.0,
-}
+HF_DEEPSPEED_FIELDS: Mapping[str, Any] = types.MappingProxyType(
+  {
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_grad_norm": 1.0,
+    "learning_rate": 5e-5,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "adam_epsilon": 1e-8,
+    "weight_decay": 0.0,
+    "fp16": False,
+    "fp16_full_eval": False,
+    "bf16": False,
+    "bf16_full_eval": False,
+    "save_on_each_node": False,
+    "warmup_steps": 0,
+    "warmup_ratio": 0.0,
+  }
+)
 """The ``TrainingArguments`` fields the fill reads, with their defaults."""
 
 _HIDDEN_SIZE_KEYS = (

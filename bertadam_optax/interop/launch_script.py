@@ -36,6 +36,7 @@ import importlib
 import os
 import re
 import shlex
+import types
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -63,13 +64,17 @@ LAUNCHERS = (
 )
 """Launchers recognised in front of a training program."""
 
-LAUNCH_PROGRAMS: Mapping[str, str] = {
-  "deepspeed_train.py": "bertadam_optax.interop.bing_bert:plan_bing_bert_args",
-  "pretrain_gpt.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-  "pretrain_bert.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-  "pretrain_t5.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-  "pretrain_mamba.py": "bertadam_optax.interop.megatron:plan_megatron_args",
-}
+_BING_BERT = "bertadam_optax.interop.bing_bert:plan_bing_bert_args"
+_MEGATRON = "bertadam_optax.interop.megatron:plan_megatron_args"
+LAUNCH_PROGRAMS: Mapping[str, str] = types.MappingProxyType(
+  {
+    "deepspeed_train.py": _BING_BERT,
+    "pretrain_gpt.py": _MEGATRON,
+    "pretrain_bert.py": _MEGATRON,
+    "pretrain_t5.py": _MEGATRON,
+    "pretrain_mamba.py": _MEGATRON,
+  }
+)
 """Training programs (file name) -> ``"module:function"`` of their planner.
 
 A planner is called as ``function(args, *, data_parallel_size, **options)``
