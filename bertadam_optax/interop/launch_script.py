@@ -41,6 +41,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
+from typing import cast
 
 import optax
 
@@ -583,8 +584,8 @@ def parse_launch_script(path: str | os.PathLike) -> LaunchCommand:
       else:
         prefix_only = False
       assigned = {}
-      while words and _ASSIGNMENT.match(words[0]):
-        name, value = _ASSIGNMENT.match(words[0]).groups()
+      while words and (match := _ASSIGNMENT.match(words[0])):
+        name, value = match.groups()
         assigned[name] = value
         words = words[1:]
       if not words or prefix_only:
@@ -687,8 +688,9 @@ def plan_launch_script(
   plan = planner(
     command.resolved_args, data_parallel_size=data_parallel_size, **options
   )
-  if dataclasses.is_dataclass(plan) and hasattr(plan, "notes"):
-    plan = dataclasses.replace(plan, notes=tuple(notes) + tuple(plan.notes))
+  own = tuple(getattr(plan, "notes", ()))
+  if dataclasses.is_dataclass(plan) and not isinstance(plan, type):
+    plan = dataclasses.replace(cast(Any, plan), notes=tuple(notes) + own)
   return plan
 
 

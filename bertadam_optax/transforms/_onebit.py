@@ -166,7 +166,7 @@ def scale_by_onebit_adam(
     )
 
   def update_fn(updates, state, params=None):
-    t = optax.safe_increment(state.count)
+    t = jnp.asarray(optax.safe_increment(state.count))
     active = t >= 2
     update_nu = active & (t <= last_variance_step)
     mu = jax.tree.map(
@@ -309,7 +309,7 @@ def scale_by_zero_one_adam(
     )
 
   def update_fn(updates, state, params=None):
-    t = optax.safe_increment(state.count)
+    t = jnp.asarray(optax.safe_increment(state.count))
     lr = jnp.asarray(schedule(state.count), jnp.float32)
     active = t >= 2
     frozen = t > last_variance_step
@@ -360,13 +360,15 @@ def scale_by_zero_one_adam(
     lrs = jnp.where(reset, jnp.zeros_like(lrs), lrs)
 
     # Interval bookkeeping, after the step as ZeroOneAdam does it.
-    var_counter = state.var_counter + variance_step.astype(jnp.int32)
+    var_counter = state.var_counter + jnp.asarray(variance_step, jnp.int32)
     doubled = variance_step & (var_counter == var_update_scaler)
     var_counter = jnp.where(doubled, 0, var_counter)
     var_interval = jnp.where(
       doubled, state.var_interval * 2, state.var_interval
     )
-    local_counter = state.local_step_counter + accumulating.astype(jnp.int32)
+    local_counter = state.local_step_counter + jnp.asarray(
+      accumulating, jnp.int32
+    )
     widened = accumulating & (local_counter == local_step_scaler)
     local_counter = jnp.where(widened, 0, local_counter)
     local_interval = jnp.where(
@@ -514,7 +516,7 @@ def scale_by_onebit_lamb(
         "scale_by_onebit_lamb needs the params: call "
         "update(updates, state, params)."
       )
-    t = optax.safe_increment(state.count)
+    t = jnp.asarray(optax.safe_increment(state.count))
     active = t >= 2
     frozen = t > last_warmup_step
     warm = active & ~frozen
