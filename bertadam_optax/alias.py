@@ -51,6 +51,10 @@ def _multiplier(schedule, warmup, t_total, schedule_kwargs
   if not (schedule is None or callable(schedule)):
     _validation.check_choice("schedule", schedule,
                              tuple(schedules.SCHEDULES) + ("none",))
+  if schedule_kwargs is not None and not isinstance(schedule_kwargs, Mapping):
+    raise ValueError(f"schedule_kwargs={schedule_kwargs!r} is not a mapping; "
+                     "expected e.g. {'decay_rate': 0.99, 'decay_steps': 100} "
+                     "or None.")
   kwargs = dict(schedule_kwargs or {})
   lr_offset = kwargs.pop("lr_offset", 0.0)
   named = isinstance(schedule, str) and schedule != "none"

@@ -76,8 +76,9 @@ def layout_of(params: optax.Params, weight_decay_mask: Any = None) -> Layout:
   if weight_decay_mask is None:
     decays = [True] * len(leaves)
   else:
-    mask = (weight_decay_mask(params) if callable(weight_decay_mask)
-            else weight_decay_mask)
+    # Checked, not cast: bool('no') is True and would decay the leaf.
+    mask = _validation.check_mask_structure("weight_decay_mask",
+                                            weight_decay_mask, params)
     decays = [bool(d) for d in treedef.flatten_up_to(mask)]
   sizes: dict[str, int] = {}
   slots = []
@@ -245,8 +246,9 @@ def flat_bertadam(
     pytorch-pretrained-bert 0.6.2 ``BertAdam``.
   """
   if weight_decay_mask is not None:
-    raise ValueError("flat_bertadam(weight_decay_mask=...): the mask is part "
-                     "of the layout; pass it to layout_of(params, mask).")
+    raise ValueError(f"flat_bertadam(weight_decay_mask={weight_decay_mask!r})"
+                     ": the mask is part of the layout; pass it to "
+                     "layout_of(params, mask).")
   if not isinstance(layout, Layout):
     raise ValueError(f"layout={layout!r} is not a Layout; build it with "
                      "layout_of(params, weight_decay_mask).")

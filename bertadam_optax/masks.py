@@ -15,6 +15,7 @@ on the same name test.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Callable, Sequence
 
 import jax
@@ -105,8 +106,8 @@ def bert_weight_decay_mask(
 
 def _compile(name: str, patterns: Sequence[str]) -> list[re.Pattern]:
   """The regular expressions, refusing a bare string (a sequence of chars)."""
-  if isinstance(patterns, (str, bytes)) or not all(
-      isinstance(p, str) for p in patterns):
+  if isinstance(patterns, (str, bytes)) or not isinstance(
+      patterns, Iterable) or not all(isinstance(p, str) for p in patterns):
     raise ValueError(f"{name}={patterns!r} is not a sequence of regular "
                      "expressions; expected e.g. ['bias', 'LayerNorm'].")
   try:
@@ -204,6 +205,10 @@ def megatron_weight_decay_mask(params: Any, *,
     megatron-core 0.16.1 ``megatron/core/optimizer/__init__.py``
     (``get_standard_config_overrides``).
   """
+
+  # A string such as "false" would be truthy: only a real boolean is taken.
+  apply_wd_to_qk_layernorm = _validation.check_bool(
+      "apply_wd_to_qk_layernorm", apply_wd_to_qk_layernorm)
 
   def decays(path, leaf):
     name = path_to_name(path)

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bertadam_optax import _validation
+from bertadam_optax.cli import schedule_options as uniform_options
 from bertadam_optax.schedules import registry
 
 __all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser",
@@ -219,8 +220,9 @@ def build_schedule(name: str, options: dict[str, Any]):
   # Imported here: plots imports jax, which `list` does without.
   from bertadam_optax.cli import plots  # pylint: disable=g-import-not-at-top
   try:
+    uniform_options.check_required(name, options)
     schedule = registry.make_schedule(name, **options)
-  except registry.MissingScheduleOptionError as e:
+  except uniform_options.MissingScheduleOptionError as e:
     flag = ("--warmup or --warmup-steps" if e.option == "warmup" else
             "--" + e.option.replace("_", "-"))
     raise UsageError(
@@ -228,7 +230,7 @@ def build_schedule(name: str, options: dict[str, Any]):
   except (ValueError, TypeError) as e:
     raise UsageError(f"{PROG}: error: schedule {name!r}: {e}") from None
   extra = "".join(f" --set {k}={v!r}" for k, v in options.items()
-                  if k not in registry.OPTION_NAMES)
+                  if k not in uniform_options.OPTION_NAMES)
   steps = [step for _, step in plots.key_points(name, options)]
   try:
     values = plots.schedule_values_at(schedule, steps)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bertadam_optax.cli import schedule_options
 from bertadam_optax.schedules import registry
 
 __all__ = [
@@ -107,7 +108,7 @@ def _describe(options: Mapping[str, Any]) -> str:
     if options.get(key) is not None:
       parts.append(f"{key}={options[key]:g}")
   parts += [f"{k}={v!r}" for k, v in options.items()
-            if k not in registry.OPTION_NAMES]
+            if k not in schedule_options.OPTION_NAMES]
   return "  ".join(parts)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bertadam_optax.schedules import registry
+from bertadam_optax.schedules._table import MissingScheduleOptionError
 
 __all__ = [
     "OPTION_NAMES",
@@ -23,16 +24,6 @@ OPTION_NAMES = ("lr", "t_total", "warmup", "warmup_steps", "min_lr",
                 "decay_rate", "decay_steps")
 """The uniform options of ``make_schedule`` (``warmup`` and ``warmup_steps``
 are one option, ``warmup``, in ``ScheduleInfo.options``)."""
-
-
-class MissingScheduleOptionError(ValueError):
-  """A schedule needs an option that was not given (``option`` names it)."""
-
-  def __init__(self, schedule: str, option: str):
-    self.schedule = schedule
-    self.option = option
-    what = "warmup or warmup_steps" if option == "warmup" else option
-    super().__init__(f"schedule {schedule!r} requires {what}.")
 
 
 def check_required(name: str, options: Mapping[str, Any]) -> None:

@@ -454,6 +454,18 @@ def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
   Returns:
     A :class:`MegatronPlan`.
 
+  Examples:
+    >>> from bertadam_optax.interop import plan_megatron_args
+    >>> plan = plan_megatron_args(
+    ...     "--micro-batch-size 4 --global-batch-size 16 --train-iters 100 "
+    ...     "--lr 3e-4 --min-lr 3e-5 --lr-decay-style cosine "
+    ...     "--lr-warmup-iters 10", data_parallel_size=2)
+    >>> plan.optimizer, plan.accumulation_steps  # 16 / (4 * 2) micro-batches
+    ('adam', 2)
+    >>> # Megatron's scheduler counts samples: iterations * global batch size.
+    >>> plan.lr_schedule["lr_warmup_steps"], plan.lr_schedule["lr_decay_steps"]
+    (160, 1600)
+
   Raises:
     ValueError: a missing, invalid, contradictory or unsupported argument,
       named as on Megatron's command line.

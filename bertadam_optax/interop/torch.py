@@ -218,6 +218,22 @@ def match_by_name(
   Returns:
     The mapping, in the state dict's order.
 
+  Examples:
+    >>> import numpy as np
+    >>> from bertadam_optax.interop import match_by_name
+    >>> torch_state_dict = {"encoder.layer.0.weight": np.zeros((3, 2)),
+    ...                     "encoder.layer.0.bias": np.zeros(3),
+    ...                     "norm.gamma": np.ones(3), "norm.beta": np.zeros(3)}
+    >>> params = {"encoder": {"layer_0": {"kernel": np.zeros((2, 3)),
+    ...                                   "bias": np.zeros(3)}},
+    ...           "norm": {"scale": np.ones(3), "bias": np.zeros(3)}}
+    >>> for name, path in match_by_name(torch_state_dict, params).items():
+    ...   print(name, "->", path)
+    encoder.layer.0.weight -> encoder.layer_0.kernel
+    encoder.layer.0.bias -> encoder.layer_0.bias
+    norm.gamma -> norm.scale
+    norm.beta -> norm.bias
+
   Raises:
     ValueError: listing the torch names that match no leaf, the leaves no name
       matches, names or leaves that match ambiguously, and shape mismatches.
@@ -286,6 +302,16 @@ def bert_mapping(
   Returns:
     ``{torch name: tree path}`` in the torch ``state_dict()`` order.
 
+  Examples:
+    >>> from bertadam_optax.interop import bert_mapping
+    >>> mapping = bert_mapping(num_layers=1)
+    >>> mapping["bert.encoder.layer.0.attention.self.query.weight"]
+    'bert.encoder.layer.0.attention.self.query.kernel'
+    >>> mapping["cls.predictions.decoder.weight"]  # tied to the embedding
+    'bert.embeddings.word_embeddings.embedding'
+    >>> len(mapping)  # 5 embedding, 16 per layer, 2 pooler, 6 MLM head
+    29
+
   Raises:
     ValueError: if ``num_layers`` is not an integer >= 1.
   """
@@ -351,6 +377,20 @@ def params_from_torch(
   Returns:
     A tree like ``params`` holding the torch weights, in the Flax layout.
 
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import torch
+    >>> from bertadam_optax.interop import params_from_torch
+    >>> state_dict = {"dense.weight": torch.arange(6.0).reshape(3, 2),
+    ...               "dense.bias": torch.zeros(3)}
+    >>> params = {"dense": {"kernel": jax.ShapeDtypeStruct((2, 3), jnp.float32),
+    ...                     "bias": jax.ShapeDtypeStruct((3,), jnp.float32)}}
+    >>> mapping = {"dense.weight": "dense.kernel", "dense.bias": "dense.bias"}
+    >>> params = params_from_torch(state_dict, params, mapping)
+    >>> params["dense"]["kernel"].tolist()  # [out, in] becomes [in, out]
+    [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
+
   Raises:
     ValueError: listing extra and missing names, uncovered leaves, shape
       mismatches and tied names whose tensors differ.
@@ -382,6 +422,21 @@ def params_to_torch(params: Any, mapping: Mapping[str, str]) -> dict[str, Any]:
   Returns:
     ``{torch name: torch.Tensor}`` in the torch layout, in the mapping's order,
     ready for ``model.load_state_dict``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import torch
+    >>> from bertadam_optax.interop import params_to_torch
+    >>> params = {"dense": {"kernel": jnp.arange(6.0).reshape(2, 3),
+    ...                     "bias": jnp.zeros(3)}}
+    >>> mapping = {"dense.weight": "dense.kernel", "dense.bias": "dense.bias"}
+    >>> state_dict = params_to_torch(params, mapping)
+    >>> state_dict["dense.weight"]  # [in, out] becomes [out, in]
+    tensor([[0., 3.],
+            [1., 4.],
+            [2., 5.]])
+    >>> isinstance(state_dict["dense.bias"], torch.Tensor)
+    True
 
   Raises:
     ValueError: listing mapped paths missing from the tree and leaves the

@@ -26,6 +26,7 @@ from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
 
 __all__ = [
+    "MissingScheduleOptionError",
     "UNIFORM_OPTIONS",
     "Options",
     "ScheduleInfo",
@@ -136,16 +137,24 @@ def entry(
                       tuple(o for o in order if o in needed), build, factory)
 
 
-def missing_option(schedule: str, option: str) -> ValueError:
-  """The error for a required uniform ``option`` that was not given.
+class MissingScheduleOptionError(ValueError):
+  """A schedule needs a uniform option that was not given.
 
-  A ``ValueError``; for now of the command line's subclass
-  ``MissingScheduleOptionError`` (``schedule``, ``option`` attributes), which
-  the CLI turns into the flag's name.
+  Attributes:
+    schedule: the registry name.
+    option: the uniform option (``warmup`` for ``warmup``/``warmup_steps``).
   """
-  # pylint: disable-next=import-outside-toplevel
-  from bertadam_optax.cli import schedule_options
-  return schedule_options.MissingScheduleOptionError(schedule, option)
+
+  def __init__(self, schedule: str, option: str):
+    self.schedule = schedule
+    self.option = option
+    what = "warmup or warmup_steps" if option == "warmup" else option
+    super().__init__(f"schedule {schedule!r} requires {what}.")
+
+
+def missing_option(schedule: str, option: str) -> MissingScheduleOptionError:
+  """The error for a required uniform ``option`` that was not given."""
+  return MissingScheduleOptionError(schedule, option)
 
 
 def warmup_steps(name: str, opts: Options) -> int:

@@ -152,6 +152,13 @@ def warmup_cosine(x, warmup=0.002):
   Returns:
     The learning-rate multiplier.
 
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_cosine
+    >>> # Below 1 right after warmup: 0.5 (1 + cos(0.1 pi)) at x = 0.1.
+    >>> [round(float(warmup_cosine(x, warmup=0.1)), 6)
+    ...  for x in (0.05, 0.1, 0.5, 1.0)]
+    [0.5, 0.975528, 0.5, 0.0]
+
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
@@ -162,6 +169,12 @@ def warmup_constant(x, warmup=0.002):
   r"""Linear warmup, then constant: ``x / w`` if ``x < w`` else ``1``.
 
   In one line: ``lr * (x/w if x < w else 1)``.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_constant
+    >>> [round(float(warmup_constant(x, warmup=0.1)), 6)
+    ...  for x in (0.05, 0.1, 2.0)]
+    [0.5, 1.0, 1.0]
 
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
@@ -182,6 +195,15 @@ def warmup_linear(x, warmup=0.002):
   ``x < -1`` is never true and the multiplier is ``1 - x`` from the start.
 
   In one line: ``lr * (x/w if x < w else 1 - x); w = 0: lr``.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_linear
+    >>> # The jump from 0.99 to 0.9 at x = w, and 1 - x < 0 past x = 1.
+    >>> [round(float(warmup_linear(x, warmup=0.1)), 6)
+    ...  for x in (0.05, 0.099, 0.1, 1.0, 1.5)]
+    [0.5, 0.99, 0.9, 0.0, -0.5]
+    >>> float(warmup_linear(0.5, warmup=0.0))
+    1.0
 
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``.
@@ -209,6 +231,14 @@ def warmup_linear_decay_exp(global_step, decay_rate, decay_steps, total_steps,
     total_steps: ``T``.
     warmup: warmup fraction ``w`` of ``total_steps``.
 
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_linear_decay_exp
+    >>> # Halved every 100 steps from the end of warmup (step 100): 0.5 ** 10
+    >>> # at step 1100.
+    >>> [round(float(warmup_linear_decay_exp(s, 0.5, 100, 1000, warmup=0.1)), 6)
+    ...  for s in (50, 100, 200, 300, 1100)]
+    [0.5, 1.0, 0.5, 0.25, 0.000977]
+
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule LE``).
@@ -229,6 +259,13 @@ def warmup_exp_decay_exp(global_step, decay_rate, decay_steps, total_steps,
 
   In one line: ``lr * ((x/w)**degree if x < w else
   decay_rate ** ((s - w T) / decay_steps))``.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_exp_decay_exp
+    >>> # (50 / 100) ** 2 in warmup; 0.5 ** 2 two hundred steps after it.
+    >>> [round(float(warmup_exp_decay_exp(s, 0.5, 100, 1000, warmup=0.1)), 6)
+    ...  for s in (50, 100, 300)]
+    [0.25, 1.0, 0.25]
 
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
@@ -251,6 +288,13 @@ def warmup_exp_decay_poly(global_step, total_steps, warmup=0.002,
   computed as ``(T - s) / T`` so it stays exact near the end in float32.
 
   In one line: ``lr * ((x/w)**warm_degree if x < w else (1 - x)**degree)``.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_exp_decay_poly
+    >>> # 0.25 ** 1.5 at step 25; (1 - 0.1) ** 2 at step 100.
+    >>> [round(float(warmup_exp_decay_poly(s, 1000, warmup=0.1)), 6)
+    ...  for s in (25, 100, 500, 1000)]
+    [0.125, 0.81, 0.25, 0.0]
 
   References:
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``

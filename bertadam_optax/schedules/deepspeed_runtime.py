@@ -147,6 +147,14 @@ def warmup_lr(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_lr
+    >>> schedule = warmup_lr(warmup_min_lr=0.0, warmup_max_lr=1e-3,
+    ...                      warmup_num_steps=10)
+    >>> # Step k uses m = k - 1: log(4) / log(10) of the way at step 4.
+    >>> [round(float(schedule(k)), 7) for k in (0, 1, 4, 10, 100)]
+    [0.0, 0.0, 0.0006021, 0.001, 0.001]
+
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupLR``.
   """
@@ -208,6 +216,13 @@ def warmup_decay_lr(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_decay_lr
+    >>> schedule = warmup_decay_lr(110, warmup_max_lr=1e-3, warmup_num_steps=10)
+    >>> # Decay over m = 10..110: half way at step 61, 0 from step 111 on.
+    >>> [round(float(schedule(k)), 7) for k in (0, 10, 11, 61, 110, 111, 200)]
+    [0.0, 0.001, 0.001, 0.0005, 1e-05, 0.0, 0.0]
 
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupDecayLR``.
@@ -272,6 +287,14 @@ def warmup_cosine_lr(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_cosine_lr
+    >>> schedule = warmup_cosine_lr(110, warmup_num_steps=10, cos_min_ratio=0.1,
+    ...                             warmup_type="linear", learning_rate=1e-3)
+    >>> # Step 60: p = 0.5, ratio 0.1 + 0.9 * 0.5. Step 11 is past the peak.
+    >>> [round(float(schedule(k)), 7) for k in (0, 1, 6, 10, 11, 60, 110, 200)]
+    [0.0, 0.0, 0.0005, 0.0009, 0.0009998, 0.00055, 0.0001, 0.0001]
 
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``WarmupCosineLR``.
@@ -411,6 +434,14 @@ def one_cycle(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import one_cycle
+    >>> schedule = one_cycle(1e-4, 1e-3, decay_lr_rate=0.5,
+    ...                      cycle_first_step_size=10, decay_step_size=10)
+    >>> # Up over 10 steps, down over 10, then 1e-4 / (1 + 0.5 (k - 20) / 10).
+    >>> [round(float(schedule(k)), 7) for k in (0, 5, 10, 15, 20, 40)]
+    [0.0001, 0.00055, 0.001, 0.00055, 0.0001, 5e-05]
+
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``OneCycle``; Smith,
     `A disciplined approach to neural network hyper-parameters
@@ -479,6 +510,13 @@ def one_cycle_momentum(
   Returns:
     A function ``count -> beta1``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import one_cycle_momentum
+    >>> beta1 = one_cycle_momentum(0.85, 0.95, cycle_first_step_size=10)
+    >>> # Step 0 is the constructor's cycle_min_mom; the cycle starts at 0.95.
+    >>> [round(float(beta1(k)), 6) for k in (0, 1, 10, 15, 20, 30)]
+    [0.85, 0.94, 0.85, 0.9, 0.95, 0.95]
+
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``OneCycle``.
   """
@@ -534,6 +572,16 @@ def lr_range_test(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import lr_range_test
+    >>> schedule = lr_range_test(1e-3, lr_range_test_step_size=10,
+    ...                          lr_range_test_step_rate=1.0)
+    >>> [round(float(schedule(k)), 7) for k in (0, 5, 10, 100)]
+    [0.001, 0.0015, 0.002, 0.011]
+    >>> stairs = lr_range_test(1e-3, 10, 1.0, lr_range_test_staircase=True)
+    >>> [round(float(stairs(k)), 7) for k in (0, 5, 10, 19, 20)]
+    [0.001, 0.001, 0.002, 0.002, 0.003]
 
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``LRRangeTest``.
@@ -749,6 +797,17 @@ def deepspeed_momentum_schedule(
   :func:`one_cycle_momentum` with the section's params. DeepSpeed applies it
   only to optimizers with ``betas`` (and sets beta2 to
   :data:`ONE_CYCLE_BETA2`); that choice is the caller's.
+
+  Examples:
+    >>> from bertadam_optax.schedules import deepspeed_momentum_schedule
+    >>> beta1 = deepspeed_momentum_schedule(
+    ...     "OneCycle", {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
+    ...                  "cycle_first_step_size": 10})
+    >>> # cycle_min_mom=0.8 and cycle_max_mom=0.9 by default.
+    >>> [round(float(beta1(k)), 6) for k in (0, 1, 10, 20)]
+    [0.8, 0.89, 0.8, 0.9]
+    >>> print(deepspeed_momentum_schedule("WarmupLR", {"warmup_max_lr": 1e-3}))
+    None
 
   Raises:
     ValueError: as :func:`deepspeed_schedule`.

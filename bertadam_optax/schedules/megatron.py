@@ -34,8 +34,10 @@ import numpy as np
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.schedules import _table
 
 __all__ = [
+    "ENTRIES",
     "LR_DECAY_STYLES",
     "WD_INCR_STYLES",
     "WSD_DECAY_STYLES",
@@ -102,6 +104,25 @@ def _check_increment(increment):
   return _validation.check_int("increment", increment, 1)
 
 
+def _static_or_traced(name: str, value: Any, low: float | None,
+                      high: float | None = None) -> Any:
+  """A checked rate: a Python float when static, the tracer itself if not."""
+  _validation.check_number(name, value, low, high)
+  return _validation.to_float(name, value) if _validation.is_number(
+      value) else value
+
+
+def _bound(value: Any) -> float | None:
+  """``value`` as a bound of another check, if it is known at construction."""
+  return value if isinstance(value, float) else None
+
+
+def _float32(value: Any) -> Any:
+  """A float32 constant (no float64 literal under x64), or a traced value."""
+  return np.float32(value) if isinstance(value, float) else jnp.asarray(
+      value, jnp.float32)
+
+
 def megatron_lr_schedule(
     max_lr: float,
     min_lr: float,
@@ -138,6 +159,8 @@ def megatron_lr_schedule(
   :math:`c = 1 - s` (``linear``), :math:`\tfrac12 (1 + \cos \pi s)`
   (``cosine``), :math:`2 \cdot 0.5^{s} - 1` (``exponential``) or
   :math:`1 - \sqrt{s}` (``minus_sqrt``).
+
+  In one line: ``init + (max - init) n/W if n <= W, else min + c((n - W)/(D - W)) (max - min), min past D``.
 
   The warmup ends *at* ``W`` inclusive, so ``eta(W) = max_lr``; with ``W = 0``
   the first value is ``max_lr`` (the decay at ``r = 0``). ``W`` may be
@@ -181,9 +204,11 @@ def megatron_lr_schedule(
     ``megatron/training/training.py`` (``get_optimizer_param_scheduler``).
   """
   _validation.check_choice("lr_decay_style", lr_decay_style, LR_DECAY_STYLES)
-  min_lr = _validation.to_float("min_lr", min_lr, 0.0)
-  max_lr = _validation.to_float("max_lr", max_lr, min_lr)
-  init_lr = _validation.to_float("init_lr", init_lr, 0.0, max_lr)
+  # The rates may be traced (vmap or grad over the learning rate): checked and
+  # widened to Python floats only when they are static.
+  min_lr = _static_or_traced("min_lr", min_lr, 0.0)
+  max_lr = _static_or_traced("max_lr", max_lr, _bound(min_lr))
+  init_lr = _static_or_traced("init_lr", init_lr, 0.0, _bound(max_lr))
   decay = _validation.to_float("lr_decay_steps", lr_decay_steps, 0.0,
                                low_inclusive=False)
   warmup = _validation.to_float("lr_warmup_steps", lr_warmup_steps, 0.0,
@@ -217,7 +242,7 @@ def megatron_lr_schedule(
       # max(n, 1) with n = k * increment >= increment >= 1 unless k = 0.
       peak = max_lr * math.sqrt(max(warmup, 1.0) / increment)
       denom = jnp.sqrt(jnp.where(k == 0, np.float32(1.0 / increment), k))
-      return jnp.maximum(np.float32(min_lr), peak / denom)
+      return jnp.maximum(_float32(min_lr), peak / denom)
     # 1 - r and r as exact count differences plus one rounding each.
     remaining = ((decay_whole - k) + decay_fraction) / decay_length
     if lr_decay_style == "linear":
@@ -228,7 +253,7 @@ def megatron_lr_schedule(
       anneal = wsd_decay_steps / increment
       if anneal == 0:
         # The annealing starts at D itself and is never reached.
-        return jnp.full_like(k, np.float32(max_lr))
+        return jnp.full_like(k, _float32(max_lr))
       start = decay - wsd_decay_steps
       last_stable = _last_count_within(start, increment)
       start_whole, start_fraction = _split(start, increment)
@@ -255,9 +280,9 @@ def megatron_lr_schedule(
   def schedule(count):
     k = _counts(count)
     if lr_decay_style == "constant":
-      value = jnp.full_like(k, np.float32(max_lr))
+      value = jnp.full_like(k, _float32(max_lr))
     else:
-      value = jnp.where(k > last_decay, np.float32(min_lr), decayed(k))
+      value = jnp.where(k > last_decay, _float32(min_lr), decayed(k))
     if warmup > 0:
       # (k - 0) * rate, from the counts: float(num_steps) / float(W) in the
       # original, with the increment folded into the rate.
@@ -288,6 +313,8 @@ def megatron_wd_schedule(
 
   with :math:`c(r) = r` (``linear``) or :math:`\tfrac12 (1 + \cos \pi (1 - r))`
   (``cosine``): the weight decay *grows* from ``start_wd`` to ``end_wd``.
+
+  In one line: ``start + c(n/I) (end - start) if n <= I, else end``.
   Megatron multiplies it by each parameter group's ``wd_mult`` (0 for biases
   and 1-D parameters: a mask, see
   :func:`~bertadam_optax.transforms.add_scheduled_decayed_weights`).
@@ -318,11 +345,12 @@ def megatron_wd_schedule(
     (``OptimizerParamScheduler.get_wd``).
   """
   _validation.check_choice("wd_incr_style", wd_incr_style, WD_INCR_STYLES)
-  start_wd = _validation.to_float("start_wd", start_wd, 0.0)
-  end_wd = _validation.to_float("end_wd", end_wd, start_wd)
+  start_wd = _static_or_traced("start_wd", start_wd, 0.0)
+  end_wd = _static_or_traced("end_wd", end_wd, _bound(start_wd))
   increment = _check_increment(increment)
   if wd_incr_style == "constant":
-    if start_wd != end_wd:
+    static = _bound(start_wd) is not None and _bound(end_wd) is not None
+    if static and start_wd != end_wd:
       raise ValueError(
           f"start_wd={start_wd!r}, end_wd={end_wd!r}: wd_incr_style="
           "'constant' requires start_wd == end_wd.")
@@ -337,13 +365,71 @@ def megatron_wd_schedule(
   def schedule(count):
     k = _counts(count)
     if wd_incr_style == "constant":
-      return jnp.full_like(k, np.float32(end_wd))
+      return jnp.full_like(k, _float32(end_wd))
     ratio = jnp.clip(k * per_count, _ZERO, _ONE)
     if wd_incr_style == "linear":
       coeff = ratio
     else:  # 0.5 * (1 + cos(pi (1 - r))) == sin(pi r / 2) ** 2
       coeff = jnp.square(jnp.sin(0.5 * math.pi * ratio))
-    return jnp.where(k > last_incr, np.float32(end_wd),
+    return jnp.where(k > last_incr, _float32(end_wd),
                      start_wd + coeff * delta)
 
   return schedule
+
+
+def _build_lr(style: str):
+  """``megatron_lr_schedule`` of ``style`` from the registry's uniform options.
+
+  ``lr`` is ``--lr``, ``min_lr`` ``--min-lr`` (default 0), ``t_total`` the
+  decay length ``D`` and the warmup (a fraction of it, or steps) ``W``; for
+  ``WSD`` the annealing length defaults to a tenth of ``D`` and its style to
+  ``linear`` (``--set wsd_decay_steps=... lr_wsd_decay_style=...``).
+  """
+  name = "megatron." + style
+
+  def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
+    extra = dict(extra)
+    if style == "WSD":
+      extra.setdefault("wsd_decay_steps", max(1, opts.t_total // 10))
+      extra.setdefault("lr_wsd_decay_style", "linear")
+    return megatron_lr_schedule(
+        opts.lr, 0.0 if opts.min_lr is None else opts.min_lr,
+        _table.warmup_steps(name, opts), opts.t_total, style, **extra)
+
+  return build
+
+
+def _build_wd(style: str):
+  """``megatron_wd_schedule`` of ``style``: it grows from ``min_lr`` to ``lr``.
+
+  The registry's options are learning-rate options: ``min_lr`` is the start
+  weight decay (default 0), ``lr`` the end weight decay and ``t_total`` the
+  increment length ``I``.
+  """
+
+  def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
+    start = 0.0 if opts.min_lr is None else opts.min_lr
+    end = start if style == "constant" else opts.lr
+    return megatron_wd_schedule(start, end, opts.t_total, style, **extra)
+
+  return build
+
+
+# min_lr (--min-lr, --start-weight-decay) is optional: Megatron's default is 0.
+_LR_KEYWORDS = {"max_lr": "lr", "lr_warmup_steps": "warmup",
+                "lr_decay_steps": "t_total"}
+_WD_KEYWORDS = {"end_wd": "lr", "wd_incr_steps": "t_total"}
+
+ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
+    _table.entry("megatron", style, megatron_lr_schedule, _build_lr(style),
+                 keywords=_LR_KEYWORDS, required=("t_total", "warmup"),
+                 optional=("min_lr",))
+    for style in LR_DECAY_STYLES) + tuple(
+        _table.entry("megatron", "wd_" + style, megatron_wd_schedule,
+                     _build_wd(style), keywords=_WD_KEYWORDS,
+                     required=("t_total",), optional=("min_lr",))
+        for style in WD_INCR_STYLES)
+"""This module's rows of the schedule registry: ``megatron.<style>`` for each
+``--lr-decay-style`` and ``megatron.wd_<style>`` for each
+``--weight-decay-incr-style`` (``lr`` is then the end and ``min_lr`` the start
+weight decay)."""

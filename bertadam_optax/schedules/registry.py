@@ -44,6 +44,7 @@ from bertadam_optax.schedules import _common
 from bertadam_optax.schedules import _table
 from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
+from bertadam_optax.schedules import megatron
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules._table import ScheduleInfo
@@ -59,7 +60,8 @@ __all__ = [
 
 # The lineage modules, in registry order. Adding one (e.g. Megatron-LM) is a
 # module with ``ENTRIES`` and one line here.
-_LINEAGES = (bing_bert, pretrained_bert, transformers, deepspeed_runtime)
+_LINEAGES = (bing_bert, pretrained_bert, transformers, deepspeed_runtime,
+             megatron)
 
 _ENTRIES: tuple[ScheduleInfo, ...] = tuple(
     e for module in _LINEAGES for e in module.ENTRIES)
@@ -67,17 +69,9 @@ _ENTRIES: tuple[ScheduleInfo, ...] = tuple(
 FAMILIES = tuple(dict.fromkeys(e.family for e in _ENTRIES))
 """The schedule families, in the order :data:`SCHEDULE_REGISTRY` lists them."""
 
-# The command line's types, kept importable from here for one release (not in
-# ``__all__``): use ``bertadam_optax.cli.schedule_options``.
-_CLI_NAMES = ("MissingScheduleOptionError", "OPTION_NAMES")
-
-
-def __getattr__(name: str) -> Any:
-  if name in _CLI_NAMES:
-    # pylint: disable-next=import-outside-toplevel
-    from bertadam_optax.cli import schedule_options
-    return getattr(schedule_options, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# What make_schedule raises for a missing option; imported by the command
+# line, which names the flag (not in ``__all__``: the class lives in _table).
+MissingScheduleOptionError = _table.MissingScheduleOptionError
 
 
 SCHEDULE_REGISTRY: Mapping[str, ScheduleInfo] = types.MappingProxyType(
@@ -258,6 +252,19 @@ def warmup_boundary(
     The step count ``W`` at which the warmup ends, as the schedule decides it
     (for the fraction-based families, the first ``s`` with ``s / t_total >=
     warmup``); ``None`` if the schedule has no warmup or it is not set.
+
+  Examples:
+    >>> from bertadam_optax.schedules import warmup_boundary
+    >>> warmup_boundary("transformers.linear", t_total=1000, warmup=0.1)
+    100
+    >>> # The first s with s / 1000 >= 0.0015.
+    >>> warmup_boundary("warmup_linear", t_total=1000, warmup=0.0015)
+    2
+    >>> warmup_boundary("transformers.linear", warmup_steps=50)
+    50
+    >>> print(warmup_boundary("transformers.constant", t_total=1000,
+    ...                       warmup=0.1))
+    None
   """
   entry = schedule_info(name)
   if "warmup" not in entry.options:

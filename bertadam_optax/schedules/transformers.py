@@ -201,6 +201,12 @@ def constant_schedule(learning_rate: float) -> optax.Schedule:
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import constant_schedule
+    >>> schedule = constant_schedule(1e-3)
+    >>> [round(float(schedule(s)), 7) for s in (0, 1000)]
+    [0.001, 0.001]
+
   References:
     transformers, ``optimization.py``: ``get_constant_schedule``.
   """
@@ -228,6 +234,12 @@ def constant_schedule_with_warmup(learning_rate: float,
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import constant_schedule_with_warmup
+    >>> schedule = constant_schedule_with_warmup(1e-3, num_warmup_steps=10)
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 100)]
+    [0.0, 0.0005, 0.001, 0.001]
 
   References:
     transformers, ``optimization.py``: ``get_constant_schedule_with_warmup``.
@@ -263,6 +275,13 @@ def linear_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import linear_schedule_with_warmup
+    >>> schedule = linear_schedule_with_warmup(1e-3, num_warmup_steps=100,
+    ...                                        num_training_steps=1100)
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 600, 1100, 1500)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
 
   References:
     transformers, ``optimization.py``: ``get_linear_schedule_with_warmup``.
@@ -312,6 +331,14 @@ def cosine_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import cosine_schedule_with_warmup
+    >>> schedule = cosine_schedule_with_warmup(1e-3, num_warmup_steps=10,
+    ...                                        num_training_steps=110)
+    >>> # p = 0.5 at step 60, 0.75 at 85; past T = 110 the cosine rises again.
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 60, 85, 110, 160)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0001464, 0.0, 0.0005]
+
   References:
     transformers, ``optimization.py``: ``get_cosine_schedule_with_warmup``.
   """
@@ -354,6 +381,14 @@ def cosine_with_min_lr_schedule_with_warmup(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import (
+    ...     cosine_with_min_lr_schedule_with_warmup)
+    >>> schedule = cosine_with_min_lr_schedule_with_warmup(
+    ...     1e-3, num_warmup_steps=10, num_training_steps=110, min_lr=1e-4)
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 60, 110)]
+    [0.0, 0.0005, 0.001, 0.00055, 0.0001]
 
   References:
     transformers, ``optimization.py``:
@@ -430,6 +465,15 @@ def cosine_with_min_lr_schedule_with_warmup_lr_rate(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import (
+    ...     cosine_with_min_lr_schedule_with_warmup_lr_rate)
+    >>> schedule = cosine_with_min_lr_schedule_with_warmup_lr_rate(
+    ...     1e-3, num_warmup_steps=10, num_training_steps=110, min_lr=1e-4)
+    >>> # Step 0 already trains at lr / w; the floor is reached at step 109.
+    >>> [round(float(schedule(s)), 7) for s in (0, 9, 10, 59, 109)]
+    [0.0001, 0.001, 0.0009998, 0.00055, 0.0001]
+
   References:
     transformers, ``optimization.py``:
     ``get_cosine_with_min_lr_schedule_with_warmup_lr_rate``.
@@ -487,6 +531,15 @@ def cosine_with_hard_restarts_schedule_with_warmup(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import (
+    ...     cosine_with_hard_restarts_schedule_with_warmup)
+    >>> schedule = cosine_with_hard_restarts_schedule_with_warmup(
+    ...     1e-3, num_warmup_steps=10, num_training_steps=110, num_cycles=2)
+    >>> # Two cycles of 50 steps: near 0 at step 59, back at the peak at 60.
+    >>> [round(float(schedule(s)), 7) for s in (0, 10, 35, 59, 60, 85, 110)]
+    [0.0, 0.001, 0.0005, 1e-06, 0.001, 0.0005, 0.0]
 
   References:
     transformers, ``optimization.py``:
@@ -557,6 +610,16 @@ def polynomial_decay_schedule_with_warmup(
   Returns:
     A function ``count -> learning rate``, pure and jittable.
 
+  Examples:
+    >>> from bertadam_optax.schedules import (
+    ...     polynomial_decay_schedule_with_warmup)
+    >>> schedule = polynomial_decay_schedule_with_warmup(
+    ...     1e-3, num_warmup_steps=10, num_training_steps=110, lr_end=1e-4,
+    ...     power=2.0)
+    >>> # Step 60: (1e-3 - 1e-4) * 0.5 ** 2 + 1e-4.
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 60, 110, 200)]
+    [0.0, 0.0005, 0.001, 0.000325, 0.0001, 0.0001]
+
   References:
     transformers, ``optimization.py``:
     ``get_polynomial_decay_schedule_with_warmup``.
@@ -600,6 +663,13 @@ def inverse_sqrt_schedule(learning_rate: float, num_warmup_steps: int,
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import inverse_sqrt_schedule
+    >>> schedule = inverse_sqrt_schedule(1e-3, num_warmup_steps=100)
+    >>> # timescale = 100: sqrt(100 / 400) = 1/2 at step 400, 1/3 at step 900.
+    >>> [round(float(schedule(s)), 7) for s in (0, 50, 100, 400, 900)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0003333]
 
   References:
     transformers, ``optimization.py``: ``get_inverse_sqrt_schedule`` (after
@@ -695,6 +765,14 @@ def wsd_schedule(
 
   Returns:
     A function ``count -> learning rate``, pure and jittable.
+
+  Examples:
+    >>> from bertadam_optax.schedules import wsd_schedule
+    >>> schedule = wsd_schedule(1e-3, num_warmup_steps=10, num_decay_steps=20,
+    ...                         num_training_steps=100, min_lr_ratio=0.1)
+    >>> # Warmup over steps 0-9, plateau 10-79, cosine decay 80-99, then 1e-4.
+    >>> [round(float(schedule(s)), 7) for s in (0, 5, 10, 79, 80, 90, 100, 150)]
+    [0.0001, 0.00055, 0.001, 0.001, 0.001, 0.00055, 0.0001, 0.0001]
 
   References:
     transformers, ``optimization.py``: ``get_wsd_schedule``; Hu et al.,

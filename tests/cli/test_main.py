@@ -262,7 +262,7 @@ def test_show_evaluates_only_the_printed_steps_at_the_int32_limit():
     (["show", "warmup_exp_decay_poly", "--set", "degree=nan"],
      ["--set", "degree=nan", "NaN"]),
     (["show", "warmup_exp_decay_poly", "--set", "degree=-1"],
-     ["warmup_exp_decay_poly", "degree=-1", "finite"]),
+     ["warmup_exp_decay_poly", "degree=-1", "out of range"]),
     (["show", "warmup_exp_decay_poly", "--set", "degree='x'"],
      ["warmup_exp_decay_poly", "degree='x'"]),
     (["show", "warmup_linear", "--lr", "nan"], ["--lr", "nan", "finite"]),

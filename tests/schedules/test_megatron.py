@@ -263,3 +263,26 @@ def test_no_float64_in_the_graph(case):
     for wd in WD_CASES:
       schedule = megatron.megatron_wd_schedule(**wd, increment=3)
       assert "f64" not in str(jax.make_jaxpr(schedule)(jnp.int32(3)))
+
+
+@pytest.mark.parametrize("style", megatron.LR_DECAY_STYLES)
+def test_registry_entries_match_megatron(style):
+  from bertadam_optax.schedules import registry  # pylint: disable=import-outside-toplevel
+  schedule = registry.make_schedule(f"megatron.{style}", lr=1e-3, t_total=100,
+                                    warmup=0.1, min_lr=1e-5)
+  wsd = {"wsd_decay_steps": 10, "lr_wsd_decay_style": "linear"} if (
+      style == "WSD") else {}
+  lrs, _ = _reference(130, lr_warmup_steps=10, lr_decay_steps=100,
+                      lr_decay_style=style, **wsd)
+  _assert_close(_values(schedule, 130), lrs)
+
+
+@pytest.mark.parametrize("style", megatron.WD_INCR_STYLES)
+def test_registry_wd_entries_match_megatron(style):
+  from bertadam_optax.schedules import registry  # pylint: disable=import-outside-toplevel
+  schedule = registry.make_schedule(f"megatron.wd_{style}", lr=0.1, t_total=100,
+                                    min_lr=0.01)
+  end = 0.01 if style == "constant" else 0.1
+  _, wds = _reference(130, start_wd=0.01, end_wd=end, wd_incr_steps=100,
+                      wd_incr_style=style)
+  _assert_close(_values(schedule, 130), wds)

