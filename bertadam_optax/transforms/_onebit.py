@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax.transforms._masking import checked_mask
 from bertadam_optax.transforms._numerics import float32_or_wider
 
 __all__ = [
@@ -158,9 +159,12 @@ def scale_by_onebit_adam(
   _check_betas_eps(b1, b2, eps)
   freeze_step = _validation.check_int("freeze_step", freeze_step)
   _validation.check_non_negative("weight_decay", weight_decay)
+  mask_fn = checked_mask(weight_decay_mask)
   last_variance_step = max(freeze_step, 2)
 
   def init_fn(params):
+    if mask_fn is not None:
+      mask_fn(params)  # a mask of the wrong tree fails here, not mid-run
     return ScaleByOneBitAdamState(
       count=jnp.zeros([], jnp.int32), mu=_zeros(params), nu=_zeros(params)
     )
@@ -294,7 +298,11 @@ def scale_by_zero_one_adam(
     learning_rate if callable(learning_rate) else (lambda count: learning_rate)
   )
 
+  mask_fn = checked_mask(weight_decay_mask)
+
   def init_fn(params):
+    if mask_fn is not None:
+      mask_fn(params)  # a mask of the wrong tree fails here, not mid-run
     one = jnp.ones([], jnp.int32)
     return ScaleByZeroOneAdamState(
       count=jnp.zeros([], jnp.int32),
@@ -495,7 +503,12 @@ def scale_by_onebit_lamb(
   def norm(x):
     return jnp.sqrt(jnp.sum(jnp.square(x)))
 
+  mask_fn = checked_mask(weight_decay_mask)
+
   def init_fn(params):
+    if mask_fn is not None:
+      mask_fn(params)  # a mask of the wrong tree fails here, not mid-run
+
     def scalars(value):
       return jax.tree.map(
         lambda p: jnp.asarray(value, float32_or_wider(p.dtype)), params
