@@ -26,7 +26,8 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,21 +36,30 @@ import numpy as np
 INT32_MAX = 2**31 - 1
 """The largest step count an optax ``count`` (int32) can hold."""
 
+MAX_RATE = 1e3
+"""The largest learning rate or weight-decay coefficient accepted.
+
+No training run uses a rate anywhere near it; a larger value is a mistake of
+units or a typo (``1e30`` for ``1e-3``), refused rather than trained with.
+"""
+
 __all__ = [
-    "INT32_MAX",
-    "check_bool",
-    "check_choice",
-    "check_dtype",
-    "check_int",
-    "check_mask_structure",
-    "check_non_negative",
-    "check_number",
-    "check_positive",
-    "check_range",
-    "is_number",
-    "is_traced",
-    "to_float",
-    "unknown_keys",
+  "INT32_MAX",
+  "MAX_RATE",
+  "check_bool",
+  "check_choice",
+  "check_dtype",
+  "check_int",
+  "check_mask_structure",
+  "check_non_negative",
+  "check_number",
+  "check_positive",
+  "check_range",
+  "check_rate",
+  "is_number",
+  "is_traced",
+  "to_float",
+  "unknown_keys",
 ]
 
 
@@ -66,8 +76,10 @@ def _scalar(value: Any) -> Any:
     # Python int/float and NumPy scalars (np.float32, np.int64, ...).
     return value.item() if isinstance(value, np.generic) else value
   if isinstance(value, (np.ndarray, jax.Array)) and not is_traced(value):
-    if value.shape != () or not (jnp.issubdtype(value.dtype, jnp.integer) or
-                                 jnp.issubdtype(value.dtype, jnp.floating)):
+    if value.shape != () or not (
+      jnp.issubdtype(value.dtype, jnp.integer)
+      or jnp.issubdtype(value.dtype, jnp.floating)
+    ):
       return None
     return np.asarray(value).item()
   return None
@@ -81,22 +93,26 @@ def is_number(value: Any) -> bool:
 def _interval(low, high, low_inclusive, high_inclusive) -> str:
   lo = "-inf" if low is None else repr(low)
   hi = "inf" if high is None else repr(high)
-  return (("[" if low_inclusive else "(") + f"{lo}, {hi}" +
-          ("]" if high_inclusive else ")"))
+  # An infinite end is never a member of the interval: (-inf, ...), ..., inf).
+  return (
+    ("[" if low_inclusive and low is not None else "(")
+    + f"{lo}, {hi}"
+    + ("]" if high_inclusive and high is not None else ")")
+  )
 
 
 def check_number(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-    allowed: Iterable[float] = (),
-    finite: bool = True,
-    allow_schedule: bool = False,
-    allow_none: bool = False,
+  name: str,
+  value: Any,
+  low: float | None = None,
+  high: float | None = None,
+  *,
+  low_inclusive: bool = True,
+  high_inclusive: bool = True,
+  allowed: Iterable[float] = (),
+  finite: bool = True,
+  allow_schedule: bool = False,
+  allow_none: bool = False,
 ) -> Any:
   """Checks that ``value`` is a real number in ``[low, high]`` and returns it.
 
@@ -121,8 +137,11 @@ def check_number(
   """
   if value is None and allow_none:
     return value
-  if allow_schedule and callable(value) and not isinstance(
-      value, (np.ndarray, jax.Array)):
+  if (
+    allow_schedule
+    and callable(value)
+    and not isinstance(value, (np.ndarray, jax.Array))
+  ):
     return value
   if is_traced(value):
     return value
@@ -144,8 +163,9 @@ def check_number(
     return value
   if math.isnan(number) or (finite and math.isinf(number)):
     raise ValueError(
-        f"{name}={value!r} is not finite; expected a finite value in "
-        f"{_interval(low, high, low_inclusive, high_inclusive)}.")
+      f"{name}={value!r} is not finite; expected a finite value in "
+      f"{_interval(low, high, low_inclusive, high_inclusive)}."
+    )
   ok = True
   if low is not None:
     ok = number >= low if low_inclusive else number > low
@@ -154,30 +174,39 @@ def check_number(
   if not ok:
     extra = "".join(f" or {a!r}" for a in allowed)
     raise ValueError(
-        f"{name}={value!r} is out of range; expected a value in "
-        f"{_interval(low, high, low_inclusive, high_inclusive)}{extra}.")
+      f"{name}={value!r} is out of range; expected a value in "
+      f"{_interval(low, high, low_inclusive, high_inclusive)}{extra}."
+    )
   return value
 
 
 def check_range(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-    allowed: Iterable[float] = (),
-    finite: bool = True,
+  name: str,
+  value: Any,
+  low: float | None = None,
+  high: float | None = None,
+  *,
+  low_inclusive: bool = True,
+  high_inclusive: bool = True,
+  allowed: Iterable[float] = (),
+  finite: bool = True,
 ) -> Any:
   """:func:`check_number` for a hyperparameter that may also be a schedule.
 
   A callable (an optax schedule) or a tracer passes through; anything else
   must be a finite real number in the interval.
   """
-  return check_number(name, value, low, high, low_inclusive=low_inclusive,
-                      high_inclusive=high_inclusive, allowed=allowed,
-                      finite=finite, allow_schedule=True)
+  return check_number(
+    name,
+    value,
+    low,
+    high,
+    low_inclusive=low_inclusive,
+    high_inclusive=high_inclusive,
+    allowed=allowed,
+    finite=finite,
+    allow_schedule=True,
+  )
 
 
 def check_positive(name: str, value: Any) -> Any:
@@ -190,32 +219,54 @@ def check_non_negative(name: str, value: Any) -> Any:
   return check_range(name, value, 0, None)
 
 
-def to_float(name: str, value: Any, low: float | None = None,
-             high: float | None = None, **kwargs) -> float:
+def check_rate(name: str, value: Any) -> Any:
+  """A learning rate or weight decay (or a schedule): in ``[0, MAX_RATE]``."""
+  return check_range(name, value, 0.0, MAX_RATE)
+
+
+def to_float(
+  name: str,
+  value: Any,
+  low: float | None = None,
+  high: float | None = None,
+  **kwargs,
+) -> float:
   """:func:`check_number`, then the value as a Python ``float``."""
   check_number(name, value, low, high, **kwargs)
   return float(_scalar(value))
 
 
-def check_int(name: str, value: Any, low: int | None = 0,
-              high: int | None = INT32_MAX, *,
-              allowed: Iterable[int] = ()) -> int:
+def check_int(
+  name: str,
+  value: Any,
+  low: int | None = 0,
+  high: int | None = INT32_MAX,
+  *,
+  allowed: Iterable[int] = (),
+) -> int:
   """Checks that ``value`` is an integer in ``[low, high]``; returns an ``int``.
 
   An integral float (``100.0``, as JSON configs write counts) is accepted;
   ``100.5`` is not. The default range is that of an int32 step count.
   """
+  if is_traced(value):  # e.g. a count injected by optax.inject_hyperparams
+    return value
   check_number(name, value, allowed=allowed)
   number = _scalar(value)
   if number in tuple(allowed):
     return int(number)
   if isinstance(number, float) and not number.is_integer():
-    raise ValueError(f"{name}={value!r} is not an integer; expected an "
-                     f"integer in {_interval(low, high, True, True)}.")
+    raise ValueError(
+      f"{name}={value!r} is not an integer; expected an "
+      f"integer in {_interval(low, high, True, True)}."
+    )
   number = int(number)
   if (low is not None and number < low) or (high is not None and number > high):
-    raise ValueError(f"{name}={value!r} is out of range; expected an integer "
-                     f"in {_interval(low, high, True, True)}.")
+    extra = "".join(f" or {a!r}" for a in allowed)
+    raise ValueError(
+      f"{name}={value!r} is out of range; expected an integer "
+      f"in {_interval(low, high, True, True)}{extra}."
+    )
   return number
 
 
@@ -223,8 +274,10 @@ def check_bool(name: str, value: Any) -> bool:
   """Checks that ``value`` is a real boolean (not ``"false"``, not ``0``)."""
   if isinstance(value, (bool, np.bool_)):
     return bool(value)
-  raise ValueError(f"{name}={value!r} is not a boolean; expected True or "
-                   "False (a JSON true/false in a config file).")
+  raise ValueError(
+    f"{name}={value!r} is not a boolean; expected True or "
+    "False (a JSON true/false in a config file)."
+  )
 
 
 def check_dtype(name: str, value: Any, *, allow_none: bool = True) -> Any:
@@ -240,9 +293,11 @@ def check_dtype(name: str, value: Any, *, allow_none: bool = True) -> Any:
   except TypeError:
     dtype = None
   if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-    raise ValueError(f"{name}={value!r} is not a floating dtype; expected e.g. "
-                     "jnp.float32, jnp.bfloat16 or 'float16'"
-                     + (" (or None)." if allow_none else "."))
+    raise ValueError(
+      f"{name}={value!r} is not a floating dtype; expected e.g. "
+      "jnp.float32, jnp.bfloat16 or 'float16'"
+      + (" (or None)." if allow_none else ".")
+    )
   return dtype
 
 
@@ -257,8 +312,9 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
   close = difflib.get_close_matches(str(value), choices, n=1)
   hint = f" Did you mean {close[0]!r}?" if close else ""
   raise ValueError(
-      f"{name}={value!r} is not a valid choice; expected one of "
-      f"{', '.join(repr(c) for c in choices)}.{hint}")
+    f"{name}={value!r} is not a valid choice; expected one of "
+    f"{', '.join(repr(c) for c in choices)}.{hint}"
+  )
 
 
 def check_mask_structure(name: str, mask: Any, params: Any) -> Any:
@@ -272,30 +328,43 @@ def check_mask_structure(name: str, mask: Any, params: Any) -> Any:
     The mask pytree.
   """
   if isinstance(mask, (str, bytes)) or mask is None:
-    raise ValueError(f"{name}={mask!r} is not a mask; expected a pytree of "
-                     "booleans shaped like the parameters, or a callable "
-                     "params -> such a pytree.")
+    raise ValueError(
+      f"{name}={mask!r} is not a mask; expected a pytree of "
+      "booleans shaped like the parameters, or a callable "
+      "params -> such a pytree."
+    )
   tree = mask(params) if callable(mask) else mask
   leaves = jax.tree.leaves(tree)
-  bad = [leaf for leaf in leaves if not isinstance(leaf, (bool, np.bool_)) and
-         not (isinstance(leaf, (np.ndarray, jax.Array)) and
-              leaf.dtype == jnp.bool_ and leaf.shape == ())]
+  bad = [
+    leaf
+    for leaf in leaves
+    if not isinstance(leaf, (bool, np.bool_))
+    and not (
+      isinstance(leaf, (np.ndarray, jax.Array))
+      and leaf.dtype == jnp.bool_
+      and leaf.shape == ()
+    )
+  ]
   if bad:
-    raise ValueError(f"{name} has a leaf {bad[0]!r} that is not a boolean; "
-                     "expected True (decay) or False (no decay) per "
-                     "parameter.")
+    raise ValueError(
+      f"{name} has a leaf {bad[0]!r} that is not a boolean; "
+      "expected True (decay) or False (no decay) per "
+      "parameter."
+    )
   try:  # the mask may also be a prefix of the parameters' structure
     jax.tree.map(lambda m, p: None, tree, params)
   except ValueError as e:
     raise ValueError(
-        f"{name} does not have the parameters' tree structure: mask "
-        f"{jax.tree_util.tree_structure(tree)} vs params "
-        f"{jax.tree_util.tree_structure(params)}.") from e
+      f"{name} does not have the parameters' tree structure: mask "
+      f"{jax.tree_util.tree_structure(tree)} vs params "
+      f"{jax.tree_util.tree_structure(params)}."
+    ) from e
   return tree
 
 
-def unknown_keys(mapping: Iterable[str], known: Iterable[str], *,
-                 what: str) -> list[str]:
+def unknown_keys(
+  mapping: Iterable[str], known: Iterable[str], *, what: str
+) -> list[str]:
   """The keys of ``mapping`` that are not ``known``, in order.
 
   A key that is a near miss of a known one is a typo, not an unknown key: it
@@ -317,4 +386,3 @@ def unknown_keys(mapping: Iterable[str], known: Iterable[str], *,
       raise ValueError(f"key {key!r} is not {what}. Did you mean {close[0]!r}?")
     unknown.append(key)
   return unknown
-

@@ -15,22 +15,27 @@ are the DeepSpeed fork's (:data:`~bertadam_optax.schedules.SCHEDULES`); for
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import optax
 
 from bertadam_optax import _validation
-from bertadam_optax import transforms
 from bertadam_optax import schedules
+from bertadam_optax import transforms
 
 __all__ = ["bertadam", "get_lr"]
 
 _CLIPS = ("per_tensor", "global", "none")
 
 # DeepSpeed's formulas return 1 for every step when warmup == 0.
-_CONSTANT_AT_ZERO_WARMUP = ("warmup_linear", "warmup_linear_decay_exp",
-                            "warmup_exp_decay_exp")
+_CONSTANT_AT_ZERO_WARMUP = (
+  "warmup_linear",
+  "warmup_linear_decay_exp",
+  "warmup_exp_decay_exp",
+)
 
 
 def _static(name: str, value: Any) -> None:
@@ -39,76 +44,89 @@ def _static(name: str, value: Any) -> None:
   # optax.inject_hyperparams made (traced or not), NumPy values are fine.
   if isinstance(value, jax.Array) or callable(value):
     raise ValueError(
-        f"{name}={value!r} must be a Python number: it fixes the schedule's "
-        "structure at construction. With optax.inject_hyperparams, list it in "
-        "static_args, e.g. optax.inject_hyperparams(bertadam, "
-        "static_args=('warmup', 't_total')).")
+      f"{name}={value!r} must be a Python number: it fixes the schedule's "
+      "structure at construction. With optax.inject_hyperparams, list it in "
+      "static_args, e.g. optax.inject_hyperparams(bertadam, "
+      "static_args=('warmup', 't_total'))."
+    )
 
 
-def _multiplier(schedule, warmup, t_total, schedule_kwargs
-                ) -> tuple[Callable | None, float]:
+def _multiplier(
+  schedule, warmup, t_total, schedule_kwargs
+) -> tuple[Callable | None, float]:
   """The ``count -> multiplier`` (None: a constant rate) and ``lr_offset``."""
   if not (schedule is None or callable(schedule)):
-    _validation.check_choice("schedule", schedule,
-                             tuple(schedules.SCHEDULES) + ("none",))
+    _validation.check_choice(
+      "schedule", schedule, tuple(schedules.SCHEDULES) + ("none",)
+    )
   if schedule_kwargs is not None and not isinstance(schedule_kwargs, Mapping):
-    raise ValueError(f"schedule_kwargs={schedule_kwargs!r} is not a mapping; "
-                     "expected e.g. {'decay_rate': 0.99, 'decay_steps': 100} "
-                     "or None.")
+    raise ValueError(
+      f"schedule_kwargs={schedule_kwargs!r} is not a mapping; "
+      "expected e.g. {'decay_rate': 0.99, 'decay_steps': 100} "
+      "or None."
+    )
   kwargs = dict(schedule_kwargs or {})
   lr_offset = kwargs.pop("lr_offset", 0.0)
   named = isinstance(schedule, str) and schedule != "none"
   if schedule_kwargs and (not named or t_total == -1):
     raise ValueError(
-        f"schedule_kwargs={dict(schedule_kwargs)!r} would be ignored with "
-        f"schedule={schedule!r}, t_total={t_total!r}; they apply only to a "
-        "named schedule with t_total > 0.")
+      f"schedule_kwargs={dict(schedule_kwargs)!r} would be ignored with "
+      f"schedule={schedule!r}, t_total={t_total!r}; they apply only to a "
+      "named schedule with t_total > 0."
+    )
   if schedule is None or schedule == "none":
     return None, 0.0
   if callable(schedule):
     if warmup != -1 or t_total != -1:
       warnings.warn(
-          f"bertadam(warmup={warmup!r}, t_total={t_total!r}) with a callable "
-          "schedule: warmup and t_total are ignored, as in the original with "
-          "an _LRSchedule object; the callable alone gives the multiplier.",
-          stacklevel=3)
+        f"bertadam(warmup={warmup!r}, t_total={t_total!r}) with a callable "
+        "schedule: warmup and t_total are ignored, as in the original with "
+        "an _LRSchedule object; the callable alone gives the multiplier.",
+        stacklevel=3,
+      )
     return schedule, 0.0
   if t_total == -1:
     if schedule in schedules.STEP_BASED:
       raise ValueError(
-          f"t_total=-1 with schedule={schedule!r}: this schedule needs the "
-          "total number of steps; expected t_total > 0.")
+        f"t_total=-1 with schedule={schedule!r}: this schedule needs the "
+        "total number of steps; expected t_total > 0."
+      )
     if warmup != -1:
       warnings.warn(
-          f"bertadam(t_total=-1, warmup={warmup!r}): as in the original "
-          "BertAdam, t_total=-1 means a constant learning rate and the "
-          "warmup and schedule are ignored.", stacklevel=3)
+        f"bertadam(t_total=-1, warmup={warmup!r}): as in the original "
+        "BertAdam, t_total=-1 means a constant learning rate and the "
+        "warmup and schedule are ignored.",
+        stacklevel=3,
+      )
     return None, 0.0
   if warmup == 0 and schedule in _CONSTANT_AT_ZERO_WARMUP:
     warnings.warn(
-        f"bertadam(schedule={schedule!r}, warmup=0): as in the original, "
-        "warmup=0 makes this a constant learning rate, not a decay. Use "
-        "warmup=-1 for a decay without warmup.", stacklevel=3)
-  return schedules.bert_schedule(schedule, 1.0, t_total, warmup,
-                                 **kwargs), lr_offset
+      f"bertadam(schedule={schedule!r}, warmup=0): as in the original, "
+      "warmup=0 makes this a constant learning rate, not a decay. Use "
+      "warmup=-1 for a decay without warmup.",
+      stacklevel=3,
+    )
+  return schedules.bert_schedule(
+    schedule, 1.0, t_total, warmup, **kwargs
+  ), lr_offset
 
 
 def bertadam(
-    lr: optax.ScalarOrSchedule,
-    warmup: float = -1,
-    t_total: int = -1,
-    schedule: str | Callable | None = "warmup_linear",
-    b1: float = 0.9,
-    b2: float = 0.999,
-    e: float = 1e-6,
-    weight_decay: float = 0.01,
-    max_grad_norm: float = 1.0,
-    *,
-    weight_decay_mask: Any = None,
-    clip: str = "per_tensor",
-    bias_correction: bool = False,
-    mu_dtype: Any = None,
-    schedule_kwargs: Mapping[str, Any] | None = None,
+  lr: optax.ScalarOrSchedule,
+  warmup: float = -1,
+  t_total: int = -1,
+  schedule: str | Callable | None = "warmup_linear",
+  b1: float = 0.9,
+  b2: float = 0.999,
+  e: float = 1e-6,
+  weight_decay: float = 0.01,
+  max_grad_norm: float = 1.0,
+  *,
+  weight_decay_mask: Any = None,
+  clip: str = "per_tensor",
+  bias_correction: bool = False,
+  mu_dtype: Any = None,
+  schedule_kwargs: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
   r"""BertAdam: the BERT variant of Adam, as an Optax optimizer.
 
@@ -196,31 +214,33 @@ def bertadam(
     >>> bertadam(-1e-4, warmup=0.1, t_total=100)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: lr=-0.0001 is out of range; expected a value in [0, inf...
+    ValueError: lr=-0.0001 is out of range; expected a value in [0.0, 1000.0]...
 
   References:
     pytorch-pretrained-bert 0.6.2, ``optimization.BertAdam``; DeepSpeedExamples
     ``bing_bert/pytorch_pretrained_bert/optimization.py``.
   """
-  _validation.check_non_negative("lr", lr)
+  _validation.check_rate("lr", lr)
   _static("warmup", warmup)
   _static("t_total", t_total)
-  _validation.check_range("warmup", warmup, 0.0, 1.0, high_inclusive=False,
-                          allowed=(-1,))
+  _validation.check_range(
+    "warmup", warmup, 0.0, 1.0, high_inclusive=False, allowed=(-1,)
+  )
   if not isinstance(warmup, int):  # a NumPy scalar or 0-d array
     warmup = _validation.to_float("warmup", warmup)
   t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
   _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
   _validation.check_non_negative("e", e)
-  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
   _validation.check_number("max_grad_norm", max_grad_norm, finite=False)
   _validation.check_choice("clip", clip, _CLIPS)
   bias_correction = _validation.check_bool("bias_correction", bias_correction)
   mu_dtype = _validation.check_dtype("mu_dtype", mu_dtype)
   mask = transforms.checked_mask(weight_decay_mask)
-  multiplier, lr_offset = _multiplier(schedule, warmup, t_total,
-                                      schedule_kwargs)
+  multiplier, lr_offset = _multiplier(
+    schedule, warmup, t_total, schedule_kwargs
+  )
 
   if multiplier is None:
     learning_rate = lr
@@ -229,8 +249,9 @@ def bertadam(
   else:
     learning_rate = lambda count: lr * multiplier(count) + lr_offset
 
-  if clip == "none" or (_validation.is_number(max_grad_norm) and
-                        max_grad_norm <= 0):
+  if clip == "none" or (
+    _validation.is_number(max_grad_norm) and max_grad_norm <= 0
+  ):
     clipping = optax.identity()
   elif clip == "per_tensor":
     clipping = transforms.clip_by_norm_per_tensor(max_grad_norm)
@@ -241,16 +262,19 @@ def bertadam(
     # max_grad_norm <= 0 (optax.inject_hyperparams) disables it.
     clipping = transforms.clip_by_global_norm_torch(max_grad_norm, eps=0.0)
 
-  decay = (optax.identity()
-           if _validation.is_number(weight_decay) and weight_decay == 0
-           else optax.add_decayed_weights(weight_decay, mask))
+  decay = (
+    optax.identity()
+    if _validation.is_number(weight_decay) and weight_decay == 0
+    else optax.add_decayed_weights(weight_decay, mask)
+  )
 
   return optax.chain(
-      clipping,
-      transforms.scale_by_bertadam(b1, b2, e, bias_correction=bias_correction,
-                                   mu_dtype=mu_dtype),
-      decay,
-      transforms.scale_by_learning_rate(learning_rate),
+    clipping,
+    transforms.scale_by_bertadam(
+      b1, b2, e, bias_correction=bias_correction, mu_dtype=mu_dtype
+    ),
+    decay,
+    transforms.scale_by_learning_rate(learning_rate),
   )
 
 
@@ -298,12 +322,15 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
     0.0010000000474974513
   """
   # ``nnx.Optimizer`` keeps each state array in a Variable: return the array.
-  found = [getattr(s.learning_rate, "value", s.learning_rate)
-           for s in jax.tree.leaves(opt_state, is_leaf=_is_lr_state)
-           if _is_lr_state(s)]
+  found = [
+    getattr(s.learning_rate, "value", s.learning_rate)
+    for s in jax.tree.leaves(opt_state, is_leaf=_is_lr_state)
+    if _is_lr_state(s)
+  ]
   if not found:
     raise ValueError(
-        "opt_state holds no bertadam_optax learning-rate stage "
-        "(ScaleByLearningRateState); get_lr works on states of bertadam and "
-        "of chains ending in bertadam_optax.transforms.scale_by_learning_rate.")
+      "opt_state holds no bertadam_optax learning-rate stage "
+      "(ScaleByLearningRateState); get_lr works on states of bertadam and "
+      "of chains ending in bertadam_optax.transforms.scale_by_learning_rate."
+    )
   return found[0] if len(found) == 1 else found

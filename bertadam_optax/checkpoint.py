@@ -73,8 +73,9 @@ def _orbax():
     import orbax.checkpoint as ocp
   except ImportError as e:
     raise ImportError(
-        "bertadam_optax.checkpoint needs orbax-checkpoint; install it with "
-        "pip install 'bertadam-optax[checkpoint]'.") from e
+      "bertadam_optax.checkpoint needs orbax-checkpoint; install it with "
+      "pip install 'bertadam-optax[checkpoint]'."
+    ) from e
   return ocp
 
 
@@ -82,9 +83,11 @@ def _path(directory: str | os.PathLike):
   from etils import epath  # orbax's own path library, installed with it
 
   if isinstance(directory, (bytes, bool)) or not isinstance(
-      directory, (str, os.PathLike)):
-    raise ValueError(f"directory={directory!r} is not a path; expected a str "
-                     "or os.PathLike.")
+    directory, (str, os.PathLike)
+  ):
+    raise ValueError(
+      f"directory={directory!r} is not a path; expected a str or os.PathLike."
+    )
   # Orbax wants absolute paths; remote ones (gs://...) already are and must
   # not be resolved against the working directory.
   path = epath.Path(directory)
@@ -92,10 +95,11 @@ def _path(directory: str | os.PathLike):
   unsafe = [c for c in _UNSAFE if c in os.fspath(path)]
   if unsafe:
     raise ValueError(
-        f"directory={os.fspath(directory)!r} contains {unsafe}; orbax-checkpoint "
-        "reads its files back with glob patterns made from the path, so a "
-        f"checkpoint there could not be restored. Use a path without "
-        f"{' '.join(_UNSAFE)}.")
+      f"directory={os.fspath(directory)!r} contains {unsafe}; orbax-checkpoint "
+      "reads its files back with glob patterns made from the path, so a "
+      f"checkpoint there could not be restored. Use a path without "
+      f"{' '.join(_UNSAFE)}."
+    )
   return path
 
 
@@ -109,26 +113,33 @@ def _check_writable(path, directory) -> None:
     return
   local = os.fspath(path)
   if os.path.exists(local) and not os.path.isdir(local):
-    raise ValueError(f"directory={os.fspath(directory)!r} is a file, not a "
-                     "directory; checkpoints are written into a directory.")
+    raise ValueError(
+      f"directory={os.fspath(directory)!r} is a file, not a "
+      "directory; checkpoints are written into a directory."
+    )
   existing = local
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
   if not os.path.isdir(existing):
-    raise ValueError(f"directory={os.fspath(directory)!r} cannot be created: "
-                     f"{existing!r} is a file.")
+    raise ValueError(
+      f"directory={os.fspath(directory)!r} cannot be created: "
+      f"{existing!r} is a file."
+    )
   if not os.access(existing, os.W_OK | os.X_OK):
     raise PermissionError(
-        f"directory={os.fspath(directory)!r} cannot be written: {existing!r} "
-        "is read-only.")
+      f"directory={os.fspath(directory)!r} cannot be written: {existing!r} "
+      "is read-only."
+    )
 
 
 def _manager(ocp, path, *, create: bool):
   handlers = {name: ocp.StandardCheckpointHandler() for name in _ITEMS}
   handlers[_OPTIMIZER] = ocp.JsonCheckpointHandler()
   return ocp.CheckpointManager(
-      path, item_handlers=handlers,
-      options=ocp.CheckpointManagerOptions(create=create))
+    path,
+    item_handlers=handlers,
+    options=ocp.CheckpointManagerOptions(create=create),
+  )
 
 
 def _is_namedtuple(node: Any) -> bool:
@@ -165,8 +176,9 @@ def _function_name(fn: Any) -> str:
   return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
-def describe_optimizer(optimizer: optax.GradientTransformation
-                       ) -> dict[str, Any]:
+def describe_optimizer(
+  optimizer: optax.GradientTransformation,
+) -> dict[str, Any]:
   r"""The hyperparameters an optax optimizer closes over, by dotted path.
 
   An optax optimizer is a pair of closures; its configuration (``b1``, the
@@ -195,8 +207,10 @@ def describe_optimizer(optimizer: optax.GradientTransformation
     [0.05, 0.9, 0.999]
   """
   if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-    raise ValueError(f"optimizer={optimizer!r} is not an optax "
-                     "GradientTransformation (it has no init and update).")
+    raise ValueError(
+      f"optimizer={optimizer!r} is not an optax "
+      "GradientTransformation (it has no init and update)."
+    )
   found: dict[str, Any] = {}
 
   def record(path, value):
@@ -228,14 +242,14 @@ def describe_optimizer(optimizer: optax.GradientTransformation
     elif isinstance(value, types.FunctionType):
       record(path, f"function {_function_name(value)}")
       active = active | {id(value)}
-      for name, cell in zip(value.__code__.co_freevars,
-                            value.__closure__ or ()):
+      for name, cell in zip(
+        value.__code__.co_freevars, value.__closure__ or ()
+      ):
         try:
           contents = cell.cell_contents
         except ValueError:  # a cell not yet filled
           continue
-        visit(f"{path}.{name}" if path else name, contents, depth + 1,
-              active)
+        visit(f"{path}.{name}" if path else name, contents, depth + 1, active)
     elif _is_namedtuple(value) and hasattr(value, "update"):
       # A GradientTransformation (or its extra-args variant): its two
       # closures hold its configuration.
@@ -264,8 +278,9 @@ def describe_optimizer(optimizer: optax.GradientTransformation
       if attributes is not None:
         visit(path, attributes, depth + 1, active | {id(value)})
     else:
-      record(path, f"object {type(value).__module__}."
-                   f"{type(value).__qualname__}")
+      record(
+        path, f"object {type(value).__module__}.{type(value).__qualname__}"
+      )
 
   for field in ("init", "update"):
     visit("", getattr(optimizer, field), 0, frozenset())
@@ -278,18 +293,20 @@ def _is_dtype(value: Any) -> bool:
   except TypeError:
     return False
   return isinstance(value, np.dtype) or (
-      isinstance(value, type) and hasattr(value, "dtype"))
+    isinstance(value, type) and hasattr(value, "dtype")
+  )
 
 
 def _optimizer_record(opt_state: Any, optimizer: Any) -> dict[str, Any]:
   from bertadam_optax import __version__
 
   return {
-      "format": _FORMAT,
-      "bertadam_optax": __version__,
-      "stages": _stages(opt_state),
-      "hyperparameters": (None if optimizer is None
-                          else describe_optimizer(optimizer)),
+    "format": _FORMAT,
+    "bertadam_optax": __version__,
+    "stages": _stages(opt_state),
+    "hyperparameters": (
+      None if optimizer is None else describe_optimizer(optimizer)
+    ),
   }
 
 
@@ -300,17 +317,23 @@ def _check_leaves(trees: dict[str, Any]) -> None:
   bad = []
   for name, tree in trees.items():
     for key, leaf in jax.tree_util.tree_leaves_with_path(tree):
-      if not (isinstance(leaf, (jax.Array, np.ndarray, np.generic)) or
-              _validation.is_number(leaf)) or np.dtype(
-                  getattr(leaf, "dtype", np.float32)).kind in "OSUV":
+      if (
+        not (
+          isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+          or _validation.is_number(leaf)
+        )
+        or np.dtype(getattr(leaf, "dtype", np.float32)).kind in "OSUV"
+      ):
         path = masks.path_to_name(key)
         bad.append(f"{name}.{path}" if path else name)
         bad[-1] += f" ({type(leaf).__name__})"
   if bad:
-    shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more"
-                                   if len(bad) > 10 else "")
-    raise ValueError(f"cannot save leaves that are not arrays or numbers: "
-                     f"{shown}.")
+    shown = ", ".join(bad[:10]) + (
+      f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    )
+    raise ValueError(
+      f"cannot save leaves that are not arrays or numbers: {shown}."
+    )
 
 
 def _check_step(step: Any) -> int:
@@ -332,13 +355,13 @@ def _temporaries(path, step: int) -> list[Any]:
 
 
 def save_checkpoint(
-    directory: str | os.PathLike,
-    step: int,
-    params: Any,
-    opt_state: Any,
-    *,
-    optimizer: optax.GradientTransformation | None = None,
-    overwrite: bool = False,
+  directory: str | os.PathLike,
+  step: int,
+  params: Any,
+  opt_state: Any,
+  *,
+  optimizer: optax.GradientTransformation | None = None,
+  overwrite: bool = False,
 ) -> None:
   """Saves ``params`` and ``opt_state`` as step ``step`` under ``directory``.
 
@@ -400,13 +423,16 @@ def save_checkpoint(
       latest = steps[-1] if steps else None
       if not overwrite:
         if step in steps:
-          raise ValueError(f"step {step} exists in {os.fspath(path)}; pass "
-                           "overwrite=True to replace it.")
+          raise ValueError(
+            f"step {step} exists in {os.fspath(path)}; pass "
+            "overwrite=True to replace it."
+          )
         if latest is not None and step < latest:
           raise ValueError(
-              f"step {step} is below the latest step {latest} in "
-              f"{os.fspath(path)}; orbax would skip it. Pass overwrite=True "
-              "to save it anyway.")
+            f"step {step} is below the latest step {latest} in "
+            f"{os.fspath(path)}; orbax would skip it. Pass overwrite=True "
+            "to save it anyway."
+          )
       if step in steps:
         replaced = path / f"{step}{_REPLACED}"
         _remove(replaced)
@@ -414,14 +440,21 @@ def save_checkpoint(
         manager.reload()
       try:
         saved = manager.save(
-            step, force=True, args=ocp.args.Composite(**{
-                "params": ocp.args.StandardSave(params),
-                "opt_state": ocp.args.StandardSave(opt_state),
-                _OPTIMIZER: ocp.args.JsonSave(record)}))
+          step,
+          force=True,
+          args=ocp.args.Composite(
+            **{
+              "params": ocp.args.StandardSave(params),
+              "opt_state": ocp.args.StandardSave(opt_state),
+              _OPTIMIZER: ocp.args.JsonSave(record),
+            }
+          ),
+        )
         manager.wait_until_finished()
         if not saved or step not in manager.all_steps():
-          raise RuntimeError(f"orbax-checkpoint did not save step {step} in "
-                             f"{os.fspath(path)}.")
+          raise RuntimeError(
+            f"orbax-checkpoint did not save step {step} in {os.fspath(path)}."
+          )
         ok = True
       finally:
         if not ok:
@@ -429,7 +462,7 @@ def save_checkpoint(
           # the error being raised already says what went wrong.
           try:
             manager.wait_until_finished()
-          except Exception:  # noqa: BLE001, S110  # pylint: disable=broad-except
+          except Exception:  # pylint: disable=broad-except
             pass
   finally:
     # The manager is closed: nothing writes into the directory any more.
@@ -463,22 +496,31 @@ def _flat(ocp, tree: Any) -> dict[str, str]:
 
 
 def _same(a: Any, b: Any) -> bool:
-  if (isinstance(a, (int, float)) and isinstance(b, (int, float)) and
-      not isinstance(a, bool) and not isinstance(b, bool)):
+  if (
+    isinstance(a, (int, float))
+    and isinstance(b, (int, float))
+    and not isinstance(a, bool)
+    and not isinstance(b, bool)
+  ):
     # A float32 hyperparameter and its Python float are the same setting.
     return math.isclose(a, b, rel_tol=_RTOL, abs_tol=0.0)
   return a == b
 
 
 def _mismatches(saved: dict[str, Any], target: dict[str, Any]) -> list[str]:
-  lines = [f"  only in the checkpoint: {path} ({saved[path]})"
-           for path in sorted(saved.keys() - target.keys())]
-  lines += [f"  only in the target: {path} ({target[path]})"
-            for path in sorted(target.keys() - saved.keys())]
-  lines += [f"  differs: {path} (checkpoint {saved[path]}, target "
-            f"{target[path]})"
-            for path in sorted(saved.keys() & target.keys())
-            if not _same(saved[path], target[path])]
+  lines = [
+    f"  only in the checkpoint: {path} ({saved[path]})"
+    for path in sorted(saved.keys() - target.keys())
+  ]
+  lines += [
+    f"  only in the target: {path} ({target[path]})"
+    for path in sorted(target.keys() - saved.keys())
+  ]
+  lines += [
+    f"  differs: {path} (checkpoint {saved[path]}, target {target[path]})"
+    for path in sorted(saved.keys() & target.keys())
+    if not _same(saved[path], target[path])
+  ]
   # A wrong model can mismatch every leaf; the first few name the problem.
   if len(lines) > _MAX_LINES:
     lines[_MAX_LINES:] = [f"  ... and {len(lines) - _MAX_LINES} more"]
@@ -490,7 +532,8 @@ _JSON_FILES = ("_METADATA", "_CHECKPOINT_METADATA", "_sharding", "metadata")
 
 def _check_files(step_dir) -> None:
   """Refuses a step whose JSON metadata files are truncated or corrupted,
-  naming the file, before orbax fails on it with a bare decoding error."""
+  naming the file, before orbax fails on it with a bare decoding error.
+  """
   if not step_dir.exists():
     return
   pending = [step_dir]
@@ -503,17 +546,18 @@ def _check_files(step_dir) -> None:
           json.loads(p.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
           raise ValueError(
-              f"the checkpoint file {os.fspath(p)} is truncated or corrupted "
-              f"({type(e).__name__}: {e}); restore another step.") from None
+            f"the checkpoint file {os.fspath(p)} is truncated or corrupted "
+            f"({type(e).__name__}: {e}); restore another step."
+          ) from None
 
 
 def restore_checkpoint(
-    directory: str | os.PathLike,
-    step: int | None,
-    params_like: Any,
-    opt_state_like: Any,
-    *,
-    optimizer: optax.GradientTransformation | None = None,
+  directory: str | os.PathLike,
+  step: int | None,
+  params_like: Any,
+  opt_state_like: Any,
+  *,
+  optimizer: optax.GradientTransformation | None = None,
 ) -> tuple[Any, Any]:
   """Restores the ``params`` and ``opt_state`` saved by :func:`save_checkpoint`.
 
@@ -574,8 +618,10 @@ def restore_checkpoint(
     step = _check_step(step)
   path = _path(directory)
   if _is_local(path) and not os.path.isdir(os.fspath(path)):
-    raise FileNotFoundError(f"no checkpoint directory {os.fspath(directory)!r}"
-                            " (it does not exist or is not a directory).")
+    raise FileNotFoundError(
+      f"no checkpoint directory {os.fspath(directory)!r}"
+      " (it does not exist or is not a directory)."
+    )
   ocp = _orbax()
   targets = {"params": params_like, "opt_state": opt_state_like}
   with _manager(ocp, path, create=False) as manager:
@@ -584,20 +630,26 @@ def restore_checkpoint(
       step = steps[-1] if steps else None
     if step is None or step not in steps:
       raise FileNotFoundError(
-          f"no checkpoint for step {step!r} in {os.fspath(directory)}; saved "
-          f"steps: {steps}.")
+        f"no checkpoint for step {step!r} in {os.fspath(directory)}; saved "
+        f"steps: {steps}."
+      )
     _check_files(path / str(step))
     where = f"the checkpoint of step {step} in {os.fspath(path)}"
     try:
       metadata = manager.item_metadata(step)
       record = None
-      if metadata.get(_OPTIMIZER) is not None or (
-          path / str(step) / _OPTIMIZER).exists():
-        record = manager.restore(step, args=ocp.args.Composite(**{
-            _OPTIMIZER: ocp.args.JsonRestore()}))[_OPTIMIZER]
+      if (
+        metadata.get(_OPTIMIZER) is not None
+        or (path / str(step) / _OPTIMIZER).exists()
+      ):
+        record = manager.restore(
+          step, args=ocp.args.Composite(**{_OPTIMIZER: ocp.args.JsonRestore()})
+        )[_OPTIMIZER]
     except Exception as e:  # orbax raises many types for a damaged file
-      raise ValueError(f"{where} cannot be read (truncated or corrupted?): "
-                       f"{type(e).__name__}: {e}") from e
+      raise ValueError(
+        f"{where} cannot be read (truncated or corrupted?): "
+        f"{type(e).__name__}: {e}"
+      ) from e
     problems = []
     for name, target in targets.items():
       if metadata.get(name) is None:
@@ -609,30 +661,46 @@ def restore_checkpoint(
         problems.append(f"{name}:\n" + "\n".join(lines))
     if record is not None:
       lines = _mismatches(
-          {f"stage {k}": v for k, v in record.get("stages", {}).items()},
-          {f"stage {k}": v for k, v in _stages(opt_state_like).items()})
+        {f"stage {k}": v for k, v in record.get("stages", {}).items()},
+        {f"stage {k}": v for k, v in _stages(opt_state_like).items()},
+      )
       if optimizer is not None and record.get("hyperparameters") is not None:
-        lines += _mismatches(record["hyperparameters"],
-                             describe_optimizer(optimizer))
+        lines += _mismatches(
+          record["hyperparameters"], describe_optimizer(optimizer)
+        )
       if lines:
         from bertadam_optax import __version__
 
         saved_by = record.get("bertadam_optax")
-        hint = ("" if saved_by == __version__ else
-                f"; this is {__version__}: if only internal function names "
-                "differ, restore without optimizer=")
-        problems.append(f"{_OPTIMIZER} (saved by bertadam-optax {saved_by}"
-                        f"{hint}):\n" + "\n".join(lines))
+        hint = (
+          ""
+          if saved_by == __version__
+          else f"; this is {__version__}: if only internal function names "
+          "differ, restore without optimizer="
+        )
+        problems.append(
+          f"{_OPTIMIZER} (saved by bertadam-optax {saved_by}"
+          f"{hint}):\n" + "\n".join(lines)
+        )
     if problems:
       raise ValueError(
-          f"{where} does not match the tree it is restored into (saved with "
-          "a different model or optimizer configuration?):\n" +
-          "\n".join(problems))
+        f"{where} does not match the tree it is restored into (saved with "
+        "a different model or optimizer configuration?):\n"
+        + "\n".join(problems)
+      )
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(**{
-          name: ocp.args.StandardRestore(target)
-          for name, target in targets.items()}))
+      restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+          **{
+            name: ocp.args.StandardRestore(target)
+            for name, target in targets.items()
+          }
+        ),
+      )
     except Exception as e:  # orbax raises many types for a damaged file
-      raise ValueError(f"{where} cannot be read (truncated or corrupted?): "
-                       f"{type(e).__name__}: {e}") from e
+      raise ValueError(
+        f"{where} cannot be read (truncated or corrupted?): "
+        f"{type(e).__name__}: {e}"
+      ) from e
   return restored["params"], restored["opt_state"]

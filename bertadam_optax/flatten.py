@@ -24,7 +24,10 @@ It reproduces :func:`bertadam_optax.bertadam` (pytorch-pretrained-bert 0.6.2
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
 
 import chex
 import jax
@@ -36,8 +39,14 @@ from bertadam_optax import _validation
 from bertadam_optax import alias
 from bertadam_optax import transforms
 
-__all__ = ["Layout", "clip_by_norm_per_tensor_flat", "flat_bertadam", "layout_of",
-           "pack", "unpack"]
+__all__ = [
+  "Layout",
+  "clip_by_norm_per_tensor_flat",
+  "flat_bertadam",
+  "layout_of",
+  "pack",
+  "unpack",
+]
 
 # Each tensor is padded to a multiple of this many elements, so a block never
 # straddles two tensors: 128 float32 elements are eight 64-byte cache lines.
@@ -71,14 +80,23 @@ def layout_of(params: optax.Params, weight_decay_mask: Any = None) -> Layout:
 
   Returns:
     A :class:`Layout`, static (hashable parts only) and cheap to rebuild.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 2))}
+    >>> layout = flatten.layout_of(params, {"b": False, "w": True})
+    >>> sorted(layout.sizes.items())  # each tensor padded to 128 elements
+    [('float32/decay', 128), ('float32/no_decay', 128)]
   """
   leaves, treedef = jax.tree.flatten(params)
   if weight_decay_mask is None:
     decays = [True] * len(leaves)
   else:
     # Checked, not cast: bool('no') is True and would decay the leaf.
-    mask = _validation.check_mask_structure("weight_decay_mask",
-                                            weight_decay_mask, params)
+    mask = _validation.check_mask_structure(
+      "weight_decay_mask", weight_decay_mask, params
+    )
     decays = [bool(d) for d in treedef.flatten_up_to(mask)]
   sizes: dict[str, int] = {}
   slots = []
@@ -92,10 +110,27 @@ def layout_of(params: optax.Params, weight_decay_mask: Any = None) -> Layout:
 
 
 def pack(layout: Layout, tree: Any) -> dict[str, chex.Array]:
-  """The leaves of ``tree`` packed into the flat, zero-padded buffers."""
+  """The leaves of ``tree`` packed into the flat, zero-padded buffers.
+
+  Args:
+    layout: the :class:`Layout` of the tree (from :func:`layout_of`).
+    tree: a tree with the parameters' structure (params, grads, moments).
+
+  Returns:
+    One ``(blocks, 128)`` buffer per group of ``layout``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.arange(3.0), "w": jnp.ones((2, 2))}
+    >>> flat = flatten.pack(flatten.layout_of(params), params)
+    >>> flat["float32/decay"].shape, float(flat["float32/decay"].sum())
+    ((2, 128), 7.0)
+  """
   pieces: dict[str, list[chex.Array]] = {g: [] for g in layout.sizes}
-  for (group, _, size, _), leaf in zip(layout.slots,
-                                       layout.treedef.flatten_up_to(tree)):
+  for (group, _, size, _), leaf in zip(
+    layout.slots, layout.treedef.flatten_up_to(tree)
+  ):
     pieces[group].append(jnp.pad(jnp.ravel(leaf), (0, -size % _BLOCK)))
   # Rows of one block each: the clip coefficient then broadcasts along the
   # minor dimension, which XLA vectorizes; on a 1-D buffer it would need an
@@ -104,9 +139,27 @@ def pack(layout: Layout, tree: Any) -> dict[str, chex.Array]:
 
 
 def unpack(layout: Layout, flat: dict[str, chex.Array]) -> Any:
-  """The parameter tree viewed from the flat buffers (slices, no copies)."""
-  leaves = [flat[group].reshape(-1)[offset:offset + size].reshape(shape)
-            for group, offset, size, shape in layout.slots]
+  """The parameter tree viewed from the flat buffers (slices, no copies).
+
+  Args:
+    layout: the :class:`Layout` the buffers were packed with.
+    flat: the buffers, as :func:`pack` returns them.
+
+  Returns:
+    The tree, :func:`pack`'s inverse.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax import flatten
+    >>> params = {"b": jnp.arange(3.0), "w": jnp.ones((2, 2))}
+    >>> layout = flatten.layout_of(params)
+    >>> flatten.unpack(layout, flatten.pack(layout, params))["b"]
+    Array([0., 1., 2.], dtype=float32)
+  """
+  leaves = [
+    flat[group].reshape(-1)[offset : offset + size].reshape(shape)
+    for group, offset, size, shape in layout.slots
+  ]
   return layout.treedef.unflatten(leaves)
 
 
@@ -118,8 +171,9 @@ def _block_owner(layout: Layout) -> dict[str, np.ndarray]:
   return {g: np.concatenate(o) for g, o in owners.items()}
 
 
-def clip_by_norm_per_tensor_flat(layout: Layout,
-                                 max_norm: float) -> optax.GradientTransformation:
+def clip_by_norm_per_tensor_flat(
+  layout: Layout, max_norm: float
+) -> optax.GradientTransformation:
   r""":func:`~bertadam_optax.clip_by_norm_per_tensor` on packed buffers.
 
   .. math::
@@ -150,8 +204,10 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
     [0.6, 0.8]
   """
   if not isinstance(layout, Layout):
-    raise ValueError(f"layout={layout!r} is not a Layout; build it with "
-                     "layout_of(params, weight_decay_mask).")
+    raise ValueError(
+      f"layout={layout!r} is not a Layout; build it with "
+      "layout_of(params, weight_decay_mask)."
+    )
   _validation.check_number("max_norm", max_norm, finite=False)
   if _validation.is_number(max_norm) and max_norm <= 0:
     return optax.identity()
@@ -164,8 +220,8 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
     for group, g in updates.items():
       per_block = jnp.sum(jnp.square(g.astype(jnp.float32)), axis=1)
       squares = squares + jax.ops.segment_sum(
-          per_block, owners[group], num_segments=count,
-          indices_are_sorted=True)
+        per_block, owners[group], num_segments=count, indices_are_sorted=True
+      )
     coef = transforms.torch_clip_coefficient(jnp.sqrt(squares), max_norm)
     clipped = {}
     for group, g in updates.items():
@@ -173,8 +229,9 @@ def clip_by_norm_per_tensor_flat(layout: Layout,
       clipped[group] = g * block_coef[:, None]
     return clipped, state
 
-  return optax.GradientTransformation(lambda params: optax.EmptyState(),
-                                      update_fn)
+  return optax.GradientTransformation(
+    lambda params: optax.EmptyState(), update_fn
+  )
 
 
 def _decayed_groups(flat: Mapping[str, Any]) -> dict[str, bool]:
@@ -182,22 +239,22 @@ def _decayed_groups(flat: Mapping[str, Any]) -> dict[str, bool]:
 
 
 def flat_bertadam(
-    layout: Layout,
-    lr: optax.ScalarOrSchedule,
-    warmup: float = -1,
-    t_total: int = -1,
-    schedule: str | Callable | None = "warmup_linear",
-    b1: float = 0.9,
-    b2: float = 0.999,
-    e: float = 1e-6,
-    weight_decay: float = 0.01,
-    max_grad_norm: float = 1.0,
-    *,
-    clip: str = "per_tensor",
-    bias_correction: bool = False,
-    mu_dtype: Any = None,
-    schedule_kwargs: Mapping[str, Any] | None = None,
-    weight_decay_mask: None = None,
+  layout: Layout,
+  lr: optax.ScalarOrSchedule,
+  warmup: float = -1,
+  t_total: int = -1,
+  schedule: str | Callable | None = "warmup_linear",
+  b1: float = 0.9,
+  b2: float = 0.999,
+  e: float = 1e-6,
+  weight_decay: float = 0.01,
+  max_grad_norm: float = 1.0,
+  *,
+  clip: str = "per_tensor",
+  bias_correction: bool = False,
+  mu_dtype: Any = None,
+  schedule_kwargs: Mapping[str, Any] | None = None,
+  weight_decay_mask: None = None,
 ) -> optax.GradientTransformation:
   r""":func:`~bertadam_optax.bertadam` on packed parameters.
 
@@ -246,19 +303,35 @@ def flat_bertadam(
     pytorch-pretrained-bert 0.6.2 ``BertAdam``.
   """
   if weight_decay_mask is not None:
-    raise ValueError(f"flat_bertadam(weight_decay_mask={weight_decay_mask!r})"
-                     ": the mask is part of the layout; pass it to "
-                     "layout_of(params, mask).")
+    raise ValueError(
+      f"flat_bertadam(weight_decay_mask={weight_decay_mask!r})"
+      ": the mask is part of the layout; pass it to "
+      "layout_of(params, mask)."
+    )
   if not isinstance(layout, Layout):
-    raise ValueError(f"layout={layout!r} is not a Layout; build it with "
-                     "layout_of(params, weight_decay_mask).")
+    raise ValueError(
+      f"layout={layout!r} is not a Layout; build it with "
+      "layout_of(params, weight_decay_mask)."
+    )
   _validation.check_choice("clip", clip, ("per_tensor", "global", "none"))
   _validation.check_number("max_grad_norm", max_grad_norm, finite=False)
   # bertadam without its clip validates and builds everything after it.
   inner = alias.bertadam(
-      lr, warmup, t_total, schedule, b1, b2, e, weight_decay, max_grad_norm,
-      clip="none", bias_correction=bias_correction, mu_dtype=mu_dtype,
-      schedule_kwargs=schedule_kwargs, weight_decay_mask=_decayed_groups)
+    lr,
+    warmup,
+    t_total,
+    schedule,
+    b1,
+    b2,
+    e,
+    weight_decay,
+    max_grad_norm,
+    clip="none",
+    bias_correction=bias_correction,
+    mu_dtype=mu_dtype,
+    schedule_kwargs=schedule_kwargs,
+    weight_decay_mask=_decayed_groups,
+  )
   if clip == "per_tensor":
     clipping = clip_by_norm_per_tensor_flat(layout, max_grad_norm)
   elif clip == "global":

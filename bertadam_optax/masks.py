@@ -63,8 +63,25 @@ def _is_variable_wrapper(key: Any) -> bool:
 
 
 def path_to_name(path: Sequence[Any]) -> str:
-  """A pytree key path as a dotted name: ``('encoder', 'LayerNorm_0', 'scale')``
-  becomes ``'encoder.LayerNorm_0.scale'``; a flat dict's keys stay as they are.
+  """A pytree key path as a dotted name.
+
+  ``('encoder', 'LayerNorm_0', 'scale')`` becomes
+  ``'encoder.LayerNorm_0.scale'``; a flat dict's keys stay as they are, and
+  the ``.value`` of an NNX ``Variable`` is left out.
+
+  Args:
+    path: a key path, as ``jax.tree_util.tree_flatten_with_path`` gives it.
+
+  Returns:
+    The dotted name the masks match their patterns against.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from bertadam_optax.masks import path_to_name
+    >>> tree = {"encoder": {"LayerNorm_0": {"scale": jnp.ones(2)}}}
+    >>> [path_to_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    ['encoder.LayerNorm_0.scale']
   """
   return ".".join(_key_name(k) for k in path if not _is_variable_wrapper(k))
 

@@ -23,8 +23,9 @@ def deepspeed_decays(torch_name: str) -> bool:
   return not any(nd in torch_name for nd in DEEPSPEED_NO_DECAY)
 
 
-def deepspeed_multiplier(name: str, step: int, t_total: float, warmup: float,
-                         **kw) -> float:
+def deepspeed_multiplier(
+  name: str, step: int, t_total: float, warmup: float, **kw
+) -> float:
   """DeepSpeed bing_bert's schedule ``name`` at integer ``step``, in float64."""
   x = step / t_total
   if name == "warmup_cosine":
@@ -49,8 +50,9 @@ def deepspeed_multiplier(name: str, step: int, t_total: float, warmup: float,
   raise KeyError(name)
 
 
-def deepspeed_lr_schedule(name: str, warmup: float, t_total: float,
-                          offset: float = 0.0, **kw):
+def deepspeed_lr_schedule(
+  name: str, warmup: float, t_total: float, offset: float = 0.0, **kw
+):
   """A pytorch-pretrained-bert ``_LRSchedule`` running DeepSpeed's ``name``.
 
   ``warmup`` is kept as given: the base class clamps -1 to 0, but DeepSpeed's
@@ -61,7 +63,6 @@ def deepspeed_lr_schedule(name: str, warmup: float, t_total: float,
   ppb_optimization = require("pytorch_pretrained_bert.optimization")
 
   class DeepSpeedSchedule(ppb_optimization._LRSchedule):
-
     def __init__(self):
       super().__init__(warmup=max(warmup, 0.0), t_total=t_total)
       self.ds_warmup = warmup
@@ -70,8 +71,10 @@ def deepspeed_lr_schedule(name: str, warmup: float, t_total: float,
       del nowarn
       if self.t_total < 0:
         return 1.0
-      return deepspeed_multiplier(name, step, self.t_total, self.ds_warmup,
-                                  **kw) + offset
+      return (
+        deepspeed_multiplier(name, step, self.t_total, self.ds_warmup, **kw)
+        + offset
+      )
 
     def get_lr_(self, progress):
       raise AssertionError("BertAdam asks get_lr(step), never get_lr_")

@@ -16,11 +16,11 @@ import warnings
 
 import chex
 import jax
-from jax.extend import core as jax_core
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.extend import core as jax_core
 
 import bertadam_optax
 from bertadam_optax import bertadam
@@ -36,18 +36,20 @@ T_TOTAL = 40
 # (clipped), the bias's never do; the LayerNorm scale's and the scalar's cross
 # the threshold from step to step; the empty tensor must simply survive.
 LEAVES = {
-    "dense.kernel": ((4, 6), 2.0),
-    "dense.bias": ((6,), 0.05),
-    "LayerNorm.scale": ((6,), "varying"),
-    "scalar": ((), 1.5),
-    "empty": ((0, 3), 1.0),
+  "dense.kernel": ((4, 6), 2.0),
+  "dense.bias": ((6,), 0.05),
+  "LayerNorm.scale": ((6,), "varying"),
+  "scalar": ((), 1.5),
+  "empty": ((0, 3), 1.0),
 }
 
 
 def _initial_params(seed=0):
   rng = np.random.RandomState(seed)
-  return {k: rng.normal(size=shape).astype(np.float32)
-          for k, (shape, _) in LEAVES.items()}
+  return {
+    k: rng.normal(size=shape).astype(np.float32)
+    for k, (shape, _) in LEAVES.items()
+  }
 
 
 def _gradients(num_steps, seed=1):
@@ -64,10 +66,14 @@ def _gradients(num_steps, seed=1):
 
 
 def _moments(opt_state):
-  found = [s for s in jax.tree.leaves(
+  found = [
+    s
+    for s in jax.tree.leaves(
       opt_state,
-      is_leaf=lambda n: isinstance(n, bertadam_optax.ScaleByBertAdamState))
-           if isinstance(s, bertadam_optax.ScaleByBertAdamState)]
+      is_leaf=lambda n: isinstance(n, bertadam_optax.ScaleByBertAdamState),
+    )
+    if isinstance(s, bertadam_optax.ScaleByBertAdamState)
+  ]
   assert len(found) == 1
   return found[0]
 
@@ -75,16 +81,22 @@ def _moments(opt_state):
 X_BASED = ("warmup_cosine", "warmup_constant", "warmup_linear")
 NUM_STEPS = T_TOTAL + 6  # the longest run, past t_total; others use a prefix
 GRADS = _gradients(NUM_STEPS)
-GRID = list(itertools.product(
-    X_BASED + ("none",),
-    (-1, 0.1), (-1, T_TOTAL), (0.0, 0.01), (-1, 1.0)))
+GRID = list(
+  itertools.product(
+    X_BASED + ("none",), (-1, 0.1), (-1, T_TOTAL), (0.0, 0.01), (-1, 1.0)
+  )
+)
 STEP_BASED = {
-    "warmup_linear_decay_exp": dict(decay_rate=0.5, decay_steps=10),
-    "warmup_exp_decay_exp": dict(decay_rate=0.9, decay_steps=3, degree=3.0),
-    "warmup_exp_decay_poly": dict(warm_degree=2.0, degree=0.5),
+  "warmup_linear_decay_exp": dict(decay_rate=0.5, decay_steps=10),
+  "warmup_exp_decay_exp": dict(decay_rate=0.9, decay_steps=3, degree=3.0),
+  "warmup_exp_decay_poly": dict(warm_degree=2.0, degree=0.5),
 }
-PAST_T_TOTAL = ("warmup_linear", "warmup_cosine", "warmup_exp_decay_poly",
-                "warmup_constant")
+PAST_T_TOTAL = (
+  "warmup_linear",
+  "warmup_cosine",
+  "warmup_exp_decay_poly",
+  "warmup_constant",
+)
 
 
 def _grid_name(schedule, warmup, t_total, weight_decay, max_grad_norm):
@@ -93,33 +105,67 @@ def _grid_name(schedule, warmup, t_total, weight_decay, max_grad_norm):
 
 # Every run compared with the original: name -> (bertadam kwargs, steps).
 PARITY_RUNS = {
-    **{_grid_name(*c): (dict(zip(("schedule", "warmup", "t_total",
-                                  "weight_decay", "max_grad_norm"), c)), 36)
-       for c in GRID},
-    **{f"step_based-{s}": (dict(schedule=s, warmup=0.1, t_total=T_TOTAL,
-                                schedule_kwargs=kw), T_TOTAL)
-       for s, kw in STEP_BASED.items()},
-    **{f"past-{s}": (dict(schedule=s, warmup=0.1, t_total=T_TOTAL), NUM_STEPS)
-       for s in PAST_T_TOTAL},
-    "global_clip": (dict(schedule="none", clip="global"), 20),
-    "lr_offset": (dict(schedule="warmup_linear_decay_exp", warmup=0.1,
-                       t_total=T_TOTAL, schedule_kwargs=dict(
-                           STEP_BASED["warmup_linear_decay_exp"],
-                           lr_offset=LR_OFFSET)), T_TOTAL),
-    "mask": (dict(warmup=0.1, t_total=T_TOTAL, weight_decay_mask=(
-        bertadam_optax.bert_weight_decay_mask())), 30),
+  **{
+    _grid_name(*c): (
+      dict(
+        zip(
+          ("schedule", "warmup", "t_total", "weight_decay", "max_grad_norm"), c
+        )
+      ),
+      36,
+    )
+    for c in GRID
+  },
+  **{
+    f"step_based-{s}": (
+      dict(schedule=s, warmup=0.1, t_total=T_TOTAL, schedule_kwargs=kw),
+      T_TOTAL,
+    )
+    for s, kw in STEP_BASED.items()
+  },
+  **{
+    f"past-{s}": (dict(schedule=s, warmup=0.1, t_total=T_TOTAL), NUM_STEPS)
+    for s in PAST_T_TOTAL
+  },
+  "global_clip": (dict(schedule="none", clip="global"), 20),
+  "lr_offset": (
+    dict(
+      schedule="warmup_linear_decay_exp",
+      warmup=0.1,
+      t_total=T_TOTAL,
+      schedule_kwargs=dict(
+        STEP_BASED["warmup_linear_decay_exp"], lr_offset=LR_OFFSET
+      ),
+    ),
+    T_TOTAL,
+  ),
+  "mask": (
+    dict(
+      warmup=0.1,
+      t_total=T_TOTAL,
+      weight_decay_mask=(bertadam_optax.bert_weight_decay_mask()),
+    ),
+    30,
+  ),
 }
 
 
 def _history(tx, params, grads):
   """``lax.scan`` of the update, as a jitted training loop runs it."""
+
   def step(carry, g):
     params, opt_state = carry
     updates, opt_state = tx.update(g, opt_state, params)
     params = optax.apply_updates(params, updates)
     m = _moments(opt_state)
-    return (params, opt_state), dict(params=params, next_m=m.mu, next_v=m.nu,
-                                      lr=get_lr(opt_state), count=m.count)
+    return (params, opt_state), dict(
+      params=params,
+      next_m=m.mu,
+      next_v=m.nu,
+      lr=get_lr(opt_state),
+      count=m.count,
+    )
+
   return jax.lax.scan(step, (params, tx.init(params)), grads)[1]
 
 
@@ -139,8 +185,9 @@ def ours():
       warnings.simplefilter("ignore")
       tx = bertadam(LR, **kwargs)
     grads = jax.tree.map(lambda g, n=num_steps: g[:n], stacked)
-    closed, shapes = jax.make_jaxpr(functools.partial(_history, tx),
-                                    return_shape=True)(params, grads)
+    closed, shapes = jax.make_jaxpr(
+      functools.partial(_history, tx), return_shape=True
+    )(params, grads)
     # Array constants print as names only: their values join the key.
     key = (str(closed),) + tuple(np.asarray(c).tobytes() for c in closed.consts)
     programs.setdefault(key, (closed, shapes, num_steps, []))[3].append(name)
@@ -154,9 +201,11 @@ def ours():
     return outputs
 
   outputs = jax.jit(run_all)(params, stacked)
-  return {name: jax.tree.map(np.asarray, out)
-          for (_, _, _, names), out in zip(programs.values(), outputs)
-          for name in names}
+  return {
+    name: jax.tree.map(np.asarray, out)
+    for (_, _, _, names), out in zip(programs.values(), outputs)
+    for name in names
+  }
 
 
 class _TorchBertAdam:
@@ -167,13 +216,15 @@ class _TorchBertAdam:
     ppb = require("pytorch_pretrained_bert")
     self.torch = torch
     self.global_clip = global_clip
-    self.params = {k: torch.nn.Parameter(torch.tensor(v))
-                   for k, v in params.items()}
+    self.params = {
+      k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()
+    }
     if groups is None:
       groups = [{"params": list(self.params.values())}]
     else:
-      groups = [dict(g, params=[self.params[k] for k in g["params"]])
-                for g in groups]
+      groups = [
+        dict(g, params=[self.params[k] for k in g["params"]]) for g in groups
+      ]
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       self.opt = ppb.BertAdam(groups, **kwargs)
@@ -183,8 +234,9 @@ class _TorchBertAdam:
       p.grad = self.torch.tensor(grads[k])
     if self.global_clip is not None:
       # DeepSpeed's gradient_clipping: torch's rule over all parameters.
-      self.torch.nn.utils.clip_grad_norm_(list(self.params.values()),
-                                          self.global_clip)
+      self.torch.nn.utils.clip_grad_norm_(
+        list(self.params.values()), self.global_clip
+      )
     with warnings.catch_warnings():
       # 0.6.2 calls the deprecated ``add_(scalar, tensor)`` overload.
       warnings.simplefilter("ignore")
@@ -193,36 +245,47 @@ class _TorchBertAdam:
   def numpy(self, what="params"):
     if what == "params":
       return {k: p.detach().numpy().copy() for k, p in self.params.items()}
-    return {k: self.opt.state[p][what].numpy().copy()
-            for k, p in self.params.items()}
+    return {
+      k: self.opt.state[p][what].numpy().copy() for k, p in self.params.items()
+    }
 
   def history(self, num_steps):
     """Params, moments and ``get_lr()[0]`` after each of ``num_steps``."""
     steps = []
     for g in GRADS[:num_steps]:
       self.step(g)
-      steps.append(dict(params=self.numpy("params"),
-                        next_m=self.numpy("next_m"),
-                        next_v=self.numpy("next_v"),
-                        lr=np.float64(self.opt.get_lr()[0])))
+      steps.append(
+        dict(
+          params=self.numpy("params"),
+          next_m=self.numpy("next_m"),
+          next_v=self.numpy("next_v"),
+          lr=np.float64(self.opt.get_lr()[0]),
+        )
+      )
     return jax.tree.map(lambda *xs: np.stack(xs), *steps)
 
 
 def _torch_schedule(schedule, warmup, t_total, **kw):
   if schedule == "none":
     return "none"
-  return bertadam_reference.deepspeed_lr_schedule(schedule, warmup, t_total,
-                                                  **kw)
+  return bertadam_reference.deepspeed_lr_schedule(
+    schedule, warmup, t_total, **kw
+  )
 
 
-TOLERANCES = dict(params=(1e-5, 1e-7), next_m=(1e-5, 1e-7),
-                  next_v=(1e-5, 1e-11), lr=(1e-5, 1e-10))
+TOLERANCES = dict(
+  params=(1e-5, 1e-7),
+  next_m=(1e-5, 1e-7),
+  next_v=(1e-5, 1e-11),
+  lr=(1e-5, 1e-10),
+)
 
 
 def _assert_same_history(ours, theirs, steps=None):
   """Equal within tolerance after every step; names the first bad step."""
-  assert np.array_equal(ours["count"][:steps],
-                        np.arange(1, len(ours["count"][:steps]) + 1))
+  assert np.array_equal(
+    ours["count"][:steps], np.arange(1, len(ours["count"][:steps]) + 1)
+  )
   for what, (rtol, atol) in TOLERANCES.items():
     for path, a in jax.tree_util.tree_flatten_with_path(ours[what])[0]:
       b = theirs[what]
@@ -234,23 +297,30 @@ def _assert_same_history(ours, theirs, steps=None):
       if bad.any():
         k = int(np.argmax(bad))
         raise AssertionError(
-            f"{what}{jax.tree_util.keystr(path)} differs from the original "
-            f"after step {k + 1}:\nours     {a[k]}\noriginal {b[k]}")
+          f"{what}{jax.tree_util.keystr(path)} differs from the original "
+          f"after step {k + 1}:\nours     {a[k]}\noriginal {b[k]}"
+        )
 
 
 @pytest.mark.parametrize(
-    "schedule,warmup,t_total,weight_decay,max_grad_norm", GRID)
-def test_matches_pytorch_pretrained_bert(ours, schedule, warmup, t_total,
-                                         weight_decay, max_grad_norm):
+  "schedule,warmup,t_total,weight_decay,max_grad_norm", GRID
+)
+def test_matches_pytorch_pretrained_bert(
+  ours, schedule, warmup, t_total, weight_decay, max_grad_norm
+):
   name = _grid_name(schedule, warmup, t_total, weight_decay, max_grad_norm)
   torch_opt = _TorchBertAdam(
-      _initial_params(), lr=LR,
-      schedule=_torch_schedule(schedule, warmup, t_total),
-      weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+    _initial_params(),
+    lr=LR,
+    schedule=_torch_schedule(schedule, warmup, t_total),
+    weight_decay=weight_decay,
+    max_grad_norm=max_grad_norm,
+  )
   _assert_same_history(ours[name], torch_opt.history(PARITY_RUNS[name][1]))
   # The parameters moved far beyond the tolerance: the comparison has teeth.
-  moved = ours[name]["params"]["dense.kernel"][-1] - _initial_params()[
-      "dense.kernel"]
+  moved = (
+    ours[name]["params"]["dense.kernel"][-1] - _initial_params()["dense.kernel"]
+  )
   assert np.abs(moved).max() > 1e-2
 
 
@@ -265,10 +335,13 @@ def test_clipping_engages_on_some_tensors_only():
 @pytest.mark.parametrize("schedule", STEP_BASED)
 def test_step_based_schedules_through_schedule_kwargs(ours, schedule):
   torch_opt = _TorchBertAdam(
-      _initial_params(), lr=LR,
-      schedule=_torch_schedule(schedule, 0.1, T_TOTAL, **STEP_BASED[schedule]))
-  _assert_same_history(ours[f"step_based-{schedule}"],
-                       torch_opt.history(T_TOTAL))
+    _initial_params(),
+    lr=LR,
+    schedule=_torch_schedule(schedule, 0.1, T_TOTAL, **STEP_BASED[schedule]),
+  )
+  _assert_same_history(
+    ours[f"step_based-{schedule}"], torch_opt.history(T_TOTAL)
+  )
 
 
 def test_lr_offset_is_an_absolute_learning_rate(ours):
@@ -276,13 +349,17 @@ def test_lr_offset_is_an_absolute_learning_rate(ours):
   # original gives exactly that rate.
   kwargs = dict(STEP_BASED["warmup_linear_decay_exp"])
   torch_opt = _TorchBertAdam(
-      _initial_params(), lr=LR, schedule=_torch_schedule(
-          "warmup_linear_decay_exp", 0.1, T_TOTAL, offset=LR_OFFSET / LR,
-          **kwargs))
+    _initial_params(),
+    lr=LR,
+    schedule=_torch_schedule(
+      "warmup_linear_decay_exp", 0.1, T_TOTAL, offset=LR_OFFSET / LR, **kwargs
+    ),
+  )
   run = ours["lr_offset"]
   _assert_same_history(run, torch_opt.history(T_TOTAL))
-  np.testing.assert_allclose(run["lr"][-1], LR * 0.5 ** (
-      (T_TOTAL - 4) / 10) + LR_OFFSET, rtol=1e-6)
+  np.testing.assert_allclose(
+    run["lr"][-1], LR * 0.5 ** ((T_TOTAL - 4) / 10) + LR_OFFSET, rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("schedule", PAST_T_TOTAL)
@@ -292,8 +369,9 @@ def test_past_t_total(ours, schedule):
   The original's ``1 - x`` goes negative, its cosine and ``(1 - x) ** p``
   rise again; ``warmup_constant`` has nothing to deviate from.
   """
-  torch_opt = _TorchBertAdam(_initial_params(), lr=LR,
-                             schedule=_torch_schedule(schedule, 0.1, T_TOTAL))
+  torch_opt = _TorchBertAdam(
+    _initial_params(), lr=LR, schedule=_torch_schedule(schedule, 0.1, T_TOTAL)
+  )
   theirs = torch_opt.history(NUM_STEPS)
   run = ours[f"past-{schedule}"]
   if schedule == "warmup_constant":
@@ -302,7 +380,7 @@ def test_past_t_total(ours, schedule):
   _assert_same_history(run, theirs, steps=T_TOTAL)
   # Row i holds the state after update i + 1, which ran at count i; get_lr
   # there is the rate of count i + 1. Count t_total has rate 0 in both.
-  assert np.all(run["lr"][T_TOTAL - 1:] == 0.0)
+  assert np.all(run["lr"][T_TOTAL - 1 :] == 0.0)
   past = theirs["lr"][T_TOTAL:]
   if schedule == "warmup_linear":
     assert np.all(past < 0)
@@ -324,8 +402,9 @@ def test_get_lr_before_the_first_step_is_the_rate_of_step_zero():
 
 
 def test_global_clip_matches_torch_clip_grad_norm_over_all_parameters(ours):
-  torch_opt = _TorchBertAdam(_initial_params(), lr=LR, schedule="none",
-                             max_grad_norm=-1, global_clip=1.0)
+  torch_opt = _TorchBertAdam(
+    _initial_params(), lr=LR, schedule="none", max_grad_norm=-1, global_clip=1.0
+  )
   _assert_same_history(ours["global_clip"], torch_opt.history(20))
 
 
@@ -333,10 +412,17 @@ def test_weight_decay_mask_matches_the_original_param_groups(ours):
   params = _initial_params()
   no_decay = [k for k in params if "bias" in k or "LayerNorm" in k]
   torch_opt = _TorchBertAdam(
-      params, lr=LR, schedule=_torch_schedule("warmup_linear", 0.1, T_TOTAL),
-      groups=[{"params": [k for k in params if k not in no_decay],
-               "weight_decay": 0.01},
-              {"params": no_decay, "weight_decay": 0.0}])
+    params,
+    lr=LR,
+    schedule=_torch_schedule("warmup_linear", 0.1, T_TOTAL),
+    groups=[
+      {
+        "params": [k for k in params if k not in no_decay],
+        "weight_decay": 0.01,
+      },
+      {"params": no_decay, "weight_decay": 0.0},
+    ],
+  )
   _assert_same_history(ours["mask"], torch_opt.history(30))
 
 
@@ -345,22 +431,33 @@ def test_param_groups_match_the_original_with_multi_transform():
   params = _initial_params()
   no_decay = ["dense.bias", "LayerNorm.scale"]
   torch_opt = _TorchBertAdam(
-      params, lr=LR, schedule=_torch_schedule("warmup_linear", 0.1, T_TOTAL),
-      groups=[{"params": [k for k in params if k not in no_decay],
-               "weight_decay": 0.01},
-              {"params": no_decay, "weight_decay": 0.0, "lr": LR / 4}])
+    params,
+    lr=LR,
+    schedule=_torch_schedule("warmup_linear", 0.1, T_TOTAL),
+    groups=[
+      {
+        "params": [k for k in params if k not in no_decay],
+        "weight_decay": 0.01,
+      },
+      {"params": no_decay, "weight_decay": 0.0, "lr": LR / 4},
+    ],
+  )
   tx = optax.multi_transform(
-      {"decay": bertadam(LR, 0.1, T_TOTAL, weight_decay=0.01),
-       "no_decay": bertadam(LR / 4, 0.1, T_TOTAL, weight_decay=0.0)},
-      {k: "no_decay" if k in no_decay else "decay" for k in params})
+    {
+      "decay": bertadam(LR, 0.1, T_TOTAL, weight_decay=0.01),
+      "no_decay": bertadam(LR / 4, 0.1, T_TOTAL, weight_decay=0.0),
+    },
+    {k: "no_decay" if k in no_decay else "decay" for k in params},
+  )
   step = jax.jit(lambda p, s, g: tx.update(g, s, p))
   opt_state = tx.init(params)
   for g in GRADS[:12]:
     updates, opt_state = step(params, opt_state, g)
     params = optax.apply_updates(params, updates)
     torch_opt.step(g)
-    chex.assert_trees_all_close(params, torch_opt.numpy("params"), rtol=1e-5,
-                                atol=1e-7)
+    chex.assert_trees_all_close(
+      params, torch_opt.numpy("params"), rtol=1e-5, atol=1e-7
+    )
     lrs = get_lr(opt_state)
     assert isinstance(lrs, list) and len(lrs) == 2  # groups in label order
     torch_lrs = torch_opt.opt.get_lr()  # one per parameter, group by group
@@ -383,34 +480,36 @@ def test_nan_gradient_propagates_only_into_its_tensor_as_in_torch():
   theirs = torch_opt.numpy("params")
   for k, leaf in params.items():
     if leaf.size:
-      assert np.isnan(leaf).all() == np.isnan(theirs[k]).all() == (
-          k == "dense.bias")
+      assert (
+        np.isnan(leaf).all() == np.isnan(theirs[k]).all() == (k == "dense.bias")
+      )
       assert np.isfinite(leaf).all() == (k != "dense.bias")
 
 
 # Bad input -------------------------------------------------------------------
 
 BAD_INPUT = [
-    # (argument, bertadam kwargs, rejected by the original too)
-    ("lr", dict(lr=-1e-3), True),
-    ("schedule", dict(schedule="warmup_linaer"), True),
-    ("warmup", dict(warmup=1.0, t_total=10), True),
-    ("warmup", dict(warmup=-0.5, t_total=10), True),
-    ("b1", dict(b1=1.0), True),
-    ("b1", dict(b1=-0.1), True),
-    ("b2", dict(b2=1.0), True),
-    ("e", dict(e=-1e-8), True),
-    ("weight_decay", dict(weight_decay=-0.01), False),
-    ("t_total", dict(t_total=0), False),
-    ("t_total", dict(t_total=-2), False),
-    ("t_total", dict(t_total=-1, schedule="warmup_exp_decay_poly"), False),
-    ("clip", dict(clip="max"), False),
+  # (argument, bertadam kwargs, rejected by the original too)
+  ("lr", dict(lr=-1e-3), True),
+  ("schedule", dict(schedule="warmup_linaer"), True),
+  ("warmup", dict(warmup=1.0, t_total=10), True),
+  ("warmup", dict(warmup=-0.5, t_total=10), True),
+  ("b1", dict(b1=1.0), True),
+  ("b1", dict(b1=-0.1), True),
+  ("b2", dict(b2=1.0), True),
+  ("e", dict(e=-1e-8), True),
+  ("weight_decay", dict(weight_decay=-0.01), False),
+  ("t_total", dict(t_total=0), False),
+  ("t_total", dict(t_total=-2), False),
+  ("t_total", dict(t_total=-1, schedule="warmup_exp_decay_poly"), False),
+  ("clip", dict(clip="max"), False),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs,original_rejects", BAD_INPUT)
-def test_bad_input_raises_naming_argument_and_value(name, kwargs,
-                                                    original_rejects):
+def test_bad_input_raises_naming_argument_and_value(
+  name, kwargs, original_rejects
+):
   kwargs = dict(kwargs)
   lr = kwargs.pop("lr", LR)
   value = kwargs.get(name, lr)
@@ -433,8 +532,9 @@ def test_numpy_scalars_are_python_numbers_and_arrays_are_rejected():
   programs = []
   for warmup, t_total in ((0.1, 40), (np.float64(0.1), np.int64(40))):
     tx = bertadam(LR, warmup=warmup, t_total=t_total)
-    programs.append(str(jax.make_jaxpr(tx.update)(
-        GRADS[0], tx.init(params), params)))
+    programs.append(
+      str(jax.make_jaxpr(tx.update)(GRADS[0], tx.init(params), params))
+    )
   assert programs[0] == programs[1]
   with pytest.raises(ValueError, match=r"t_total=Array\(40.*static_args"):
     bertadam(LR, t_total=jnp.asarray(40))
@@ -445,23 +545,33 @@ def test_unknown_schedule_suggests_the_closest_name():
     bertadam(LR, schedule="warmup_linaer")
 
 
-@pytest.mark.parametrize("kwargs", [
+@pytest.mark.parametrize(
+  "kwargs",
+  [
     dict(schedule="warmup_linear", t_total=-1),
     dict(schedule="none", t_total=T_TOTAL),
     dict(schedule=lambda count: 1.0),
-])
+  ],
+)
 def test_unused_schedule_kwargs_are_rejected(kwargs):
   with pytest.raises(ValueError, match="schedule_kwargs="):
     bertadam(LR, schedule_kwargs=dict(lr_offset=1e-5), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [
+@pytest.mark.parametrize(
+  "kwargs",
+  [
     dict(warmup=0, t_total=T_TOTAL, schedule="warmup_linear"),
-    dict(warmup=0, t_total=T_TOTAL, schedule="warmup_linear_decay_exp",
-         schedule_kwargs=dict(decay_rate=0.5, decay_steps=10)),
+    dict(
+      warmup=0,
+      t_total=T_TOTAL,
+      schedule="warmup_linear_decay_exp",
+      schedule_kwargs=dict(decay_rate=0.5, decay_steps=10),
+    ),
     dict(warmup=0.1, t_total=-1),
     dict(warmup=0.1, t_total=T_TOTAL, schedule=lambda count: 1.0),
-])
+  ],
+)
 def test_surprising_originals_warn_once_at_construction(kwargs):
   params = _initial_params()
   with warnings.catch_warnings(record=True) as caught:
@@ -480,9 +590,14 @@ def test_surprising_originals_warn_once_at_construction(kwargs):
   np.testing.assert_allclose(get_lr(opt_state), LR, rtol=1e-7)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(), dict(warmup=0.1, t_total=T_TOTAL),
-    dict(warmup=0, t_total=T_TOTAL, schedule="warmup_cosine")])
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    dict(),
+    dict(warmup=0.1, t_total=T_TOTAL),
+    dict(warmup=0, t_total=T_TOTAL, schedule="warmup_cosine"),
+  ],
+)
 def test_no_warning_for_ordinary_settings(kwargs):
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -548,14 +663,17 @@ def test_no_retrace_as_the_count_changes():
     lrs.append(float(lr))
   # get_lr inside jit equals get_lr outside, and follows the warmup.
   assert lrs[-1] == float(get_lr(opt_state))
-  expected = [LR * bertadam_reference.deepspeed_multiplier(
-      "warmup_linear", k, T_TOTAL, 0.1) for k in range(1, 7)]
+  expected = [
+    LR
+    * bertadam_reference.deepspeed_multiplier("warmup_linear", k, T_TOTAL, 0.1)
+    for k in range(1, 7)
+  ]
   np.testing.assert_allclose(lrs, expected, rtol=1e-6)
 
 
 def test_multisteps_accumulation_equals_one_step_on_the_mean():
   k = 3
-  grads = GRADS[:2 * k]
+  grads = GRADS[: 2 * k]
   tx = bertadam(LR, warmup=0.1, t_total=T_TOTAL)
   multi = optax.MultiSteps(tx, every_k_schedule=k)
   params = _jax_params()
@@ -564,8 +682,9 @@ def test_multisteps_accumulation_equals_one_step_on_the_mean():
   for g in grads:
     updates, opt_state = step(g, opt_state, params)
     params = optax.apply_updates(params, updates)
-  means = [jax.tree.map(lambda *gs: sum(gs) / k, *grads[i:i + k])
-           for i in (0, k)]
+  means = [
+    jax.tree.map(lambda *gs: sum(gs) / k, *grads[i : i + k]) for i in (0, k)
+  ]
   expected, expected_state = _reference_run(tx, means)
   chex.assert_trees_all_close(params, expected, rtol=1e-5, atol=1e-7)
   assert int(_moments(opt_state).count) == 2
@@ -583,9 +702,9 @@ _F32_DEFAULTS = dict(b1=_f32(0.9), b2=_f32(0.999), e=_f32(1e-6))
 def test_inject_hyperparams_changes_lr_and_weight_decay_mid_run():
   params = _jax_params()
   grads = GRADS[:6]
-  tx = optax.inject_hyperparams(
-      bertadam, static_args=("warmup", "t_total"))(
-          lr=LR, warmup=0.1, t_total=T_TOTAL, weight_decay=0.01)
+  tx = optax.inject_hyperparams(bertadam, static_args=("warmup", "t_total"))(
+    lr=LR, warmup=0.1, t_total=T_TOTAL, weight_decay=0.01
+  )
   opt_state = tx.init(params)
   step = jax.jit(tx.update)
   for i, g in enumerate(grads):
@@ -595,17 +714,25 @@ def test_inject_hyperparams_changes_lr_and_weight_decay_mid_run():
     updates, opt_state = step(g, opt_state, params)
     params = optax.apply_updates(params, updates)
     np.testing.assert_allclose(
-        get_lr(opt_state),
-        (LR if i < 3 else LR / 2) * bertadam_reference.deepspeed_multiplier(
-            "warmup_linear", i + 1, T_TOTAL, 0.1), rtol=1e-6)
+      get_lr(opt_state),
+      (LR if i < 3 else LR / 2)
+      * bertadam_reference.deepspeed_multiplier(
+        "warmup_linear", i + 1, T_TOTAL, 0.1
+      ),
+      rtol=1e-6,
+    )
   # The same run with the hyperparameters fixed per step at construction
   # (rounded to float32, as inject_hyperparams stores them).
   reference = _jax_params()
   ref_state = bertadam(LR, 0.1, T_TOTAL).init(reference)
   for i, g in enumerate(grads):
-    ref_tx = bertadam(LR if i < 3 else LR / 2, 0.1, T_TOTAL,
-                      weight_decay=_f32(0.01 if i < 3 else 0.1),
-                      **_F32_DEFAULTS)
+    ref_tx = bertadam(
+      LR if i < 3 else LR / 2,
+      0.1,
+      T_TOTAL,
+      weight_decay=_f32(0.01 if i < 3 else 0.1),
+      **_F32_DEFAULTS,
+    )
     updates, ref_state = ref_tx.update(g, ref_state, reference)
     reference = optax.apply_updates(reference, updates)
   chex.assert_trees_all_close(params, reference, rtol=1e-6, atol=1e-8)
@@ -621,19 +748,22 @@ def test_injected_max_grad_norm_of_zero_disables_clipping():
   params = _jax_params()
   grads = GRADS[:3]
   for clip in ("per_tensor", "global"):
-    tx = optax.inject_hyperparams(
-        bertadam, static_args=("warmup", "t_total"))(
-            lr=LR, max_grad_norm=0.0, clip=clip)
+    tx = optax.inject_hyperparams(bertadam, static_args=("warmup", "t_total"))(
+      lr=LR, max_grad_norm=0.0, clip=clip
+    )
     ours, _ = _reference_run(tx, grads, params)
     expected, _ = _reference_run(
-        bertadam(LR, clip="none", weight_decay=_f32(0.01), **_F32_DEFAULTS),
-        grads, params)
+      bertadam(LR, clip="none", weight_decay=_f32(0.01), **_F32_DEFAULTS),
+      grads,
+      params,
+    )
     chex.assert_trees_all_close(ours, expected, rtol=1e-6, atol=1e-8)
 
 
 def test_apply_if_finite_skips_a_nan_step_with_params_untouched():
-  tx = optax.apply_if_finite(bertadam(LR, warmup=0.1, t_total=T_TOTAL),
-                             max_consecutive_errors=3)
+  tx = optax.apply_if_finite(
+    bertadam(LR, warmup=0.1, t_total=T_TOTAL), max_consecutive_errors=3
+  )
   params = _jax_params()
   opt_state = tx.init(params)
   step = jax.jit(tx.update)
@@ -652,14 +782,14 @@ def test_apply_if_finite_skips_a_nan_step_with_params_untouched():
   np.testing.assert_allclose(get_lr(opt_state), get_lr(state_before))
   updates, opt_state = step(grads[2], opt_state, params)
   params = optax.apply_updates(params, updates)
-  expected, _ = _reference_run(bertadam(LR, warmup=0.1, t_total=T_TOTAL),
-                               [grads[0], grads[2]])
+  expected, _ = _reference_run(
+    bertadam(LR, warmup=0.1, t_total=T_TOTAL), [grads[0], grads[2]]
+  )
   chex.assert_trees_all_close(params, expected, rtol=1e-6)
 
 
 def test_bfloat16_params_keep_float32_moments():
-  bf16 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16),
-                                   tree)
+  bf16 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16), tree)
   f32 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
   # No clipping: a clipped bfloat16 gradient is rounded to bfloat16 again (as
   # torch's in-place clip does), which is not what this test is about.
@@ -676,13 +806,14 @@ def test_bfloat16_params_keep_float32_moments():
     # The float32 step from the same values and state: bfloat16 params only
     # round the result (and the decay term), never the moments.
     wide_updates, wide_state = step(f32(g), opt_state, f32(params))
-    chex.assert_trees_all_close(_moments(new_state), _moments(wide_state),
-                                rtol=1e-6)
+    chex.assert_trees_all_close(
+      _moments(new_state), _moments(wide_state), rtol=1e-6
+    )
     chex.assert_trees_all_close(updates, wide_updates, rtol=1e-2, atol=1e-9)
     new = optax.apply_updates(params, updates)
     chex.assert_trees_all_equal_dtypes(new, params)
     expected = bf16(optax.apply_updates(f32(params), wide_updates))
-    chex.assert_trees_all_close(f32(new), f32(expected), rtol=2.0 ** -7)
+    chex.assert_trees_all_close(f32(new), f32(expected), rtol=2.0**-7)
     params, opt_state = new, new_state
 
 
@@ -691,9 +822,11 @@ def test_mu_dtype_bfloat16():
   _, opt_state = _reference_run(tx, GRADS[:2])
   moments = _moments(opt_state)
   assert {x.dtype for x in jax.tree.leaves(moments.mu)} == {
-      jnp.dtype(jnp.bfloat16)}
+    jnp.dtype(jnp.bfloat16)
+  }
   assert {x.dtype for x in jax.tree.leaves(moments.nu)} == {
-      jnp.dtype(jnp.float32)}
+    jnp.dtype(jnp.float32)
+  }
 
 
 def test_lr_schedule_times_the_multiplier():
@@ -702,8 +835,13 @@ def test_lr_schedule_times_the_multiplier():
   params = _jax_params()
   opt_state = tx.init(params)
   for k, g in enumerate(GRADS[:12]):
-    expected = LR * 0.5 ** (k / 5) * bertadam_reference.deepspeed_multiplier(
-        "warmup_linear", k, T_TOTAL, 0.1)
+    expected = (
+      LR
+      * 0.5 ** (k / 5)
+      * bertadam_reference.deepspeed_multiplier(
+        "warmup_linear", k, T_TOTAL, 0.1
+      )
+    )
     np.testing.assert_allclose(get_lr(opt_state), expected, rtol=1e-5)
     _, opt_state = tx.update(g, opt_state, params)
 
@@ -735,38 +873,49 @@ def test_grad_and_vmap_over_the_learning_rate():
     m, v = 0.1 * g, 0.001 * g * g
     p = np.asarray(params[k], np.float64)
     direction[k] = m / (np.sqrt(v) + 1e-6) + 0.01 * p
-  jacobian = jax.jit(jax.jacobian(
-      lambda lr: after_one_step(lr)["dense.kernel"]))(LR)
+  jacobian = jax.jit(
+    jax.jacobian(lambda lr: after_one_step(lr)["dense.kernel"])
+  )(LR)
   np.testing.assert_allclose(jacobian, -direction["dense.kernel"], rtol=1e-5)
   lrs = jnp.asarray([0.0, LR, 3 * LR])
   batched = jax.jit(jax.vmap(after_one_step))(lrs)
   for i, lr in enumerate(np.asarray(lrs)):
     for k in params:
       np.testing.assert_allclose(
-          batched[k][i], np.asarray(params[k]) - lr * direction[k],
-          rtol=1e-5, atol=1e-7)
+        batched[k][i],
+        np.asarray(params[k]) - lr * direction[k],
+        rtol=1e-5,
+        atol=1e-7,
+      )
 
 
 @pytest.mark.parametrize("x64", [False, True])
-@pytest.mark.parametrize("kwargs", [
-    dict(schedule=s, warmup=0.1, t_total=T_TOTAL) for s in X_BASED] + [
-        dict(schedule=s, warmup=0.1, t_total=T_TOTAL, schedule_kwargs=kw)
-        for s, kw in STEP_BASED.items()] + [
-            dict(clip="global", bias_correction=True, mu_dtype=jnp.bfloat16)])
+@pytest.mark.parametrize(
+  "kwargs",
+  [dict(schedule=s, warmup=0.1, t_total=T_TOTAL) for s in X_BASED]
+  + [
+    dict(schedule=s, warmup=0.1, t_total=T_TOTAL, schedule_kwargs=kw)
+    for s, kw in STEP_BASED.items()
+  ]
+  + [dict(clip="global", bias_correction=True, mu_dtype=jnp.bfloat16)],
+)
 def test_no_float64_in_the_update(kwargs, x64):
   params = jax.tree.map(jnp.asarray, _initial_params())
   with jax.enable_x64(x64):
     tx = bertadam(LR, **kwargs)
     opt_state = tx.init(params)
-    jaxpr = jax.make_jaxpr(
-        lambda g, s, p: (tx.update(g, s, p), get_lr(s)))(
-            params, opt_state, params)
+    jaxpr = jax.make_jaxpr(lambda g, s, p: (tx.update(g, s, p), get_lr(s)))(
+      params, opt_state, params
+    )
   assert "f64" not in str(jaxpr)
 
 
 def test_pytree_with_scalars_and_empty_arrays():
-  params = {"scalar": jnp.float32(2.0), "empty": jnp.zeros((0,)),
-            "nested": [jnp.ones((2, 3)), {"empty2": jnp.zeros((3, 0))}]}
+  params = {
+    "scalar": jnp.float32(2.0),
+    "empty": jnp.zeros((0,)),
+    "nested": [jnp.ones((2, 3)), {"empty2": jnp.zeros((3, 0))}],
+  }
   grads = jax.tree.map(jnp.ones_like, params)
   tx = bertadam(LR, warmup=0.1, t_total=T_TOTAL)
   new, opt_state = _reference_run(tx, [grads, grads], params)
@@ -781,23 +930,27 @@ def test_pytree_with_scalars_and_empty_arrays():
 def _bert_base_shapes():
   hidden, inter, vocab = 768, 3072, 30522
   shapes = {
-      "bert.embeddings.word_embeddings.weight": (vocab, hidden),
-      "bert.embeddings.position_embeddings.weight": (512, hidden),
-      "bert.embeddings.token_type_embeddings.weight": (2, hidden),
-      "bert.embeddings.LayerNorm.weight": (hidden,),
-      "bert.embeddings.LayerNorm.bias": (hidden,),
-      "bert.pooler.dense.weight": (hidden, hidden),
-      "bert.pooler.dense.bias": (hidden,),
-      "cls.predictions.bias": (vocab,),
-      "cls.predictions.transform.dense.weight": (hidden, hidden),
-      "cls.predictions.transform.dense.bias": (hidden,),
-      "cls.predictions.transform.LayerNorm.weight": (hidden,),
-      "cls.predictions.transform.LayerNorm.bias": (hidden,),
+    "bert.embeddings.word_embeddings.weight": (vocab, hidden),
+    "bert.embeddings.position_embeddings.weight": (512, hidden),
+    "bert.embeddings.token_type_embeddings.weight": (2, hidden),
+    "bert.embeddings.LayerNorm.weight": (hidden,),
+    "bert.embeddings.LayerNorm.bias": (hidden,),
+    "bert.pooler.dense.weight": (hidden, hidden),
+    "bert.pooler.dense.bias": (hidden,),
+    "cls.predictions.bias": (vocab,),
+    "cls.predictions.transform.dense.weight": (hidden, hidden),
+    "cls.predictions.transform.dense.bias": (hidden,),
+    "cls.predictions.transform.LayerNorm.weight": (hidden,),
+    "cls.predictions.transform.LayerNorm.bias": (hidden,),
   }
   for i in range(12):
     layer = f"bert.encoder.layer.{i}."
-    for name in ("attention.self.query", "attention.self.key",
-                 "attention.self.value", "attention.output.dense"):
+    for name in (
+      "attention.self.query",
+      "attention.self.key",
+      "attention.self.value",
+      "attention.output.dense",
+    ):
       shapes[layer + name + ".weight"] = (hidden, hidden)
       shapes[layer + name + ".bias"] = (hidden,)
     shapes[layer + "intermediate.dense.weight"] = (inter, hidden)
@@ -813,8 +966,12 @@ def _bert_base_shapes():
 def test_bert_base_update_is_one_executable_without_host_round_trips():
   params = _bert_base_shapes()
   assert 109e6 < sum(math.prod(p.shape) for p in params.values()) < 111e6
-  tx = bertadam(1e-4, warmup=0.01, t_total=10_000,
-                weight_decay_mask=bertadam_optax.bert_weight_decay_mask())
+  tx = bertadam(
+    1e-4,
+    warmup=0.01,
+    t_total=10_000,
+    weight_decay_mask=bertadam_optax.bert_weight_decay_mask(),
+  )
   opt_state = jax.eval_shape(tx.init, params)
 
   def step(params, opt_state, grads):
@@ -823,12 +980,21 @@ def test_bert_base_update_is_one_executable_without_host_round_trips():
 
   jaxpr = str(jax.make_jaxpr(step)(params, opt_state, params))
   assert "callback" not in jaxpr and "f64" not in jaxpr
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
-      params, opt_state, params).compile()
+  compiled = (
+    jax.jit(step, donate_argnums=(0, 1))
+    .lower(params, opt_state, params)
+    .compile()
+  )
   hlo = compiled.as_text()
   assert hlo.count("ENTRY") == 1
-  for op in ("custom-call", "infeed", "outfeed", "send", "recv",
-             "host-compute"):
+  for op in (
+    "custom-call",
+    "infeed",
+    "outfeed",
+    "send",
+    "recv",
+    "host-compute",
+  ):
     assert re.search(rf"\b{op}\b", hlo) is None, op
 
 
@@ -843,12 +1009,19 @@ def test_readme_migration_snippet():
 
   import bertadam_optax
 
-  params = {"dense": {"kernel": jnp.ones((4, 4)), "bias": jnp.zeros(4)},
-            "LayerNorm": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}}
+  params = {
+    "dense": {"kernel": jnp.ones((4, 4)), "bias": jnp.zeros(4)},
+    "LayerNorm": {"scale": jnp.ones(4), "bias": jnp.zeros(4)},
+  }
   tx = bertadam_optax.bertadam(
-      lr=1e-4, warmup=0.1, t_total=1000, schedule="warmup_linear",
-      weight_decay=0.01, max_grad_norm=1.0,
-      weight_decay_mask=bertadam_optax.bert_weight_decay_mask())
+    lr=1e-4,
+    warmup=0.1,
+    t_total=1000,
+    schedule="warmup_linear",
+    weight_decay=0.01,
+    max_grad_norm=1.0,
+    weight_decay_mask=bertadam_optax.bert_weight_decay_mask(),
+  )
   opt_state = tx.init(params)
 
   @jax.jit
@@ -860,24 +1033,24 @@ def test_readme_migration_snippet():
   params, opt_state = train_step(params, opt_state, grads)
   print(bertadam_optax.get_lr(opt_state))  # 1e-4 * (1/1000) / 0.1 = 1e-06
   # --- end of snippet ---
-  np.testing.assert_allclose(bertadam_optax.get_lr(opt_state), 1e-6,
-                             rtol=1e-6)
+  np.testing.assert_allclose(bertadam_optax.get_lr(opt_state), 1e-6, rtol=1e-6)
   # The first update of a warmup schedule has rate 0: nothing moved.
   assert float(params["dense"]["kernel"][0, 0]) == 1.0
 
   # --- verbatim: the inject_hyperparams snippet of the same section ---
   tx = optax.inject_hyperparams(
-      bertadam_optax.bertadam, static_args=("warmup", "t_total"))(
-          lr=1e-4, warmup=0.1, t_total=1000, weight_decay=0.01)
+    bertadam_optax.bertadam, static_args=("warmup", "t_total")
+  )(lr=1e-4, warmup=0.1, t_total=1000, weight_decay=0.01)
   # --- end of snippet ---
   opt_state = tx.init(params)
   opt_state.hyperparams["lr"] = jnp.asarray(2e-4)
   _, opt_state = jax.jit(tx.update)(grads, opt_state, params)
-  np.testing.assert_allclose(bertadam_optax.get_lr(opt_state), 2e-6,
-                             rtol=1e-6)
+  np.testing.assert_allclose(bertadam_optax.get_lr(opt_state), 2e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,name", [
+@pytest.mark.parametrize(
+  "kwargs,name",
+  [
     (dict(lr=np.float32(-1e-4)), "lr"),
     (dict(lr=np.array(-1e-4)), "lr"),
     (dict(lr=np.float64("nan")), "lr"),
@@ -894,7 +1067,8 @@ def test_readme_migration_snippet():
     (dict(mu_dtype="int32"), "mu_dtype"),
     (dict(bias_correction="false"), "bias_correction"),
     (dict(weight_decay_mask="bias"), "weight_decay_mask"),
-])
+  ],
+)
 def test_numpy_and_bad_values_are_refused_naming_the_argument(kwargs, name):
   kwargs = {"lr": LR, "warmup": 0.1, "t_total": 100, **kwargs}
   with pytest.raises(ValueError, match=rf"\b{name}\b"):

@@ -35,7 +35,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS, SAVE_AT = 20, 10
 
 # README, 'Checkpointing' (verbatim).
-README_CHECKPOINT = '''
+README_CHECKPOINT = """
 import jax
 import jax.numpy as jnp
 import optax
@@ -63,12 +63,13 @@ save_checkpoint("checkpoints", 10, params, opt_state)
 fresh = {"dense": {"kernel": jnp.zeros((4, 2)), "bias": jnp.zeros(2)}}
 params, opt_state = restore_checkpoint("checkpoints", 10, fresh, tx.init(fresh))
 print(f"resumed after step 10; next learning rate {get_lr(opt_state):.2e}")
-'''
+"""
 
 
 def make_tx(**overrides):
-  kwargs = dict(lr=1e-2, warmup=0.1, t_total=STEPS,
-                weight_decay_mask=bert_weight_decay_mask)
+  kwargs = dict(
+    lr=1e-2, warmup=0.1, t_total=STEPS, weight_decay_mask=bert_weight_decay_mask
+  )
   kwargs.update(overrides)
   return bertadam(**kwargs)
 
@@ -76,18 +77,18 @@ def make_tx(**overrides):
 def init_params(seed):
   k1, k2 = jax.random.split(jax.random.key(seed))
   return {
-      "dense_0": {"kernel": jax.random.normal(k1, (6, 8)),
-                  "bias": jnp.zeros(8)},
-      "LayerNorm": {"scale": jnp.ones(8), "bias": jnp.zeros(8)},
-      "dense_1": {"kernel": jax.random.normal(k2, (8, 3)),
-                  "bias": jnp.zeros(3)},
+    "dense_0": {"kernel": jax.random.normal(k1, (6, 8)), "bias": jnp.zeros(8)},
+    "LayerNorm": {"scale": jnp.ones(8), "bias": jnp.zeros(8)},
+    "dense_1": {"kernel": jax.random.normal(k2, (8, 3)), "bias": jnp.zeros(3)},
   }
 
 
 def batch(step):
   rng = np.random.default_rng(step)
-  return (rng.normal(size=(4, 6)).astype(np.float32),
-          rng.normal(size=(4, 3)).astype(np.float32))
+  return (
+    rng.normal(size=(4, 6)).astype(np.float32),
+    rng.normal(size=(4, 3)).astype(np.float32),
+  )
 
 
 def loss_fn(params, x, y):
@@ -117,8 +118,9 @@ def train(params, opt_state, start, stop):
 def resume(directory, seed):
   """A fresh run: new initialisation, then the checkpoint restored into it."""
   params_like = init_params(seed)
-  return restore_checkpoint(directory, SAVE_AT, params_like,
-                            TX.init(params_like))
+  return restore_checkpoint(
+    directory, SAVE_AT, params_like, TX.init(params_like)
+  )
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +151,9 @@ def test_restore_returns_exactly_what_was_saved(uninterrupted):
   assert_bit_identical(restored, at_save)
   assert int(restored[1][1].count) == SAVE_AT
   # The fresh initialisation differed, so the values did come from disk.
-  assert not np.array_equal(init_params(1)["dense_0"]["kernel"],
-                            restored[0]["dense_0"]["kernel"])
+  assert not np.array_equal(
+    init_params(1)["dense_0"]["kernel"], restored[0]["dense_0"]["kernel"]
+  )
 
 
 def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(uninterrupted):
@@ -162,8 +165,9 @@ def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(uninterrupted):
 def test_latest_step_is_restored_by_default(uninterrupted):
   directory, at_save, _ = uninterrupted
   params_like = init_params(2)
-  restored = restore_checkpoint(directory, None, params_like,
-                                TX.init(params_like))
+  restored = restore_checkpoint(
+    directory, None, params_like, TX.init(params_like)
+  )
   assert_bit_identical(restored, at_save)
 
 
@@ -181,27 +185,49 @@ def test_resumed_in_a_new_process_is_bit_identical(uninterrupted, tmp_path):
   out = tmp_path / "resumed"
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
-      filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    filter(None, [str(ROOT), env.get("PYTHONPATH")])
+  )
   result = subprocess.run(
-      [sys.executable, "-c", _RESUME_IN_NEW_PROCESS, str(directory), str(out)],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    [sys.executable, "-c", _RESUME_IN_NEW_PROCESS, str(directory), str(out)],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, result.stderr[-4000:]
   params_like = init_params(4)
   restored = restore_checkpoint(out, STEPS, params_like, TX.init(params_like))
   assert_bit_identical(restored, final)
 
 
-@pytest.mark.parametrize("other, paths", [
-    (make_tx(weight_decay=0.0), ["only in the checkpoint: 2.inner_state",
-                                 "only in the target: 2 (empty)",
-                                 "differs: stage 2 (checkpoint MaskedState, "
-                                 "target EmptyState)"]),
-    (optax.MultiSteps(make_tx(), 2), ["only in the checkpoint: 1.mu.dense_0",
-                                      "only in the target: acc_grads."]),
-    (make_tx(mu_dtype=jnp.bfloat16),
-     ["differs: 1.mu.dense_0.kernel (checkpoint float32[6, 8], "
-      "target bfloat16[6, 8])"]),
-])
+@pytest.mark.parametrize(
+  "other, paths",
+  [
+    (
+      make_tx(weight_decay=0.0),
+      [
+        "only in the checkpoint: 2.inner_state",
+        "only in the target: 2 (empty)",
+        "differs: stage 2 (checkpoint MaskedState, target EmptyState)",
+      ],
+    ),
+    (
+      optax.MultiSteps(make_tx(), 2),
+      [
+        "only in the checkpoint: 1.mu.dense_0",
+        "only in the target: acc_grads.",
+      ],
+    ),
+    (
+      make_tx(mu_dtype=jnp.bfloat16),
+      [
+        "differs: 1.mu.dense_0.kernel (checkpoint float32[6, 8], "
+        "target bfloat16[6, 8])"
+      ],
+    ),
+  ],
+)
 def test_other_optimizer_configuration_is_refused(uninterrupted, other, paths):
   directory, _, _ = uninterrupted
   params_like = init_params(1)
@@ -221,11 +247,12 @@ def test_other_model_is_refused(uninterrupted):
   with pytest.raises(ValueError) as e:
     restore_checkpoint(directory, SAVE_AT, params_like, TX.init(params_like))
   message = str(e.value)
-  for path in ["differs: dense_1.kernel (checkpoint float32[8, 3], target "
-               "float32[8, 5])",
-               "only in the checkpoint: LayerNorm.scale",
-               "differs: 1.mu.dense_1.kernel",
-               "only in the checkpoint: 1.nu.LayerNorm.bias"]:
+  for path in [
+    "differs: dense_1.kernel (checkpoint float32[8, 3], target float32[8, 5])",
+    "only in the checkpoint: LayerNorm.scale",
+    "differs: 1.mu.dense_1.kernel",
+    "only in the checkpoint: 1.nu.LayerNorm.bias",
+  ]:
     assert path in message
 
 
@@ -236,12 +263,14 @@ def test_missing_step_is_refused(uninterrupted, tmp_path):
     restore_checkpoint(directory, 11, params_like, TX.init(params_like))
   (tmp_path / "empty").mkdir()
   with pytest.raises(FileNotFoundError, match=r"saved steps: \[\]"):
-    restore_checkpoint(tmp_path / "empty", None, params_like,
-                       TX.init(params_like))
+    restore_checkpoint(
+      tmp_path / "empty", None, params_like, TX.init(params_like)
+    )
   # A missing directory is an error, and the restore does not create it.
   with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
-    restore_checkpoint(tmp_path / "missing", None, params_like,
-                       TX.init(params_like))
+    restore_checkpoint(
+      tmp_path / "missing", None, params_like, TX.init(params_like)
+    )
   assert not (tmp_path / "missing").exists()
 
 
@@ -258,19 +287,22 @@ def test_nnx_model_and_optimizer_round_trip(tmp_path):
     return model, optimizer
 
   model, optimizer = trained(0)
-  save_checkpoint(tmp_path, 2, nnx.state(model, nnx.Param),
-                  nnx.state(optimizer))
+  save_checkpoint(
+    tmp_path, 2, nnx.state(model, nnx.Param), nnx.state(optimizer)
+  )
   fresh_model, fresh_optimizer = trained(1)
-  params, opt_state = restore_checkpoint(tmp_path, 2,
-                                         nnx.state(fresh_model, nnx.Param),
-                                         nnx.state(fresh_optimizer))
+  params, opt_state = restore_checkpoint(
+    tmp_path, 2, nnx.state(fresh_model, nnx.Param), nnx.state(fresh_optimizer)
+  )
   nnx.update(fresh_model, params)
   nnx.update(fresh_optimizer, opt_state)
   chex.assert_trees_all_equal(nnx.state(fresh_model), nnx.state(model))
-  chex.assert_trees_all_equal(nnx.as_pure(nnx.state(fresh_optimizer)),
-                              nnx.as_pure(nnx.state(optimizer)))
+  chex.assert_trees_all_equal(
+    nnx.as_pure(nnx.state(fresh_optimizer)), nnx.as_pure(nnx.state(optimizer))
+  )
   assert float(get_lr(fresh_optimizer.opt_state)) == float(
-      get_lr(optimizer.opt_state))
+    get_lr(optimizer.opt_state)
+  )
 
 
 def test_readme_snippet(tmp_path, monkeypatch):
@@ -282,8 +314,10 @@ def test_readme_snippet(tmp_path, monkeypatch):
   assert int(opt_state[1].count) == 10
   # warmup_linear at 10/20 of the run, after a 10% warmup: 1 - 0.5.
   np.testing.assert_allclose(float(get_lr(opt_state)), 1e-2 * 0.5, rtol=1e-6)
-  assert not np.array_equal(namespace["params"]["dense"]["kernel"],
-                            namespace["fresh"]["dense"]["kernel"])
+  assert not np.array_equal(
+    namespace["params"]["dense"]["kernel"],
+    namespace["fresh"]["dense"]["kernel"],
+  )
 
 
 def test_missing_orbax_names_the_extra(monkeypatch, tmp_path):
@@ -310,10 +344,13 @@ def test_hyperparameters_of_another_optimizer_are_refused(tmp_path):
   params = init_params(0)
   save_checkpoint(tmp_path, 1, params, tx.init(params), optimizer=tx)
   chex.assert_trees_all_equal_structs(tx.init(params), other.init(params))
-  with pytest.raises(ValueError, match=r"(?s)optimizer \(saved by.*differs: "
-                     r"\S*weight_decay \(checkpoint 0.01, target 0.02\)"):
-    restore_checkpoint(tmp_path, 1, params, other.init(params),
-                       optimizer=other)
-  restored = restore_checkpoint(tmp_path, 1, init_params(1), tx.init(params),
-                                optimizer=tx)
+  with pytest.raises(
+    ValueError,
+    match=r"(?s)optimizer \(saved by.*differs: "
+    r"\S*weight_decay \(checkpoint 0.01, target 0.02\)",
+  ):
+    restore_checkpoint(tmp_path, 1, params, other.init(params), optimizer=other)
+  restored = restore_checkpoint(
+    tmp_path, 1, init_params(1), tx.init(params), optimizer=tx
+  )
   chex.assert_trees_all_equal(restored[0], params)

@@ -24,8 +24,10 @@ DECAY = {"a": True, "b": False, "c": True, "d": True, "e": False}
 
 def _arrays(seed, scale):
   rng = np.random.default_rng(seed)
-  return {k: (rng.standard_normal(s) * scale[k]).astype(np.float32)
-          for k, s in SHAPES.items()}
+  return {
+    k: (rng.standard_normal(s) * scale[k]).astype(np.float32)
+    for k, s in SHAPES.items()
+  }
 
 
 # Gradients of norm well above and below the clipping norm of 1.
@@ -45,12 +47,16 @@ def test_per_tensor_matches_pytorch_pretrained_bert(steps):
   optimization = require("pytorch_pretrained_bert.optimization")
   ours, state = _run_flat_with(_grads, "per_tensor", steps, t_total=-1)
   init = _arrays(0, PARAM_SCALE)
-  tparams = {k: torch.nn.Parameter(torch.tensor(v, dtype=torch.float64))
-             for k, v in init.items()}
+  tparams = {
+    k: torch.nn.Parameter(torch.tensor(v, dtype=torch.float64))
+    for k, v in init.items()
+  }
   groups = [
-      {"params": [tparams[k] for k in SHAPES if DECAY[k]]},
-      {"params": [tparams[k] for k in SHAPES if not DECAY[k]],
-       "weight_decay": 0.0},
+    {"params": [tparams[k] for k in SHAPES if DECAY[k]]},
+    {
+      "params": [tparams[k] for k in SHAPES if not DECAY[k]],
+      "weight_decay": 0.0,
+    },
   ]
   topt = optimization.BertAdam(groups, lr=1e-2, weight_decay=0.01)
   for k in range(steps):
@@ -58,19 +64,25 @@ def test_per_tensor_matches_pytorch_pretrained_bert(steps):
       tparams[name].grad = torch.tensor(g, dtype=torch.float64)
     topt.step()
   for name in SHAPES:
-    np.testing.assert_allclose(np.asarray(ours[name]),
-                               tparams[name].detach().numpy(),
-                               rtol=1e-5, atol=1e-6, err_msg=name)
-  np.testing.assert_allclose(float(bo.get_lr(state)), topt.get_lr()[0],
-                             rtol=1e-6)
+    np.testing.assert_allclose(
+      np.asarray(ours[name]),
+      tparams[name].detach().numpy(),
+      rtol=1e-5,
+      atol=1e-6,
+      err_msg=name,
+    )
+  np.testing.assert_allclose(
+    float(bo.get_lr(state)), topt.get_lr()[0], rtol=1e-6
+  )
 
 
 def _run_flat_with(grads_at, clip, steps, t_total=10):
   params = {k: jnp.asarray(v) for k, v in _arrays(0, PARAM_SCALE).items()}
   layout = flatten.layout_of(params, DECAY)
   flat = flatten.pack(layout, params)
-  opt = flatten.flat_bertadam(layout, 1e-2, 0.2 if t_total > 0 else -1,
-                              t_total, clip=clip)
+  opt = flatten.flat_bertadam(
+    layout, 1e-2, 0.2 if t_total > 0 else -1, t_total, clip=clip
+  )
   state = opt.init(flat)
   step = jax.jit(opt.update)
   for k in range(steps):
@@ -91,8 +103,9 @@ def test_matches_tree_wise_bertadam(clip):
     updates, state = opt.update(grads, state, params)
     params = optax.apply_updates(params, updates)
   for name in SHAPES:
-    np.testing.assert_allclose(ours[name], params[name], rtol=1e-6,
-                               atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(
+      ours[name], params[name], rtol=1e-6, atol=1e-7, err_msg=name
+    )
 
 
 def test_pack_unpack_round_trip_and_zero_padding():
@@ -107,10 +120,11 @@ def test_pack_unpack_round_trip_and_zero_padding():
   assert flat["float32/no_decay"].shape[0] == 2
   total = sum(float(jnp.sum(jnp.abs(b))) for b in flat.values())
   np.testing.assert_allclose(
-      total, sum(float(jnp.sum(jnp.abs(v))) for v in tree.values()),
-      rtol=1e-6)
-  jax.tree.map(np.testing.assert_array_equal, flatten.unpack(layout, flat),
-               tree)
+    total, sum(float(jnp.sum(jnp.abs(v))) for v in tree.values()), rtol=1e-6
+  )
+  jax.tree.map(
+    np.testing.assert_array_equal, flatten.unpack(layout, flat), tree
+  )
 
 
 def test_weight_decay_mask_belongs_to_the_layout():
@@ -119,10 +133,14 @@ def test_weight_decay_mask_belongs_to_the_layout():
     flatten.flat_bertadam(layout, 1e-3, weight_decay_mask={"w": True})
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(b1=1.0), "b1"), (dict(clip="per-tensor"), "clip"),
+@pytest.mark.parametrize(
+  "kwargs, name",
+  [
+    (dict(b1=1.0), "b1"),
+    (dict(clip="per-tensor"), "clip"),
     (dict(e=-1.0), "e"),
-])
+  ],
+)
 def test_bad_hyperparameters_name_the_argument(kwargs, name):
   layout = flatten.layout_of({"w": jnp.zeros(3)})
   with pytest.raises(ValueError, match=name):
@@ -134,10 +152,13 @@ def test_readme_snippet():
   import jax
   import jax.numpy as jnp
   import optax
+
   from bertadam_optax import flatten
 
-  params = {f"layer{i}": {"w": jnp.ones((64, 32)), "b": jnp.zeros(32)}
-            for i in range(100)}
+  params = {
+    f"layer{i}": {"w": jnp.ones((64, 32)), "b": jnp.zeros(32)}
+    for i in range(100)
+  }
   mask = jax.tree.map(lambda p: p.ndim > 1, params)  # no decay on biases
   layout = flatten.layout_of(params, mask)
   flat = flatten.pack(layout, params)  # the parameters now live here
@@ -186,27 +207,32 @@ def test_injected_max_grad_norm_of_zero_equals_no_clipping():
   layout = flatten.layout_of(params, DECAY)
   flat = flatten.pack(layout, params)
   injected = optax.inject_hyperparams(
-      flatten.flat_bertadam, static_args=("layout", "warmup", "t_total"))(
-          layout=layout, lr=1e-2, max_grad_norm=0.0)
+    flatten.flat_bertadam, static_args=("layout", "warmup", "t_total")
+  )(layout=layout, lr=1e-2, max_grad_norm=0.0)
   plain = flatten.flat_bertadam(layout, 1e-2, clip="none")
-  grads = flatten.pack(layout, {k: jnp.asarray(v)
-                                for k, v in _grads(0).items()})
+  grads = flatten.pack(
+    layout, {k: jnp.asarray(v) for k, v in _grads(0).items()}
+  )
   a, _ = jax.jit(injected.update)(grads, injected.init(flat), flat)
   b, _ = plain.update(grads, plain.init(flat), flat)
   # Injected b1, b2, e are float32 arrays, the plain ones Python floats: the
   # updates agree to float32 rounding, and no gradient is zeroed.
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5,
-                                                       atol=1e-9), a, b)
+  jax.tree.map(
+    lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-9), a, b
+  )
   assert all(float(jnp.max(jnp.abs(x))) > 0 for x in jax.tree.leaves(a))
 
 
-@pytest.mark.parametrize("kwargs, name", [
+@pytest.mark.parametrize(
+  "kwargs, name",
+  [
     (dict(lr=np.float32(-1e-4)), "lr"),
     (dict(max_grad_norm=float("nan")), "max_grad_norm"),
     (dict(t_total=100.5, warmup=0.1), "t_total"),
     (dict(mu_dtype="int32"), "mu_dtype"),
     (dict(weight_decay="0.01"), "weight_decay"),
-])
+  ],
+)
 def test_flat_bertadam_validates_like_bertadam(kwargs, name):
   layout = flatten.layout_of({"w": jnp.zeros(3)})
   kwargs.setdefault("lr", 1e-3)

@@ -28,7 +28,7 @@ from flax.training import train_state
 from bertadam_optax.examples import tiny_bert
 
 # README, 'Use with Flax', Linen block (verbatim).
-README_LINEN = '''
+README_LINEN = """
 import jax
 import jax.numpy as jnp
 from flax.training import train_state
@@ -62,10 +62,10 @@ batch = {"inputs": jnp.where(masked, 0, tokens), "targets": tokens,
 for step in range(40):
   state, loss = train_step(state, batch)
 print(f"loss {loss:.3f}, next learning rate {get_lr(state.opt_state):.2e}")
-'''
+"""
 
 # README, 'Use with Flax', NNX block (verbatim).
-README_NNX = '''
+README_NNX = """
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -98,7 +98,7 @@ batch = {"inputs": jnp.where(masked, 0, tokens), "targets": tokens,
 for step in range(40):
   loss = train_step(model, optimizer, batch)
 print(f"loss {loss:.3f}, next learning rate {float(get_lr(optimizer.opt_state)):.2e}")
-'''
+"""
 
 _STEPS = 40
 
@@ -120,8 +120,11 @@ def nnx_run():
 
 
 def _initial_loss(apply, batch):
-  return float(tiny_bert.mlm_loss(apply(batch["inputs"]), batch["targets"],
-                                  batch["weights"]))
+  return float(
+    tiny_bert.mlm_loss(
+      apply(batch["inputs"]), batch["targets"], batch["weights"]
+    )
+  )
 
 
 def test_linen_train_state_loss_falls(linen):
@@ -132,8 +135,7 @@ def test_linen_train_state_loss_falls(linen):
 
 
 def test_nnx_optimizer_loss_falls(nnx_run):
-  initial_model = tiny_bert.TinyBertMLMNNX(nnx_run["config"],
-                                           rngs=nnx.Rngs(0))
+  initial_model = tiny_bert.TinyBertMLMNNX(nnx_run["config"], rngs=nnx.Rngs(0))
   initial = _initial_loss(initial_model, nnx_run["batch"])
   assert int(nnx_run["optimizer"].step[...]) == _STEPS
   assert float(nnx_run["loss"]) < 0.5 * initial
@@ -141,8 +143,9 @@ def test_nnx_optimizer_loss_falls(nnx_run):
 
 def test_nnx_and_linen_from_the_same_weights_train_identically(linen, nnx_run):
   config, params, batch = linen["config"], linen["params"], linen["batch"]
-  state = train_state.TrainState.create(apply_fn=linen["model"].apply,
-                                        params=params, tx=linen["tx"])
+  state = train_state.TrainState.create(
+    apply_fn=linen["model"].apply, params=params, tx=linen["tx"]
+  )
   model = tiny_bert.tiny_bert_nnx_from_linen(params, config)
   optimizer = nnx.Optimizer(model, nnx_run["tx"], wrt=nnx.Param)
   for _ in range(_STEPS):
@@ -150,36 +153,47 @@ def test_nnx_and_linen_from_the_same_weights_train_identically(linen, nnx_run):
     nnx_loss = nnx_run["train_step"](model, optimizer, batch)
     chex.assert_trees_all_equal(nnx_loss, linen_loss)
   chex.assert_trees_all_equal(
-      nnx.to_pure_dict(nnx.state(model, nnx.Param)), state.params)
-  chex.assert_trees_all_equal(get_lr(nnx.as_pure(optimizer.opt_state)),
-                              get_lr(state.opt_state))
+    nnx.to_pure_dict(nnx.state(model, nnx.Param)), state.params
+  )
+  chex.assert_trees_all_equal(
+    get_lr(nnx.as_pure(optimizer.opt_state)), get_lr(state.opt_state)
+  )
   # Straight from the NNX optimizer too: an array, not a Variable.
   assert isinstance(get_lr(optimizer.opt_state), jax.Array)
-  chex.assert_trees_all_equal(get_lr(optimizer.opt_state),
-                              get_lr(state.opt_state))
+  chex.assert_trees_all_equal(
+    get_lr(optimizer.opt_state), get_lr(state.opt_state)
+  )
   moments = nnx.as_pure(optimizer.opt_state)[1]
-  chex.assert_trees_all_equal(nnx.to_pure_dict(moments.mu),
-                              state.opt_state[1].mu)
-  chex.assert_trees_all_equal(nnx.to_pure_dict(moments.nu),
-                              state.opt_state[1].nu)
+  chex.assert_trees_all_equal(
+    nnx.to_pure_dict(moments.mu), state.opt_state[1].mu
+  )
+  chex.assert_trees_all_equal(
+    nnx.to_pure_dict(moments.nu), state.opt_state[1].nu
+  )
 
 
 def test_nnx_twin_has_the_linen_tree_and_function(linen):
   config, params, batch = linen["config"], linen["params"], linen["batch"]
   model = tiny_bert.tiny_bert_nnx_from_linen(params, config)
-  chex.assert_trees_all_equal(nnx.to_pure_dict(nnx.state(model, nnx.Param)),
-                              params)
+  chex.assert_trees_all_equal(
+    nnx.to_pure_dict(nnx.state(model, nnx.Param)), params
+  )
   fresh = tiny_bert.TinyBertMLMNNX(config, rngs=nnx.Rngs(3))
   chex.assert_trees_all_equal_shapes_and_dtypes(
-      nnx.to_pure_dict(nnx.state(fresh, nnx.Param)), params)
+    nnx.to_pure_dict(nnx.state(fresh, nnx.Param)), params
+  )
   chex.assert_trees_all_equal(
-      model(batch["inputs"]),
-      linen["model"].apply({"params": params}, batch["inputs"]))
+    model(batch["inputs"]),
+    linen["model"].apply({"params": params}, batch["inputs"]),
+  )
 
 
 def _decayed_names(mask):
-  return sorted(path_to_name(path) for path, decayed
-                in jax.tree_util.tree_leaves_with_path(mask) if decayed)
+  return sorted(
+    path_to_name(path)
+    for path, decayed in jax.tree_util.tree_leaves_with_path(mask)
+    if decayed
+  )
 
 
 def test_nnx_mask_decays_what_the_linen_mask_decays(linen):
@@ -187,15 +201,22 @@ def test_nnx_mask_decays_what_the_linen_mask_decays(linen):
   # nnx.Optimizer builds the mask on a State of Params at init and on plain
   # arrays at update; both must name the leaves as Linen does.
   linen_names = _decayed_names(bert_weight_decay_mask(linen["params"]))
-  assert _decayed_names(
-      bert_weight_decay_mask(nnx.state(model, nnx.Param))) == linen_names
-  assert _decayed_names(bert_weight_decay_mask(
-      nnx.as_pure(nnx.state(model, nnx.Param)))) == linen_names
+  assert (
+    _decayed_names(bert_weight_decay_mask(nnx.state(model, nnx.Param)))
+    == linen_names
+  )
+  assert (
+    _decayed_names(
+      bert_weight_decay_mask(nnx.as_pure(nnx.state(model, nnx.Param)))
+    )
+    == linen_names
+  )
   # The attention 'value' projection is a parameter, not NNX's Variable.value.
   assert "layer_0.value.kernel" in linen_names
   assert not any(name.endswith(("bias", "scale")) for name in linen_names)
   expected = sorted(
-      path_to_name(path) for path, leaf
-      in jax.tree_util.tree_leaves_with_path(linen["params"])
-      if np.ndim(leaf) > 1)
+    path_to_name(path)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(linen["params"])
+    if np.ndim(leaf) > 1
+  )
   assert linen_names == expected

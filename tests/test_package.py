@@ -9,8 +9,15 @@ import sys
 import bertadam_optax
 from bertadam_optax import schedules
 
-EXTRAS = ("torch", "flax", "orbax", "transformers", "deepspeed", "matplotlib",
-          "tqdm")
+EXTRAS = (
+  "torch",
+  "flax",
+  "orbax",
+  "transformers",
+  "deepspeed",
+  "matplotlib",
+  "tqdm",
+)
 
 
 def test_all_names_resolve():
@@ -20,11 +27,14 @@ def test_all_names_resolve():
 
 
 def test_import_pulls_in_no_extra():
-  code = ("import sys, bertadam_optax, bertadam_optax.schedules, "
-          "bertadam_optax.interop, bertadam_optax.checkpoint; "
-          f"print([m for m in {EXTRAS!r} if m in sys.modules])")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True).stdout
+  code = (
+    "import sys, bertadam_optax, bertadam_optax.schedules, "
+    "bertadam_optax.interop, bertadam_optax.checkpoint; "
+    f"print([m for m in {EXTRAS!r} if m in sys.modules])"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+  ).stdout
   assert out.strip() == "[]", out
 
 

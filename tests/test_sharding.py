@@ -87,7 +87,7 @@ sharded_train_step = jax.jit(
 '''
 
 # Runs after the snippet, in its namespace; prints one JSON line.
-_CHECKS = '''
+_CHECKS = """
 import json
 import numpy as np
 from bertadam_optax import clip_by_norm_per_tensor, path_to_name
@@ -209,7 +209,7 @@ else:
           jax.tree.leaves((got_params, got_state)), jax.tree.leaves((params, opt_state))))}
 
 print("REPORT " + json.dumps(report))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -217,19 +217,26 @@ def report(tmp_path_factory):
   env = dict(os.environ)
   # Both runs compile with the same cheap XLA:CPU settings (compile time
   # dominates on CI machines); SPMD partitioning is unaffected.
-  env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 "
-                      "--xla_backend_optimization_level=0 "
-                      "--xla_llvm_disable_expensive_passes=true")
+  env["XLA_FLAGS"] = (
+    "--xla_force_host_platform_device_count=8 "
+    "--xla_backend_optimization_level=0 "
+    "--xla_llvm_disable_expensive_passes=true"
+  )
   env["JAX_PLATFORMS"] = "cpu"
   env["PYTHONPATH"] = os.pathsep.join(
-      filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    filter(None, [str(ROOT), env.get("PYTHONPATH")])
+  )
   result = subprocess.run(
-      [sys.executable, "-c", README_SHARDED + _CHECKS],
-      cwd=tmp_path_factory.mktemp("sharded"), env=env, capture_output=True,
-      text=True, timeout=600)
+    [sys.executable, "-c", README_SHARDED + _CHECKS],
+    cwd=tmp_path_factory.mktemp("sharded"),
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, result.stderr[-6000:]
   line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT "))
-  return json.loads(line[len("REPORT "):])
+  return json.loads(line[len("REPORT ") :])
 
 
 def _all_true(mapping):
@@ -280,8 +287,9 @@ def test_optimizer_step_gathers_nothing(report):
 def test_sharded_run_equals_single_device_run(report):
   single = report["single_device"]
   assert single["devices"] == [1]
-  np.testing.assert_allclose(single["sharded_losses"], single["losses"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    single["sharded_losses"], single["losses"], rtol=1e-5
+  )
   moved = single["max_abs_moved"]
   # Softmax ignores a constant added to every key, so the key bias's gradient
   # is 0 up to rounding, and BertAdam's m / (sqrt(v) + e) turns that rounding
@@ -298,7 +306,8 @@ def test_sharded_run_equals_single_device_run(report):
 
 
 @pytest.mark.parametrize(
-    "layout", ["rows over 8 devices", "rows over fsdp", "replicated"])
+  "layout", ["rows over 8 devices", "rows over fsdp", "replicated"]
+)
 def test_per_tensor_clip_norm_is_the_whole_tensor_norm(report, layout):
   clip = report["clip"]
   g = np.asarray(clip["input"], np.float64)
@@ -306,13 +315,16 @@ def test_per_tensor_clip_norm_is_the_whole_tensor_norm(report, layout):
   got = np.asarray(clip[layout]["output"])
   np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
   assert clip[layout]["same_sharding"]
-  assert clip[layout]["shards"] == {"rows over 8 devices": 8,
-                                    "rows over fsdp": 4, "replicated": 1}[layout]
+  assert (
+    clip[layout]["shards"]
+    == {"rows over 8 devices": 8, "rows over fsdp": 4, "replicated": 1}[layout]
+  )
   if layout != "replicated":
     # Clipping each shard by its own norm would give a different answer.
     rows = np.split(g, clip[layout]["shards"])
     per_shard = np.concatenate(
-        [r * min(1.0, 1.0 / (np.linalg.norm(r) + 1e-6)) for r in rows])
+      [r * min(1.0, 1.0 / (np.linalg.norm(r) + 1e-6)) for r in rows]
+    )
     assert not np.allclose(per_shard, expected, rtol=1e-3)
 
 

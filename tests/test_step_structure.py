@@ -28,9 +28,9 @@ SHAPES = [(48, 32), (32, 48), (1536,), (24, 64), (40,), (7,)]
 N_PARAMS = sum(math.prod(s) for s in SHAPES)
 
 OPTIMIZERS = {
-    "per_tensor": lambda: bo.bertadam(1e-3, 0.1, 100),
-    "global": lambda: bo.bertadam(1e-3, 0.1, 100, clip="global"),
-    "none": lambda: bo.bertadam(1e-3, 0.1, 100, clip="none"),
+  "per_tensor": lambda: bo.bertadam(1e-3, 0.1, 100),
+  "global": lambda: bo.bertadam(1e-3, 0.1, 100, clip="global"),
+  "none": lambda: bo.bertadam(1e-3, 0.1, 100, clip="none"),
 }
 
 # Bytes per parameter XLA's cost analysis counts for the step of the current
@@ -45,22 +45,27 @@ MAX_BYTES_PER_PARAM = {"per_tensor": 53, "global": 53, "none": 48}
 
 
 def _tree(value):
-  return {f"w{i}": jnp.full(s, value, jnp.float32)
-          for i, s in enumerate(SHAPES)}
+  return {
+    f"w{i}": jnp.full(s, value, jnp.float32) for i, s in enumerate(SHAPES)
+  }
 
 
 def _step_fn(opt):
   def step(params, grads, state):
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state
+
   return step
 
 
 def _compiled(opt, params=None):
   params = _tree(0.5) if params is None else params
   state = opt.init(params)
-  return jax.jit(_step_fn(opt), donate_argnums=(0, 2)).lower(
-      params, params, state).compile()
+  return (
+    jax.jit(_step_fn(opt), donate_argnums=(0, 2))
+    .lower(params, params, state)
+    .compile()
+  )
 
 
 def _cost(compiled):
@@ -69,7 +74,7 @@ def _cost(compiled):
 
 
 def _entry_fusions(hlo: str) -> int:
-  entry = hlo[hlo.index("\nENTRY"):]
+  entry = hlo[hlo.index("\nENTRY") :]
   return len(re.findall(r"\bfusion\(", entry))
 
 
@@ -94,23 +99,31 @@ def test_donated_parameters_and_moments_are_updated_in_place(clip):
   state_bytes = 3 * 4 * N_PARAMS  # params, mu, nu
   assert compiled.memory_analysis().alias_size_in_bytes >= state_bytes
   hlo = compiled.as_text()
-  entry = hlo[hlo.index("\nENTRY"):]
-  big_copies = [line for line in entry.splitlines()
-                if re.search(r"= f32\[[0-9,]+\]\S* copy\(", line)]
+  entry = hlo[hlo.index("\nENTRY") :]
+  big_copies = [
+    line
+    for line in entry.splitlines()
+    if re.search(r"= f32\[[0-9,]+\]\S* copy\(", line)
+  ]
   assert not big_copies
 
 
 _FULL_SIZE_SCRATCH = pytest.mark.xfail(
-    strict=True, reason="XLA:CPU keeps a gradient-sized scratch buffer for "
-    "every tensor (4 bytes/param, +25% over params+grads+mu+nu); the "
-    "issue's memory target allows +10%")
+  strict=True,
+  reason="XLA:CPU keeps a gradient-sized scratch buffer for "
+  "every tensor (4 bytes/param, +25% over params+grads+mu+nu); the "
+  "issue's memory target allows +10%",
+)
 
 
-@pytest.mark.parametrize("clip", [
+@pytest.mark.parametrize(
+  "clip",
+  [
     "none",
     pytest.param("per_tensor", marks=_FULL_SIZE_SCRATCH),
     pytest.param("global", marks=_FULL_SIZE_SCRATCH),
-])
+  ],
+)
 def test_scratch_memory_within_ten_percent_of_the_state(clip):
   temp = _compiled(OPTIMIZERS[clip]()).memory_analysis().temp_size_in_bytes
   # params + grads + mu + nu, float32.
@@ -119,8 +132,9 @@ def test_scratch_memory_within_ten_percent_of_the_state(clip):
 
 def test_one_executable_no_retrace_as_the_count_advances():
   opt = OPTIMIZERS["per_tensor"]()
-  step = jax.jit(chex.assert_max_traces(_step_fn(opt), n=1),
-                 donate_argnums=(0, 2))
+  step = jax.jit(
+    chex.assert_max_traces(_step_fn(opt), n=1), donate_argnums=(0, 2)
+  )
   params, grads = _tree(0.5), _tree(0.1)
   state = opt.init(params)
   for _ in range(12):  # through the warmup edge (10) and past it
@@ -132,13 +146,19 @@ def test_one_executable_no_retrace_as_the_count_advances():
 def test_packed_step_has_as_many_kernels_for_40_as_for_400_tensors():
   fusions = []
   for count in (40, 400):
-    shapes = {f"t{i}": jax.ShapeDtypeStruct((1 + 37 * i % 300,), jnp.float32)
-              for i in range(count)}
+    shapes = {
+      f"t{i}": jax.ShapeDtypeStruct((1 + 37 * i % 300,), jnp.float32)
+      for i in range(count)
+    }
     layout = flatten.layout_of(shapes)
-    params = jax.tree.map(lambda a: jnp.full(a.shape, 0.5, a.dtype),
-                          jax.eval_shape(lambda: flatten.pack(
-                              layout, jax.tree.map(
-                                  lambda s: jnp.zeros(s.shape), shapes))))
+    params = jax.tree.map(
+      lambda a: jnp.full(a.shape, 0.5, a.dtype),
+      jax.eval_shape(
+        lambda: flatten.pack(
+          layout, jax.tree.map(lambda s: jnp.zeros(s.shape), shapes)
+        )
+      ),
+    )
     opt = flatten.flat_bertadam(layout, 1e-3, 0.1, 100)
     fusions.append(_entry_fusions(_compiled(opt, params).as_text()))
   assert fusions[0] == fusions[1]
@@ -148,6 +168,10 @@ def test_packed_step_touches_as_few_bytes_as_the_tree_step():
   layout = flatten.layout_of(_tree(0.5))
   params = flatten.pack(layout, _tree(0.5))
   padded = sum(np.size(a) for a in params.values())
-  packed = _cost(_compiled(flatten.flat_bertadam(layout, 1e-3, 0.1, 100),
-                           params))["bytes accessed"] / padded
+  packed = (
+    _cost(_compiled(flatten.flat_bertadam(layout, 1e-3, 0.1, 100), params))[
+      "bytes accessed"
+    ]
+    / padded
+  )
   assert packed <= MAX_BYTES_PER_PARAM["per_tensor"]

@@ -26,9 +26,14 @@ from tests.references import require
 
 STEPS = 100
 BATCH, LENGTH = 8, 16
-CONFIG = tiny_bert.TinyBertConfig(vocab_size=64, hidden_size=32, num_layers=1,
-                                  num_heads=4, intermediate_size=64,
-                                  max_len=LENGTH)
+CONFIG = tiny_bert.TinyBertConfig(
+  vocab_size=64,
+  hidden_size=32,
+  num_layers=1,
+  num_heads=4,
+  intermediate_size=64,
+  max_len=LENGTH,
+)
 LR, WARMUP, WEIGHT_DECAY, MAX_GRAD_NORM = 5e-3, 0.1, 0.01, 1.0
 
 
@@ -41,8 +46,7 @@ def _batches():
     targets = (start + np.arange(LENGTH)) % (CONFIG.vocab_size - 1) + 1
     weights = (rng.uniform(size=(BATCH, LENGTH)) < 0.25).astype(np.float32)
     tokens = np.where(weights > 0, 0, targets)  # token 0 plays [MASK]
-    batches.append((tokens.astype(np.int32), targets.astype(np.int32),
-                    weights))
+    batches.append((tokens.astype(np.int32), targets.astype(np.int32), weights))
   return batches
 
 
@@ -52,13 +56,13 @@ def _torch_twin(torch):
   c = CONFIG
 
   class Block(nn.Module):
-
     def __init__(self):
       super().__init__()
       for name in ("query", "key", "value", "attention_output"):
         setattr(self, name, nn.Linear(c.hidden_size, c.hidden_size))
-      self.attention_LayerNorm = nn.LayerNorm(c.hidden_size,
-                                              eps=c.layer_norm_eps)
+      self.attention_LayerNorm = nn.LayerNorm(
+        c.hidden_size, eps=c.layer_norm_eps
+      )
       self.intermediate = nn.Linear(c.hidden_size, c.intermediate_size)
       self.output = nn.Linear(c.intermediate_size, c.hidden_size)
       self.output_LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -68,7 +72,7 @@ def _torch_twin(torch):
       head_dim = c.hidden_size // c.num_heads
       heads = lambda y: y.reshape(b, t, c.num_heads, head_dim)
       q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-      logits = torch.einsum("bqhd,bkhd->bhqk", q, k) / head_dim ** 0.5
+      logits = torch.einsum("bqhd,bkhd->bhqk", q, k) / head_dim**0.5
       weights = torch.softmax(logits, dim=-1)
       attended = torch.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, -1)
       x = self.attention_LayerNorm(x + self.attention_output(attended))
@@ -76,13 +80,13 @@ def _torch_twin(torch):
       return self.output_LayerNorm(x + h)
 
   class TinyBert(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
       self.position_embeddings = nn.Embedding(c.max_len, c.hidden_size)
-      self.embeddings_LayerNorm = nn.LayerNorm(c.hidden_size,
-                                               eps=c.layer_norm_eps)
+      self.embeddings_LayerNorm = nn.LayerNorm(
+        c.hidden_size, eps=c.layer_norm_eps
+      )
       self.layer_0 = Block()
       self.head_transform = nn.Linear(c.hidden_size, c.hidden_size)
       self.head_LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -102,14 +106,16 @@ def _copy_flax_weights(torch, model, flax_params):
   """Flax ``kernel`` is torch's ``weight`` transposed; the rest maps 1:1."""
   state = {}
   for path, value in jax.tree_util.tree_flatten_with_path(
-      flax_params["params"])[0]:
+    flax_params["params"]
+  )[0]:
     name = bertadam_optax.path_to_name(path)
     *modules, leaf = name.split(".")
     value = np.asarray(value)
     if leaf == "kernel":
       value = value.T
-    leaf = {"kernel": "weight", "scale": "weight",
-            "embedding": "weight"}.get(leaf, leaf)
+    leaf = {"kernel": "weight", "scale": "weight", "embedding": "weight"}.get(
+      leaf, leaf
+    )
     state[".".join(modules + [leaf])] = torch.tensor(value)
   assert set(state) == {n for n, _ in model.named_parameters()}
   model.load_state_dict(state)
@@ -122,21 +128,28 @@ def _torch_losses(torch, ppb, flax_params, batches):
   named = list(model.named_parameters())
   decays = bertadam_reference.deepspeed_decays
   groups = [
-      {"params": [p for n, p in named if decays(n)],
-       "weight_decay": WEIGHT_DECAY},
-      {"params": [p for n, p in named if not decays(n)],
-       "weight_decay": 0.0},
+    {
+      "params": [p for n, p in named if decays(n)],
+      "weight_decay": WEIGHT_DECAY,
+    },
+    {"params": [p for n, p in named if not decays(n)], "weight_decay": 0.0},
   ]
   optimizer = ppb.BertAdam(
-      groups, lr=LR, max_grad_norm=MAX_GRAD_NORM,
-      schedule=bertadam_reference.deepspeed_lr_schedule(
-          "warmup_linear", WARMUP, STEPS))
+    groups,
+    lr=LR,
+    max_grad_norm=MAX_GRAD_NORM,
+    schedule=bertadam_reference.deepspeed_lr_schedule(
+      "warmup_linear", WARMUP, STEPS
+    ),
+  )
   losses = []
   for tokens, targets, weights in batches:
     logits = model(torch.tensor(tokens))
     per_token = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, CONFIG.vocab_size),
-        torch.tensor(targets).reshape(-1).long(), reduction="none")
+      logits.reshape(-1, CONFIG.vocab_size),
+      torch.tensor(targets).reshape(-1).long(),
+      reduction="none",
+    )
     w = torch.tensor(weights).reshape(-1)
     loss = (per_token * w).sum() / w.sum().clamp(min=1.0)
     optimizer.zero_grad()
@@ -151,9 +164,14 @@ def _torch_losses(torch, ppb, flax_params, batches):
 def _jax_losses(flax_params, batches):
   model = tiny_bert.TinyBertMLM(CONFIG)
   tx = bertadam_optax.bertadam(
-      LR, warmup=WARMUP, t_total=STEPS, schedule="warmup_linear",
-      weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
-      weight_decay_mask=bertadam_optax.bert_weight_decay_mask())
+    LR,
+    warmup=WARMUP,
+    t_total=STEPS,
+    schedule="warmup_linear",
+    weight_decay=WEIGHT_DECAY,
+    max_grad_norm=MAX_GRAD_NORM,
+    weight_decay_mask=bertadam_optax.bert_weight_decay_mask(),
+  )
 
   @jax.jit
   def train_step(params, opt_state, tokens, targets, weights):
@@ -178,8 +196,9 @@ def test_losses_match_pytorch_bertadam_at_every_step():
   ppb = require("pytorch_pretrained_bert")
   batches = _batches()
   model = tiny_bert.TinyBertMLM(CONFIG)
-  flax_params = model.init(jax.random.PRNGKey(0),
-                           jnp.zeros((1, LENGTH), jnp.int32))
+  flax_params = model.init(
+    jax.random.PRNGKey(0), jnp.zeros((1, LENGTH), jnp.int32)
+  )
   ours = _jax_losses(flax_params, batches)
   # One thread: on a shared CPU torch's idle OpenMP workers spin and cost more
   # than this tiny model's parallelism saves.

@@ -25,7 +25,11 @@ import sys
 import tempfile
 import time
 import types
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,18 +45,18 @@ from bertadam_optax.examples import tiny_bert
 from bertadam_optax.schedules import registry
 
 __all__ = [
-    "CORPUS_FILE",
-    "CorpusData",
-    "MODEL_PRESETS",
-    "RunResult",
-    "WordTokenizer",
-    "load_corpus",
-    "loss_and_accuracy",
-    "make_optimizer",
-    "run",
-    "train",
-    "unigram_entropy",
-    "words",
+  "CORPUS_FILE",
+  "MODEL_PRESETS",
+  "CorpusData",
+  "RunResult",
+  "WordTokenizer",
+  "load_corpus",
+  "loss_and_accuracy",
+  "make_optimizer",
+  "run",
+  "train",
+  "unigram_entropy",
+  "words",
 ]
 
 CORPUS_FILE = "kjv_genesis_exodus.txt"
@@ -65,14 +69,26 @@ EVAL_MASKINGS = 4
 MASK_RATE = 0.15
 DEMO_B2 = 0.98
 
-MODEL_PRESETS = types.MappingProxyType({
+MODEL_PRESETS = types.MappingProxyType(
+  {
     "tiny": tiny_bert.TinyBertConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=64, num_layers=2, num_heads=4,
-        intermediate_size=256, max_len=SEQ_LEN),
+      vocab_size=VOCAB_SIZE,
+      hidden_size=64,
+      num_layers=2,
+      num_heads=4,
+      intermediate_size=256,
+      max_len=SEQ_LEN,
+    ),
     "micro": tiny_bert.TinyBertConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=32, num_layers=1, num_heads=2,
-        intermediate_size=64, max_len=SEQ_LEN),
-})
+      vocab_size=VOCAB_SIZE,
+      hidden_size=32,
+      num_layers=1,
+      num_heads=2,
+      intermediate_size=64,
+      max_len=SEQ_LEN,
+    ),
+  }
+)
 """The ``--model`` choices."""
 
 # Lower-cased words (with an apostrophe inside, as "lord's") and single
@@ -112,11 +128,12 @@ class WordTokenizer:
   def from_text(cls, text: str, vocab_size: int = VOCAB_SIZE) -> WordTokenizer:
     counts = collections.Counter(words(text))
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return cls([cls.MASK, cls.UNK] + [w for w, _ in ranked[:vocab_size - 2]])
+    return cls([cls.MASK, cls.UNK] + [w for w, _ in ranked[: vocab_size - 2]])
 
   def encode(self, text: str) -> np.ndarray:
-    return np.asarray([self._ids.get(w, self.UNK_ID) for w in words(text)],
-                      dtype=np.int32)
+    return np.asarray(
+      [self._ids.get(w, self.UNK_ID) for w in words(text)], dtype=np.int32
+    )
 
   def decode(self, ids: Iterable[int]) -> str:
     return " ".join(self.vocab[i] for i in ids)
@@ -135,16 +152,21 @@ def _mask(key, tokens, vocab_size: int):
   selected = jax.random.uniform(select_key, tokens.shape) < MASK_RATE
   kind = jax.random.uniform(kind_key, tokens.shape)
   # Random replacements are real words, never [MASK] or [UNK].
-  random_words = jax.random.randint(word_key, tokens.shape,
-                                    WordTokenizer.UNK_ID + 1, vocab_size)
-  inputs = jnp.where(selected & (kind < 0.8), WordTokenizer.MASK_ID,
-                     jnp.where(selected & (kind < 0.9), random_words, tokens))
+  random_words = jax.random.randint(
+    word_key, tokens.shape, WordTokenizer.UNK_ID + 1, vocab_size
+  )
+  inputs = jnp.where(
+    selected & (kind < 0.8),
+    WordTokenizer.MASK_ID,
+    jnp.where(selected & (kind < 0.9), random_words, tokens),
+  )
   return inputs, tokens, selected.astype(jnp.float32)
 
 
 @dataclasses.dataclass
 class RunResult:
   """One training run: per-step metrics, the held-out numbers, final state."""
+
   schedule: str
   loss: list[float]
   accuracy: list[float]
@@ -159,18 +181,18 @@ class RunResult:
   def metrics(self) -> dict[str, Any]:
     info = registry.schedule_info(self.schedule)
     return {
-        "schedule": self.schedule,
-        "family": info.family,
-        "initial_eval_loss": self.eval_loss[0],
-        "final_eval_loss": self.eval_loss[1],
-        "initial_eval_accuracy": self.eval_accuracy[0],
-        "final_eval_accuracy": self.eval_accuracy[1],
-        "compile_seconds": self.compile_seconds,
-        "train_seconds": self.train_seconds,
-        "steps_per_second": len(self.loss) / self.train_seconds,
-        "loss": self.loss,
-        "accuracy": self.accuracy,
-        "lr": self.lr,
+      "schedule": self.schedule,
+      "family": info.family,
+      "initial_eval_loss": self.eval_loss[0],
+      "final_eval_loss": self.eval_loss[1],
+      "initial_eval_accuracy": self.eval_accuracy[0],
+      "final_eval_accuracy": self.eval_accuracy[1],
+      "compile_seconds": self.compile_seconds,
+      "train_seconds": self.train_seconds,
+      "steps_per_second": len(self.loss) / self.train_seconds,
+      "loss": self.loss,
+      "accuracy": self.accuracy,
+      "lr": self.lr,
     }
 
 
@@ -189,16 +211,23 @@ class CorpusData:
     self.num_tokens = len(ids)
     self.coverage = float(np.mean(ids != tokenizer.UNK_ID))
     self.entropy = unigram_entropy(ids, len(tokenizer.vocab))
-    held_out = np.concatenate(verses[HELD_OUT_EVERY - 1::HELD_OUT_EVERY])
-    self.train = jnp.asarray(np.concatenate(
-        [v for i, v in enumerate(verses)
-         if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]))
+    held_out = np.concatenate(verses[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY])
+    self.train = jnp.asarray(
+      np.concatenate(
+        [
+          v
+          for i, v in enumerate(verses)
+          if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1
+        ]
+      )
+    )
     rows = len(held_out) // SEQ_LEN
-    tokens = jnp.asarray(held_out[:rows * SEQ_LEN].reshape(rows, SEQ_LEN))
+    tokens = jnp.asarray(held_out[: rows * SEQ_LEN].reshape(rows, SEQ_LEN))
     mask = jax.jit(jax.vmap(lambda k: _mask(k, tokens, len(tokenizer.vocab))))
     self.eval_batch = tuple(
-        x.reshape(-1, SEQ_LEN)
-        for x in mask(jax.random.split(jax.random.PRNGKey(0), EVAL_MASKINGS)))
+      x.reshape(-1, SEQ_LEN)
+      for x in mask(jax.random.split(jax.random.PRNGKey(0), EVAL_MASKINGS))
+    )
 
 
 def loss_and_accuracy(model, params, inputs, targets, weights):
@@ -209,8 +238,9 @@ def loss_and_accuracy(model, params, inputs, targets, weights):
   return loss, jnp.sum(hits) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _step_fn(model, optimizer, batch_size: int, data_key,
-             vocab_size: int) -> Callable:
+def _step_fn(
+  model, optimizer, batch_size: int, data_key, vocab_size: int
+) -> Callable:
   """The jitted step ``(params, opt_state, step, text) -> (..., metrics)``.
 
   The training text is an argument, not a constant folded into the program.
@@ -218,19 +248,25 @@ def _step_fn(model, optimizer, batch_size: int, data_key,
 
   def step_fn(params, opt_state, step, text):
     batch_key, mask_key = jax.random.split(jax.random.fold_in(data_key, step))
-    starts = jax.random.randint(batch_key, (batch_size,), 0,
-                                text.shape[0] - SEQ_LEN)
-    tokens = jax.vmap(
-        lambda s: jax.lax.dynamic_slice(text, (s,), (SEQ_LEN,)))(starts)
+    starts = jax.random.randint(
+      batch_key, (batch_size,), 0, text.shape[0] - SEQ_LEN
+    )
+    tokens = jax.vmap(lambda s: jax.lax.dynamic_slice(text, (s,), (SEQ_LEN,)))(
+      starts
+    )
     inputs, targets, weights = _mask(mask_key, tokens, vocab_size)
     (loss, accuracy), grads = jax.value_and_grad(
-        lambda p: loss_and_accuracy(model, p, inputs, targets, weights),
-        has_aux=True)(params)
+      lambda p: loss_and_accuracy(model, p, inputs, targets, weights),
+      has_aux=True,
+    )(params)
     # The rate this update applies, read before the count moves on.
     lr = alias.get_lr(opt_state)
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state,
-            {"loss": loss, "accuracy": accuracy, "lr": lr})
+    return (
+      optax.apply_updates(params, updates),
+      opt_state,
+      {"loss": loss, "accuracy": accuracy, "lr": lr},
+    )
 
   return jax.jit(step_fn, donate_argnums=(0, 1))
 
@@ -252,21 +288,25 @@ def make_optimizer(schedule: optax.Schedule) -> optax.GradientTransformation:
   # of a few-hundred-step run are several times too large and the model
   # stalls at the unigram distribution. RoBERTa's b2 = 0.98 catches up in
   # about a hundred steps.
-  return alias.bertadam(schedule, schedule=None, b2=DEMO_B2,
-                        weight_decay_mask=masks.bert_weight_decay_mask())
+  return alias.bertadam(
+    schedule,
+    schedule=None,
+    b2=DEMO_B2,
+    weight_decay_mask=masks.bert_weight_decay_mask(),
+  )
 
 
 def train(
-    schedule_name: str,
-    schedule: optax.Schedule,
-    *,
-    steps: int,
-    batch_size: int,
-    seed: int,
-    model_config: tiny_bert.TinyBertConfig,
-    tokenizer: WordTokenizer,
-    data: CorpusData,
-    progress: bool = True,
+  schedule_name: str,
+  schedule: optax.Schedule,
+  *,
+  steps: int,
+  batch_size: int,
+  seed: int,
+  model_config: tiny_bert.TinyBertConfig,
+  tokenizer: WordTokenizer,
+  data: CorpusData,
+  progress: bool = True,
 ) -> RunResult:
   """Trains the tiny BERT with ``bertadam`` under ``schedule`` for ``steps``.
 
@@ -288,40 +328,61 @@ def train(
   model = tiny_bert.TinyBertMLM(model_config)
   init_key, data_key = jax.random.split(jax.random.PRNGKey(seed))
   # One compiled call instead of one dispatch (and compilation) per op.
-  params = jax.jit(model.init)(init_key, jnp.zeros((1, SEQ_LEN),
-                                                   jnp.int32))["params"]
+  params = jax.jit(model.init)(init_key, jnp.zeros((1, SEQ_LEN), jnp.int32))[
+    "params"
+  ]
   optimizer = make_optimizer(schedule)
   opt_state = optimizer.init(params)
-  evaluate = jax.jit(
-      lambda p, batch: loss_and_accuracy(model, p, *batch)).lower(
-          params, data.eval_batch).compile()
-  step_fn = _step_fn(model, optimizer, batch_size, data_key,
-                     len(tokenizer.vocab)).lower(
-                         params, opt_state, jnp.int32(0), data.train).compile()
+  evaluate = (
+    jax.jit(lambda p, batch: loss_and_accuracy(model, p, *batch))
+    .lower(params, data.eval_batch)
+    .compile()
+  )
+  step_fn = (
+    _step_fn(model, optimizer, batch_size, data_key, len(tokenizer.vocab))
+    .lower(params, opt_state, jnp.int32(0), data.train)
+    .compile()
+  )
   compile_seconds = time.perf_counter() - start
 
   initial = [float(x) for x in evaluate(params, data.eval_batch)]
   history = {"loss": [], "accuracy": [], "lr": []}
-  bar = tqdm.tqdm(total=steps, desc=schedule_name, unit="step",
-                  disable=not progress, file=sys.stderr, dynamic_ncols=True,
-                  leave=True)
+  bar = tqdm.tqdm(
+    total=steps,
+    desc=schedule_name,
+    unit="step",
+    disable=not progress,
+    file=sys.stderr,
+    dynamic_ncols=True,
+    leave=True,
+  )
   start = time.perf_counter()
   with bar:
     for step in range(steps):
-      params, opt_state, metrics = step_fn(params, opt_state, jnp.int32(step),
-                                           data.train)
+      params, opt_state, metrics = step_fn(
+        params, opt_state, jnp.int32(step), data.train
+      )
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       for key, value in metrics.items():
         history[key].append(value)
-      bar.set_postfix(loss=f"{metrics['loss']:.3f}",
-                      lr=f"{metrics['lr']:.2e}", refresh=False)
+      bar.set_postfix(
+        loss=f"{metrics['loss']:.3f}", lr=f"{metrics['lr']:.2e}", refresh=False
+      )
       bar.update()
   train_seconds = time.perf_counter() - start
   final = [float(x) for x in evaluate(params, data.eval_batch)]
-  return RunResult(schedule_name, history["loss"], history["accuracy"],
-                   history["lr"], (initial[0], final[0]),
-                   (initial[1], final[1]), compile_seconds, train_seconds,
-                   params, opt_state)
+  return RunResult(
+    schedule_name,
+    history["loss"],
+    history["accuracy"],
+    history["lr"],
+    (initial[0], final[0]),
+    (initial[1], final[1]),
+    compile_seconds,
+    train_seconds,
+    params,
+    opt_state,
+  )
 
 
 def _staging_dir(out: str) -> str:
@@ -356,19 +417,20 @@ def _publish(staging: str, out: str) -> None:
   os.rmdir(staging)
 
 
-def _summary(results: Sequence[RunResult], data: CorpusData,
-             wall_seconds: float) -> str:
+def _summary(
+  results: Sequence[RunResult], data: CorpusData, wall_seconds: float
+) -> str:
   lines = []
   for r in results:
     (l0, l1), (a0, a1) = r.eval_loss, r.eval_accuracy
     lines += [
-        f"{r.schedule}:",
-        f"  held-out masked-LM loss  {l0:.3f} -> {l1:.3f} nats "
-        f"(unigram entropy {data.entropy:.3f})",
-        f"  masked-token accuracy    {a0:.1%} -> {a1:.1%}",
-        f"  last-step training loss  {r.loss[-1]:.3f}, lr {r.lr[-1]:.3g}",
-        f"  compile {r.compile_seconds:.1f} s, train {r.train_seconds:.1f} s "
-        f"({len(r.loss) / r.train_seconds:.1f} steps/s)",
+      f"{r.schedule}:",
+      f"  held-out masked-LM loss  {l0:.3f} -> {l1:.3f} nats "
+      f"(unigram entropy {data.entropy:.3f})",
+      f"  masked-token accuracy    {a0:.1%} -> {a1:.1%}",
+      f"  last-step training loss  {r.loss[-1]:.3f}, lr {r.lr[-1]:.3g}",
+      f"  compile {r.compile_seconds:.1f} s, train {r.train_seconds:.1f} s "
+      f"({len(r.loss) / r.train_seconds:.1f} steps/s)",
     ]
   lines.append(f"wall time {wall_seconds:.1f} s")
   return "\n".join(lines)
@@ -394,67 +456,87 @@ def run(args: Any, names: Sequence[str], options: Mapping[str, Any]) -> int:
     tokenizer = WordTokenizer.from_text(text)
     data = CorpusData(tokenizer, text)
     config = MODEL_PRESETS[args.model]
-    shapes = jax.eval_shape(tiny_bert.TinyBertMLM(config).init,
-                            jax.random.PRNGKey(0),
-                            jnp.zeros((1, SEQ_LEN), jnp.int32))
+    shapes = jax.eval_shape(
+      tiny_bert.TinyBertMLM(config).init,
+      jax.random.PRNGKey(0),
+      jnp.zeros((1, SEQ_LEN), jnp.int32),
+    )
     num_params = sum(x.size for x in jax.tree.leaves(shapes))
-    layers = f"{config.num_layers} layer" + ("s" if config.num_layers > 1
-                                              else "")
-    print(f"bertadam demo: {args.model} BERT ({layers}, "
-          f"hidden {config.hidden_size}, {num_params:,} parameters), "
-          f"{args.steps} steps of "
-          f"{args.batch_size} x {SEQ_LEN} tokens; corpus {data.num_tokens:,} "
-          f"tokens, vocabulary {len(tokenizer.vocab):,} "
-          f"({data.coverage:.1%} coverage)", flush=True)
+    layers = f"{config.num_layers} layer" + (
+      "s" if config.num_layers > 1 else ""
+    )
+    print(
+      f"bertadam demo: {args.model} BERT ({layers}, "
+      f"hidden {config.hidden_size}, {num_params:,} parameters), "
+      f"{args.steps} steps of "
+      f"{args.batch_size} x {SEQ_LEN} tokens; corpus {data.num_tokens:,} "
+      f"tokens, vocabulary {len(tokenizer.vocab):,} "
+      f"({data.coverage:.1%} coverage)",
+      flush=True,
+    )
     results = []
     for name in names:
       schedule = registry.make_schedule(name, **options)
-      results.append(train(name, schedule, steps=args.steps,
-                           batch_size=args.batch_size, seed=args.seed,
-                           model_config=config, tokenizer=tokenizer,
-                           data=data, progress=not args.no_progress))
+      results.append(
+        train(
+          name,
+          schedule,
+          steps=args.steps,
+          batch_size=args.batch_size,
+          seed=args.seed,
+          model_config=config,
+          tokenizer=tokenizer,
+          data=data,
+          progress=not args.no_progress,
+        )
+      )
 
     for r in results:
       directory = os.path.join(staging, "checkpoint")
       if len(results) > 1:
         directory = os.path.join(directory, r.schedule)
       checkpoint.save_checkpoint(directory, args.steps, r.params, r.opt_state)
-    plots.plot_training([r.metrics() for r in results], data.entropy,
-                        os.path.join(staging, "curves.png"))
+    plots.plot_training(
+      [r.metrics() for r in results],
+      data.entropy,
+      os.path.join(staging, "curves.png"),
+    )
     wall_seconds = time.perf_counter() - start
     report = {
-        "command": "demo",
-        "config": {
-            "schedules": list(names),
-            "schedule_options": dict(options),
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "seq_len": SEQ_LEN,
-            "seed": args.seed,
-            "model": args.model,
-            "model_config": dataclasses.asdict(config),
-            "num_params": num_params,
-        },
-        "corpus": {
-            "file": CORPUS_FILE,
-            "tokens": data.num_tokens,
-            "vocab_size": len(tokenizer.vocab),
-            "coverage": data.coverage,
-            "unigram_entropy": data.entropy,
-            "held_out_every": HELD_OUT_EVERY,
-        },
-        "wall_seconds": wall_seconds,
-        "runs": [r.metrics() for r in results],
+      "command": "demo",
+      "config": {
+        "schedules": list(names),
+        "schedule_options": dict(options),
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seq_len": SEQ_LEN,
+        "seed": args.seed,
+        "model": args.model,
+        "model_config": dataclasses.asdict(config),
+        "num_params": num_params,
+      },
+      "corpus": {
+        "file": CORPUS_FILE,
+        "tokens": data.num_tokens,
+        "vocab_size": len(tokenizer.vocab),
+        "coverage": data.coverage,
+        "unigram_entropy": data.entropy,
+        "held_out_every": HELD_OUT_EVERY,
+      },
+      "wall_seconds": wall_seconds,
+      "runs": [r.metrics() for r in results],
     }
-    with open(os.path.join(staging, "metrics.json"), "w",
-              encoding="utf-8") as f:
+    with open(
+      os.path.join(staging, "metrics.json"), "w", encoding="utf-8"
+    ) as f:
       json.dump(report, f, indent=1)
     _publish(staging, out)
   finally:
     if os.path.exists(staging):
       shutil.rmtree(staging)
   print(_summary(results, data, wall_seconds))
-  shown = os.path.relpath(out) if not os.path.relpath(out).startswith(
-      "..") else out
+  shown = (
+    os.path.relpath(out) if not os.path.relpath(out).startswith("..") else out
+  )
   print(f"wrote {shown}/: curves.png, metrics.json, checkpoint/")
   return 0

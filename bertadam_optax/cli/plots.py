@@ -9,7 +9,10 @@ temporary name beside its destination and moved into place once complete.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,17 +22,17 @@ from bertadam_optax.cli import schedule_options
 from bertadam_optax.schedules import registry
 
 __all__ = [
-    "MAX_PLOT_POINTS",
-    "key_points",
-    "plot_schedules",
-    "plot_steps",
-    "plot_training",
-    "save_figure",
-    "schedule_figure",
-    "schedule_table",
-    "schedule_values",
-    "schedule_values_at",
-    "training_figure",
+  "MAX_PLOT_POINTS",
+  "key_points",
+  "plot_schedules",
+  "plot_steps",
+  "plot_training",
+  "save_figure",
+  "schedule_figure",
+  "schedule_table",
+  "schedule_values",
+  "schedule_values_at",
+  "training_figure",
 ]
 
 MAX_PLOT_POINTS = 2000
@@ -51,8 +54,11 @@ def schedule_values_at(schedule: Callable, steps: Sequence[int]) -> np.ndarray:
   return np.asarray(jax.jit(jax.vmap(schedule))(steps), dtype=np.float64)
 
 
-def plot_steps(t_total: int, boundaries: Sequence[int] = (),
-               max_points: int = MAX_PLOT_POINTS) -> np.ndarray:
+def plot_steps(
+  t_total: int,
+  boundaries: Sequence[int] = (),
+  max_points: int = MAX_PLOT_POINTS,
+) -> np.ndarray:
   """The steps a figure over ``0 .. t_total`` evaluates, sorted, unique.
 
   Every step while ``t_total < max_points``; beyond, ``max_points`` of them:
@@ -70,9 +76,12 @@ def plot_steps(t_total: int, boundaries: Sequence[int] = (),
 
 
 def _boundary(name: str, options: Mapping[str, Any]) -> int | None:
-  return registry.warmup_boundary(name, t_total=options.get("t_total"),
-                                  warmup=options.get("warmup"),
-                                  warmup_steps=options.get("warmup_steps"))
+  return registry.warmup_boundary(
+    name,
+    t_total=options.get("t_total"),
+    warmup=options.get("warmup"),
+    warmup_steps=options.get("warmup_steps"),
+  )
 
 
 def key_points(name: str, options: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -87,9 +96,13 @@ def key_points(name: str, options: Mapping[str, Any]) -> list[tuple[str, int]]:
   boundary = _boundary(name, options)
   if boundary:
     points += [("last warmup step", boundary - 1), ("warmup end", boundary)]
-  points += [("25%", total // 4), ("50%", total // 2),
-             ("75%", (3 * total) // 4), ("last step", total - 1),
-             ("t_total", total)]
+  points += [
+    ("25%", total // 4),
+    ("50%", total // 2),
+    ("75%", (3 * total) // 4),
+    ("last step", total - 1),
+    ("t_total", total),
+  ]
   seen, unique = set(), []
   for label, step in sorted(points, key=lambda p: p[1]):
     if step not in seen:
@@ -107,13 +120,17 @@ def _describe(options: Mapping[str, Any]) -> str:
   for key in ("min_lr", "decay_rate", "decay_steps"):
     if options.get(key) is not None:
       parts.append(f"{key}={options[key]:g}")
-  parts += [f"{k}={v!r}" for k, v in options.items()
-            if k not in schedule_options.OPTION_NAMES]
+  parts += [
+    f"{k}={v!r}"
+    for k, v in options.items()
+    if k not in schedule_options.OPTION_NAMES
+  ]
   return "  ".join(parts)
 
 
-def schedule_table(name: str, schedule: Callable,
-                   options: Mapping[str, Any]) -> str:
+def schedule_table(
+  name: str, schedule: Callable, options: Mapping[str, Any]
+) -> str:
   """The ``show`` text: the formula, then the rate at :func:`key_points`.
 
   Args:
@@ -131,23 +148,27 @@ def schedule_table(name: str, schedule: Callable,
   peak = options["lr"]
   label_w = max(len(label) for label, _ in points)
   step_w = max(4, len(str(options["t_total"])))
-  lines = [f"{name}  ({info.family}: {info.source})",
-           f"  {info.formula}",
-           f"  {_describe(options)}",
-           "",
-           f"  {'point':<{label_w}}  {'step':>{step_w}}  {'lr':>11}  "
-           f"{'lr/peak':>8}"]
+  lines = [
+    f"{name}  ({info.family}: {info.source})",
+    f"  {info.formula}",
+    f"  {_describe(options)}",
+    "",
+    f"  {'point':<{label_w}}  {'step':>{step_w}}  {'lr':>11}  {'lr/peak':>8}",
+  ]
   for (label, step), value in zip(points, values):
     ratio = f"{value / peak:8.4f}" if peak > 0 else f"{'-':>8}"
-    lines.append(f"  {label:<{label_w}}  {step:>{step_w}}  {value:11.4e}  "
-                 f"{ratio}")
+    lines.append(
+      f"  {label:<{label_w}}  {step:>{step_w}}  {value:11.4e}  {ratio}"
+    )
   return "\n".join(lines)
 
 
 def _pyplot():
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   return plt
 
 
@@ -158,14 +179,16 @@ def save_figure(figure: Any, path: str | os.PathLike) -> str:
   and renamed over ``path``, so an interrupted run leaves no partial PNG.
   """
   from bertadam_optax.cli import main  # pylint: disable=import-outside-toplevel
+
   path = os.path.abspath(path)
   with main.atomic_output(path, "wb") as f:
     figure.savefig(f, format="png", dpi=110)
   return path
 
 
-def schedule_figure(schedules: Sequence[tuple[str, Callable]],
-                    options: Mapping[str, Any]) -> Any:
+def schedule_figure(
+  schedules: Sequence[tuple[str, Callable]], options: Mapping[str, Any]
+) -> Any:
   """The ``plot`` figure: each schedule over ``0 .. t_total``.
 
   At most :data:`MAX_PLOT_POINTS` steps are evaluated (:func:`plot_steps`).
@@ -182,15 +205,21 @@ def schedule_figure(schedules: Sequence[tuple[str, Callable]],
   plt = _pyplot()
   # The boundary depends on the options only, so it is one step for all the
   # schedules that have a warmup.
-  boundary = next((b for b in (_boundary(name, options)
-                               for name, _ in schedules) if b), None)
+  boundary = next(
+    (b for b in (_boundary(name, options) for name, _ in schedules) if b), None
+  )
   steps = plot_steps(options["t_total"], [boundary] if boundary else [])
   figure, axes = plt.subplots(figsize=(8, 4.5))
   for name, schedule in schedules:
     axes.plot(steps, schedule_values_at(schedule, steps), label=name)
   if boundary:
-    axes.axvline(boundary, color="gray", linestyle="--", linewidth=1,
-                 label=f"warmup end (step {boundary})")
+    axes.axvline(
+      boundary,
+      color="gray",
+      linestyle="--",
+      linewidth=1,
+      label=f"warmup end (step {boundary})",
+    )
   axes.set_xlabel("step")
   axes.set_ylabel("learning rate")
   axes.set_title(_describe(options), fontsize=9)
@@ -200,9 +229,11 @@ def schedule_figure(schedules: Sequence[tuple[str, Callable]],
   return figure
 
 
-def plot_schedules(schedules: Sequence[tuple[str, Callable]],
-                   options: Mapping[str, Any],
-                   path: str | os.PathLike) -> str:
+def plot_schedules(
+  schedules: Sequence[tuple[str, Callable]],
+  options: Mapping[str, Any],
+  path: str | os.PathLike,
+) -> str:
   """Draws :func:`schedule_figure` into the PNG ``path``; returns its path.
 
   Missing directories of ``path`` are created.
@@ -222,8 +253,7 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
   return (cumulative[ends] - cumulative[ends - counts]) / counts
 
 
-def training_figure(runs: Sequence[Mapping[str, Any]],
-                    baseline: float) -> Any:
+def training_figure(runs: Sequence[Mapping[str, Any]], baseline: float) -> Any:
   """The demo figure: training loss and learning rate against the step.
 
   Args:
@@ -238,26 +268,34 @@ def training_figure(runs: Sequence[Mapping[str, Any]],
   """
   plt = _pyplot()
   figure, (loss_ax, lr_ax) = plt.subplots(
-      2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+  )
   for run in runs:
     loss = np.asarray(run["loss"], dtype=np.float64)
     steps = np.arange(len(loss))
     window = max(1, len(loss) // 20)
-    line, = loss_ax.plot(steps, _smooth(loss, window),
-                         label=f"{run['schedule']} (train, smoothed)")
-    loss_ax.plot(steps, loss, color=line.get_color(), alpha=0.25,
-                 linewidth=0.8)
-    loss_ax.plot([0, len(loss)],
-                 [run["initial_eval_loss"], run["final_eval_loss"]], "o",
-                 color=line.get_color(),
-                 label=f"{run['schedule']} (held out)")
-    lr_ax.plot(steps, run["lr"], color=line.get_color(),
-               label=run["schedule"])
-  loss_ax.axhline(baseline, color="gray", linestyle=":",
-                  label=f"unigram entropy {baseline:.2f}")
+    (line,) = loss_ax.plot(
+      steps, _smooth(loss, window), label=f"{run['schedule']} (train, smoothed)"
+    )
+    loss_ax.plot(steps, loss, color=line.get_color(), alpha=0.25, linewidth=0.8)
+    loss_ax.plot(
+      [0, len(loss)],
+      [run["initial_eval_loss"], run["final_eval_loss"]],
+      "o",
+      color=line.get_color(),
+      label=f"{run['schedule']} (held out)",
+    )
+    lr_ax.plot(steps, run["lr"], color=line.get_color(), label=run["schedule"])
+  loss_ax.axhline(
+    baseline,
+    color="gray",
+    linestyle=":",
+    label=f"unigram entropy {baseline:.2f}",
+  )
   loss_ax.set_ylabel("masked-LM loss (nats)")
-  loss_ax.set_title("bertadam on a tiny BERT: masked-LM pretraining",
-                    fontsize=10)
+  loss_ax.set_title(
+    "bertadam on a tiny BERT: masked-LM pretraining", fontsize=10
+  )
   loss_ax.grid(alpha=0.3)
   loss_ax.legend(fontsize=8)
   lr_ax.set_xlabel("step")
@@ -267,8 +305,9 @@ def training_figure(runs: Sequence[Mapping[str, Any]],
   return figure
 
 
-def plot_training(runs: Sequence[Mapping[str, Any]], baseline: float,
-                  path: str | os.PathLike) -> str:
+def plot_training(
+  runs: Sequence[Mapping[str, Any]], baseline: float, path: str | os.PathLike
+) -> str:
   """Draws :func:`training_figure` into the PNG ``path``; returns its path."""
   figure = training_figure(runs, baseline)
   try:

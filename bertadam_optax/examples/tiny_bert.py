@@ -18,17 +18,17 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
-from flax import nnx
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 __all__ = [
-    "TinyBertConfig",
-    "TinyBertMLM",
-    "TinyBertMLMNNX",
-    "mlm_loss",
-    "tiny_bert_nnx_from_linen",
+  "TinyBertConfig",
+  "TinyBertMLM",
+  "TinyBertMLMNNX",
+  "mlm_loss",
+  "tiny_bert_nnx_from_linen",
 ]
 
 
@@ -60,16 +60,22 @@ class _Block(nn.Module):
   @nn.compact
   def __call__(self, x, attention_mask):
     c = self.config
-    q, k, v = (nn.Dense(c.hidden_size, name=name)(x)
-               for name in ("query", "key", "value"))
+    q, k, v = (
+      nn.Dense(c.hidden_size, name=name)(x)
+      for name in ("query", "key", "value")
+    )
     attended = _attend(q, k, v, attention_mask, c.num_heads)
     attended = nn.Dense(c.hidden_size, name="attention_output")(attended)
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="attention_LayerNorm")(
-        x + attended)
-    h = nn.gelu(nn.Dense(c.intermediate_size, name="intermediate")(x),
-                approximate=False)
+      x + attended
+    )
+    h = nn.gelu(
+      nn.Dense(c.intermediate_size, name="intermediate")(x), approximate=False
+    )
     h = nn.Dense(c.hidden_size, name="output")(h)
-    return nn.LayerNorm(epsilon=c.layer_norm_eps, name="output_LayerNorm")(x + h)
+    return nn.LayerNorm(epsilon=c.layer_norm_eps, name="output_LayerNorm")(
+      x + h
+    )
 
 
 class TinyBertMLM(nn.Module):
@@ -83,14 +89,17 @@ class TinyBertMLM(nn.Module):
     if attention_mask is None:
       attention_mask = jnp.ones(tokens.shape, bool)
     positions = jnp.arange(tokens.shape[1])[None, :]
-    x = (nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(tokens)
-         + nn.Embed(c.max_len, c.hidden_size,
-                    name="position_embeddings")(positions))
+    x = nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(
+      tokens
+    ) + nn.Embed(c.max_len, c.hidden_size, name="position_embeddings")(
+      positions
+    )
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="embeddings_LayerNorm")(x)
     for i in range(c.num_layers):
       x = _Block(c, name=f"layer_{i}")(x, attention_mask)
-    h = nn.gelu(nn.Dense(c.hidden_size, name="head_transform")(x),
-                approximate=False)
+    h = nn.gelu(
+      nn.Dense(c.hidden_size, name="head_transform")(x), approximate=False
+    )
     h = nn.LayerNorm(epsilon=c.layer_norm_eps, name="head_LayerNorm")(h)
     return nn.Dense(c.vocab_size, name="decoder")(h)
 
@@ -98,7 +107,8 @@ class TinyBertMLM(nn.Module):
 def mlm_loss(logits, targets, weights):
   """Mean cross-entropy over the masked positions (``weights`` 1 there, else 0)."""
   losses = optax.softmax_cross_entropy_with_integer_labels(
-      logits.astype(jnp.float32), targets)
+    logits.astype(jnp.float32), targets
+  )
   return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
@@ -124,8 +134,13 @@ class _BlockNNX(nnx.Module):
     self.output_LayerNorm = layer_norm()
 
   def __call__(self, x, attention_mask):
-    attended = _attend(self.query(x), self.key(x), self.value(x),
-                       attention_mask, self.config.num_heads)
+    attended = _attend(
+      self.query(x),
+      self.key(x),
+      self.value(x),
+      attention_mask,
+      self.config.num_heads,
+    )
     x = self.attention_LayerNorm(x + self.attention_output(attended))
     h = nnx.gelu(self.intermediate(x), approximate=False)
     return self.output_LayerNorm(x + self.output(h))
@@ -139,19 +154,22 @@ class TinyBertMLMNNX(nnx.Module):
   same operations, so the two compute the same function from the same weights.
   """
 
-  def __init__(self, config: TinyBertConfig = TinyBertConfig(), *,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, config: TinyBertConfig = TinyBertConfig(), *, rngs: nnx.Rngs
+  ):
     c = self.config = config
     self.word_embeddings = nnx.Embed(c.vocab_size, c.hidden_size, rngs=rngs)
     self.position_embeddings = nnx.Embed(c.max_len, c.hidden_size, rngs=rngs)
     self.embeddings_LayerNorm = nnx.LayerNorm(
-        c.hidden_size, epsilon=c.layer_norm_eps, rngs=rngs)
+      c.hidden_size, epsilon=c.layer_norm_eps, rngs=rngs
+    )
     # One attribute per layer (not a list) keeps Linen's ``layer_{i}`` names.
     for i in range(c.num_layers):
       setattr(self, f"layer_{i}", _BlockNNX(c, rngs=rngs))
     self.head_transform = nnx.Linear(c.hidden_size, c.hidden_size, rngs=rngs)
     self.head_LayerNorm = nnx.LayerNorm(
-        c.hidden_size, epsilon=c.layer_norm_eps, rngs=rngs)
+      c.hidden_size, epsilon=c.layer_norm_eps, rngs=rngs
+    )
     self.decoder = nnx.Linear(c.hidden_size, c.vocab_size, rngs=rngs)
 
   def __call__(self, tokens, attention_mask=None):
@@ -167,7 +185,8 @@ class TinyBertMLMNNX(nnx.Module):
 
 
 def tiny_bert_nnx_from_linen(
-    params, config: TinyBertConfig = TinyBertConfig()) -> TinyBertMLMNNX:
+  params, config: TinyBertConfig = TinyBertConfig()
+) -> TinyBertMLMNNX:
   """A :class:`TinyBertMLMNNX` holding the parameters of a :class:`TinyBertMLM`.
 
   Args:

@@ -23,7 +23,6 @@ __all__ = ["TinyBertMLMTorch", "mlm_loss_torch"]
 
 
 class _Block(nn.Module):
-
   def __init__(self, config: TinyBertConfig):
     super().__init__()
     c = config
@@ -84,7 +83,9 @@ class TinyBertMLMTorch(nn.Module):
 def mlm_loss_torch(logits, targets, weights):
   """Mean cross-entropy over the masked positions, as ``tiny_bert.mlm_loss``."""
   losses = nn.functional.cross_entropy(
-      logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-      reduction="none")
+    logits.float().reshape(-1, logits.shape[-1]),
+    targets.reshape(-1),
+    reduction="none",
+  )
   weights = weights.reshape(-1).float()
   return torch.sum(losses * weights) / torch.clamp(torch.sum(weights), min=1.0)

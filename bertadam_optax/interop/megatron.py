@@ -36,112 +36,132 @@ import dataclasses
 import functools
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
-import jax
 import optax
 
-from bertadam_optax import _validation, transforms
+from bertadam_optax import _validation
+from bertadam_optax import transforms
 from bertadam_optax.masks import megatron_weight_decay_mask
 from bertadam_optax.schedules import megatron as megatron_schedules
 
 __all__ = [
-    "MegatronPlan",
-    "from_megatron_args",
-    "megatron_weight_decay_mask",
-    "parse_megatron_args",
-    "plan_megatron_args",
+  "MegatronPlan",
+  "from_megatron_args",
+  "megatron_weight_decay_mask",
+  "parse_megatron_args",
+  "plan_megatron_args",
 ]
 
 # Megatron-LM's defaults (megatron/training/arguments.py and
 # training_config.py at core_v0.16.1) for the arguments read here.
 _DEFAULTS = {
-    "lr": None,
-    "min_lr": 0.0,
-    "lr_warmup_init": 0.0,
-    "lr_decay_style": "linear",
-    "lr_wsd_decay_style": "exponential",
-    "lr_decay_iters": None,
-    "lr_decay_samples": None,
-    "lr_wsd_decay_iters": None,
-    "lr_wsd_decay_samples": None,
-    "lr_warmup_fraction": None,
-    "lr_warmup_iters": 0,
-    "lr_warmup_samples": 0,
-    "train_iters": None,
-    "train_samples": None,
-    "micro_batch_size": None,
-    "global_batch_size": None,
-    "weight_decay": 0.01,
-    "start_weight_decay": None,
-    "end_weight_decay": None,
-    "weight_decay_incr_style": "constant",
-    "clip_grad": 1.0,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.999,
-    "adam_eps": 1e-08,
-    "sgd_momentum": 0.9,
-    "optimizer": "adam",
-    "apply_wd_to_qk_layernorm": False,
-    "no_weight_decay_cond_type": None,
+  "lr": None,
+  "min_lr": 0.0,
+  "lr_warmup_init": 0.0,
+  "lr_decay_style": "linear",
+  "lr_wsd_decay_style": "exponential",
+  "lr_decay_iters": None,
+  "lr_decay_samples": None,
+  "lr_wsd_decay_iters": None,
+  "lr_wsd_decay_samples": None,
+  "lr_warmup_fraction": None,
+  "lr_warmup_iters": 0,
+  "lr_warmup_samples": 0,
+  "train_iters": None,
+  "train_samples": None,
+  "micro_batch_size": None,
+  "global_batch_size": None,
+  "weight_decay": 0.01,
+  "start_weight_decay": None,
+  "end_weight_decay": None,
+  "weight_decay_incr_style": "constant",
+  "clip_grad": 1.0,
+  "adam_beta1": 0.9,
+  "adam_beta2": 0.999,
+  "adam_eps": 1e-08,
+  "sgd_momentum": 0.9,
+  "optimizer": "adam",
+  "apply_wd_to_qk_layernorm": False,
+  "no_weight_decay_cond_type": None,
 }
 
-_FLOATS = ("lr", "min_lr", "lr_warmup_init", "lr_warmup_fraction",
-           "weight_decay", "start_weight_decay", "end_weight_decay",
-           "clip_grad", "adam_beta1", "adam_beta2", "adam_eps",
-           "sgd_momentum")
-_INTS = ("lr_decay_iters", "lr_decay_samples", "lr_wsd_decay_iters",
-         "lr_wsd_decay_samples", "lr_warmup_iters", "lr_warmup_samples",
-         "train_iters", "train_samples", "micro_batch_size",
-         "global_batch_size")
+_FLOATS = (
+  "lr",
+  "min_lr",
+  "lr_warmup_init",
+  "lr_warmup_fraction",
+  "weight_decay",
+  "start_weight_decay",
+  "end_weight_decay",
+  "clip_grad",
+  "adam_beta1",
+  "adam_beta2",
+  "adam_eps",
+  "sgd_momentum",
+)
+_INTS = (
+  "lr_decay_iters",
+  "lr_decay_samples",
+  "lr_wsd_decay_iters",
+  "lr_wsd_decay_samples",
+  "lr_warmup_iters",
+  "lr_warmup_samples",
+  "train_iters",
+  "train_samples",
+  "micro_batch_size",
+  "global_batch_size",
+)
 _FLAGS = ("apply_wd_to_qk_layernorm",)
 
 # Arguments that change the update and are not reproduced.
 _REFUSED = {
-    "decoupled_lr": "a separate learning rate for the embedding and output "
-                    "layers (a second param group)",
-    "decoupled_min_lr": "a separate minimum learning rate for the embedding "
-                        "and output layers",
-    "rampup_batch_size": "a batch size that grows during training (the "
-                         "accumulation and the scheduler increment change "
-                         "per step)",
-    "calculate_per_token_loss": "gradients summed per token instead of "
-                                "averaged over micro-batches",
-    "warmup": "Megatron's old warmup argument (use --lr-warmup-*)",
-    "iterations_to_skip": "updates skipped at given iterations",
-    "use_precision_aware_optimizer": "optimizer states in reduced precision",
+  "decoupled_lr": "a separate learning rate for the embedding and output "
+  "layers (a second param group)",
+  "decoupled_min_lr": "a separate minimum learning rate for the embedding "
+  "and output layers",
+  "rampup_batch_size": "a batch size that grows during training (the "
+  "accumulation and the scheduler increment change "
+  "per step)",
+  "calculate_per_token_loss": "gradients summed per token instead of "
+  "averaged over micro-batches",
+  "warmup": "Megatron's old warmup argument (use --lr-warmup-*)",
+  "iterations_to_skip": "updates skipped at given iterations",
+  "use_precision_aware_optimizer": "optimizer states in reduced precision",
 }
 
 # Same update, but worth saying how the port differs or why it is fine.
 _NOTED = {
-    "fp16": "--fp16: Megatron keeps fp32 main params and skips the update "
-            "when the loss scale overflows; the port applies every update in "
-            "the parameters' dtype (wrap it in optax.apply_if_finite to skip "
-            "non-finite steps)",
-    "bf16": "--bf16: Megatron keeps fp32 main params; keep the JAX params in "
-            "float32 (or use mu_dtype/bf16 params knowingly)",
-    "loss_scale": "--loss-scale: a static loss scale only rescales the loss "
-                  "and gradients, no effect on the update",
-    "initial_loss_scale": "--initial-loss-scale: loss scaling, see --fp16",
-    "min_loss_scale": "--min-loss-scale: loss scaling, see --fp16",
-    "loss_scale_window": "--loss-scale-window: loss scaling, see --fp16",
-    "hysteresis": "--hysteresis: loss scaling, see --fp16",
-    "use_distributed_optimizer": "--use-distributed-optimizer: shards the "
-                                 "optimizer state, same update",
-    "override_opt_param_scheduler": "--override-opt_param-scheduler: only "
-                                    "matters when resuming from a checkpoint",
-    "use_checkpoint_opt_param_scheduler": "--use-checkpoint-opt_param-"
-                                          "scheduler: only matters when "
-                                          "resuming from a checkpoint",
-    "optimizer_cpu_offload": "--optimizer-cpu-offload: where the update runs, "
-                             "same update",
-    "accumulate_allreduce_grads_in_fp32": "--accumulate-allreduce-grads-in-"
-                                          "fp32: gradient precision only",
-    "overlap_grad_reduce": "--overlap-grad-reduce: communication overlap, "
-                           "same update",
-    "overlap_param_gather": "--overlap-param-gather: communication overlap, "
-                            "same update",
+  "fp16": "--fp16: Megatron keeps fp32 main params and skips the update "
+  "when the loss scale overflows; the port applies every update in "
+  "the parameters' dtype (wrap it in optax.apply_if_finite to skip "
+  "non-finite steps)",
+  "bf16": "--bf16: Megatron keeps fp32 main params; keep the JAX params in "
+  "float32 (or use mu_dtype/bf16 params knowingly)",
+  "loss_scale": "--loss-scale: a static loss scale only rescales the loss "
+  "and gradients, no effect on the update",
+  "initial_loss_scale": "--initial-loss-scale: loss scaling, see --fp16",
+  "min_loss_scale": "--min-loss-scale: loss scaling, see --fp16",
+  "loss_scale_window": "--loss-scale-window: loss scaling, see --fp16",
+  "hysteresis": "--hysteresis: loss scaling, see --fp16",
+  "use_distributed_optimizer": "--use-distributed-optimizer: shards the "
+  "optimizer state, same update",
+  "override_opt_param_scheduler": "--override-opt_param-scheduler: only "
+  "matters when resuming from a checkpoint",
+  "use_checkpoint_opt_param_scheduler": "--use-checkpoint-opt_param-"
+  "scheduler: only matters when "
+  "resuming from a checkpoint",
+  "optimizer_cpu_offload": "--optimizer-cpu-offload: where the update runs, "
+  "same update",
+  "accumulate_allreduce_grads_in_fp32": "--accumulate-allreduce-grads-in-"
+  "fp32: gradient precision only",
+  "overlap_grad_reduce": "--overlap-grad-reduce: communication overlap, "
+  "same update",
+  "overlap_param_gather": "--overlap-param-gather: communication overlap, "
+  "same update",
 }
 
 _OPTIMIZERS = ("adam", "sgd")
@@ -154,13 +174,17 @@ def _flag_name(key: str) -> str:
   return "--" + key.replace("_", "-")
 
 
-def _expand(token: str, scalars: Mapping[str, str],
-            arrays: Mapping[str, list[str]]) -> list[str]:
+def _expand(
+  token: str, scalars: Mapping[str, str], arrays: Mapping[str, list[str]]
+) -> list[str]:
   """One shell word, with ``${A[@]}``, ``${X}`` and ``$X`` from the script."""
   match = re.fullmatch(r"\$\{(\w+)\[@\]\}", token)
   if match and match.group(1) in arrays:
-    return [word for item in arrays[match.group(1)]
-            for word in _expand(item, scalars, {})]
+    return [
+      word
+      for item in arrays[match.group(1)]
+      for word in _expand(item, scalars, {})
+    ]
 
   def scalar(m):
     name = m.group(1) or m.group(2)
@@ -176,10 +200,15 @@ def _expand(token: str, scalars: Mapping[str, str],
 def _tokens_of_script(text: str) -> list[str]:
   """The arguments of the training script a launch script runs."""
   text = text.replace("\\\r\n", " ").replace("\\\n", " ")
-  arrays = {m.group(1): shlex.split(m.group(2), comments=True)
-            for m in re.finditer(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", text,
-                                 re.MULTILINE | re.DOTALL)}
-  body = re.sub(r"^\s*([A-Za-z_]\w*)=\((.*?)\)", "", text, flags=re.MULTILINE | re.DOTALL)
+  arrays = {
+    m.group(1): shlex.split(m.group(2), comments=True)
+    for m in re.finditer(
+      r"^\s*([A-Za-z_]\w*)=\((.*?)\)", text, re.MULTILINE | re.DOTALL
+    )
+  }
+  body = re.sub(
+    r"^\s*([A-Za-z_]\w*)=\((.*?)\)", "", text, flags=re.MULTILINE | re.DOTALL
+  )
   scalars = {}
   commands = []
   for line in body.splitlines():
@@ -188,7 +217,9 @@ def _tokens_of_script(text: str) -> list[str]:
       continue
     if words[0] == "export":
       words = words[1:]
-    assignment = re.fullmatch(r"([A-Za-z_]\w*)=(.*)", words[0]) if words else None
+    assignment = (
+      re.fullmatch(r"([A-Za-z_]\w*)=(.*)", words[0]) if words else None
+    )
     if assignment and len(words) == 1:
       scalars[assignment.group(1)] = assignment.group(2)
       continue
@@ -196,22 +227,23 @@ def _tokens_of_script(text: str) -> list[str]:
     if scripts:
       # The arguments are what follows the script (a launcher's own options,
       # torchrun --nproc_per_node ..., come before it).
-      commands.append((words[scripts[0]], words[scripts[0] + 1:]))
+      commands.append((words[scripts[0]], words[scripts[0] + 1 :]))
   if not commands:
     # A bare argument string: every word is an argument.
     command = shlex.split(body, comments=True)
   else:
     # Megatron's entry points are pretrain_*.py; a script that also runs
     # e.g. tools/preprocess_data.py trains with the last of those.
-    training = [args for script, args in commands
-                if _PRETRAIN_SCRIPT.search(script)]
+    training = [
+      args for script, args in commands if _PRETRAIN_SCRIPT.search(script)
+    ]
     command = (training or [args for _, args in commands])[-1]
-  return [word for token in command
-          for word in _expand(token, scalars, arrays)]
+  return [word for token in command for word in _expand(token, scalars, arrays)]
 
 
-def parse_megatron_args(args: str | Sequence[str] | Mapping[str, Any]
-                        ) -> dict[str, Any]:
+def parse_megatron_args(
+  args: str | Sequence[str] | Mapping[str, Any],
+) -> dict[str, Any]:
   """Megatron-LM arguments as a dict of argument names (``lr_decay_style``).
 
   Args:
@@ -239,8 +271,10 @@ def parse_megatron_args(args: str | Sequence[str] | Mapping[str, Any]
   elif isinstance(args, Sequence) and all(isinstance(t, str) for t in args):
     tokens = list(args)
   else:
-    raise ValueError(f"args={args!r} is not Megatron-LM arguments; expected "
-                     "a list of tokens, one string or a dict.")
+    raise ValueError(
+      f"args={args!r} is not Megatron-LM arguments; expected "
+      "a list of tokens, one string or a dict."
+    )
   parsed: dict[str, Any] = {}
   key = None
   for token in tokens:
@@ -313,62 +347,84 @@ class MegatronPlan:
   def weight_decay_mask(self) -> Callable[[Any], Any]:
     """Megatron's no-decay rule, a function of the parameters."""
     if self.apply_wd_to_qk_layernorm:
-      return functools.partial(megatron_weight_decay_mask,
-                               apply_wd_to_qk_layernorm=True)
+      return functools.partial(
+        megatron_weight_decay_mask, apply_wd_to_qk_layernorm=True
+      )
     return megatron_weight_decay_mask
 
   def build(self) -> optax.GradientTransformation:
     """The optimizer (see the module docstring for the chain)."""
-    clip = (transforms.clip_by_global_norm_torch(self.clip) if self.clip > 0
-            else optax.identity())
-    decay = transforms.add_scheduled_decayed_weights(self.weight_decay,
-                                                     self.weight_decay_mask)
+    clip = (
+      transforms.clip_by_global_norm_torch(self.clip)
+      if self.clip > 0
+      else optax.identity()
+    )
+    decay = transforms.add_scheduled_decayed_weights(
+      self.weight_decay, self.weight_decay_mask
+    )
     if self.optimizer == "adam":
       # Adam's bias-corrected moments ratio (torch's formula, in float32
       # without optax's float64 constants under jax_enable_x64).
-      core = [transforms.scale_by_bertadam(b1=self.betas[0], b2=self.betas[1],
-                                           eps=self.eps, bias_correction=True),
-              decay]
+      core = [
+        transforms.scale_by_bertadam(
+          b1=self.betas[0], b2=self.betas[1], eps=self.eps, bias_correction=True
+        ),
+        decay,
+      ]
     else:
       # torch SGD: L2 decay into the gradient, then the momentum buffer.
-      core = [decay] + ([optax.trace(decay=self.momentum)]
-                        if self.momentum != 0 else [])
+      core = [decay] + (
+        [optax.trace(decay=self.momentum)] if self.momentum != 0 else []
+      )
     optimizer = optax.chain(
-        clip, *core, transforms.scale_by_learning_rate(self.learning_rate))
+      clip, *core, transforms.scale_by_learning_rate(self.learning_rate)
+    )
     if self.accumulation_steps > 1:
       optimizer = optax.MultiSteps(
-          optimizer,
-          every_k_schedule=self.accumulation_steps).gradient_transformation()
+        optimizer, every_k_schedule=self.accumulation_steps
+      ).gradient_transformation()
     return optimizer
 
   def describe(self) -> list[str]:
     """Lines saying what the port builds (printed by ``bertadam-optax port``)."""
     lr, wd = self.lr_schedule, self.wd_schedule
     if self.optimizer == "adam":
-      opt = (f"optimizer: adam (torch AdamW): betas={self.betas!r}, "
-             f"eps={self.eps!r}")
+      opt = (
+        f"optimizer: adam (torch AdamW): betas={self.betas!r}, eps={self.eps!r}"
+      )
     else:
       opt = f"optimizer: sgd (torch SGD): momentum={self.momentum!r}"
     style = lr["lr_decay_style"]
     if style == "WSD":
-      style += (f" (annealing {lr['wsd_decay_steps']!r} samples, "
-                f"{lr['lr_wsd_decay_style']})")
+      style += (
+        f" (annealing {lr['wsd_decay_steps']!r} samples, "
+        f"{lr['lr_wsd_decay_style']})"
+      )
     lines = [
-        "source: Megatron-LM arguments",
-        opt,
-        (f"learning rate: megatron_lr_schedule {style}: {lr['init_lr']!r} -> "
-         f"{lr['max_lr']!r} over {lr['lr_warmup_steps']!r} samples, then to "
-         f"{lr['min_lr']!r} at {lr['lr_decay_steps']!r} samples"),
-        (f"weight decay: megatron_wd_schedule {wd['wd_incr_style']}: "
-         f"{wd['start_wd']!r} -> {wd['end_wd']!r} over "
-         f"{wd['wd_incr_steps']!r} samples; none on biases and 1-D params"),
-        ("clip: torch clip_grad_norm_ (global) at "
-         f"{self.clip!r}" if self.clip > 0 else "clip: none"),
-        (f"batch: global {self.global_batch_size} = {self.accumulation_steps} "
-         f"accumulated x micro {self.micro_batch_size} x data parallel "
-         f"{self.data_parallel_size}; scheduler advances "
-         f"{lr['increment']} samples per update"),
-        f"updates: {self.train_iters}",
+      "source: Megatron-LM arguments",
+      opt,
+      (
+        f"learning rate: megatron_lr_schedule {style}: {lr['init_lr']!r} -> "
+        f"{lr['max_lr']!r} over {lr['lr_warmup_steps']!r} samples, then to "
+        f"{lr['min_lr']!r} at {lr['lr_decay_steps']!r} samples"
+      ),
+      (
+        f"weight decay: megatron_wd_schedule {wd['wd_incr_style']}: "
+        f"{wd['start_wd']!r} -> {wd['end_wd']!r} over "
+        f"{wd['wd_incr_steps']!r} samples; none on biases and 1-D params"
+      ),
+      (
+        f"clip: torch clip_grad_norm_ (global) at {self.clip!r}"
+        if self.clip > 0
+        else "clip: none"
+      ),
+      (
+        f"batch: global {self.global_batch_size} = {self.accumulation_steps} "
+        f"accumulated x micro {self.micro_batch_size} x data parallel "
+        f"{self.data_parallel_size}; scheduler advances "
+        f"{lr['increment']} samples per update"
+      ),
+      f"updates: {self.train_iters}",
     ]
     return lines + [f"note: {note}" for note in self.notes]
 
@@ -378,27 +434,33 @@ class MegatronPlan:
     wd_args = ", ".join(f"{k}={v!r}" for k, v in self.wd_schedule.items())
     mask = "megatron_weight_decay_mask"
     if self.apply_wd_to_qk_layernorm:
-      mask = ("functools.partial(megatron_weight_decay_mask, "
-              "apply_wd_to_qk_layernorm=True)")
+      mask = (
+        "functools.partial(megatron_weight_decay_mask, "
+        "apply_wd_to_qk_layernorm=True)"
+      )
     lines = [
-        "import functools" if self.apply_wd_to_qk_layernorm else None,
-        "import optax",
-        "from bertadam_optax import transforms",
-        "from bertadam_optax.masks import megatron_weight_decay_mask",
-        "from bertadam_optax.schedules import megatron_lr_schedule",
-        "from bertadam_optax.schedules import megatron_wd_schedule",
-        "",
-        f"learning_rate = megatron_lr_schedule({lr_args})",
-        f"weight_decay = megatron_wd_schedule({wd_args})",
-        "optimizer = optax.chain(",
+      "import functools" if self.apply_wd_to_qk_layernorm else None,
+      "import optax",
+      "from bertadam_optax import transforms",
+      "from bertadam_optax.masks import megatron_weight_decay_mask",
+      "from bertadam_optax.schedules import megatron_lr_schedule",
+      "from bertadam_optax.schedules import megatron_wd_schedule",
+      "",
+      f"learning_rate = megatron_lr_schedule({lr_args})",
+      f"weight_decay = megatron_wd_schedule({wd_args})",
+      "optimizer = optax.chain(",
     ]
     if self.clip > 0:
       lines.append(f"    transforms.clip_by_global_norm_torch({self.clip!r}),")
-    decay = f"    transforms.add_scheduled_decayed_weights(weight_decay, {mask}),"
+    decay = (
+      f"    transforms.add_scheduled_decayed_weights(weight_decay, {mask}),"
+    )
     if self.optimizer == "adam":
-      lines.append(f"    transforms.scale_by_bertadam(b1={self.betas[0]!r}, "
-                   f"b2={self.betas[1]!r}, eps={self.eps!r}, "
-                   "bias_correction=True),")
+      lines.append(
+        f"    transforms.scale_by_bertadam(b1={self.betas[0]!r}, "
+        f"b2={self.betas[1]!r}, eps={self.eps!r}, "
+        "bias_correction=True),"
+      )
       lines.append(decay)
     else:
       lines.append(decay)
@@ -407,8 +469,9 @@ class MegatronPlan:
     lines += ["    transforms.scale_by_learning_rate(learning_rate),", ")"]
     if self.accumulation_steps > 1:
       lines.append(
-          "optimizer = optax.MultiSteps(optimizer, every_k_schedule="
-          f"{self.accumulation_steps}).gradient_transformation()")
+        "optimizer = optax.MultiSteps(optimizer, every_k_schedule="
+        f"{self.accumulation_steps}).gradient_transformation()"
+      )
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
@@ -425,8 +488,11 @@ def _value(args: Mapping[str, Any], key: str) -> Any:
   if key in _FLOATS or key in _INTS:
     if isinstance(value, str):
       try:
-        value = float(value) if key in _FLOATS or not value.lstrip(
-            "-").isdigit() else int(value)
+        value = (
+          float(value)
+          if key in _FLOATS or not value.lstrip("-").isdigit()
+          else int(value)
+        )
       except ValueError:
         raise ValueError(f"{name}={value!r} is not a number.") from None
     if key in _INTS:
@@ -437,8 +503,9 @@ def _value(args: Mapping[str, Any], key: str) -> Any:
   return value
 
 
-def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
-                       data_parallel_size: int = 1) -> MegatronPlan:
+def plan_megatron_args(
+  args: str | Sequence[str] | Mapping[str, Any], *, data_parallel_size: int = 1
+) -> MegatronPlan:
   """Reads Megatron-LM arguments into a :class:`MegatronPlan`.
 
   Follows Megatron-LM's ``validate_args`` and
@@ -475,139 +542,214 @@ def plan_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
   for key, why in _REFUSED.items():
     value = parsed.get(key)
     if value is not None and value is not False:
-      raise ValueError(f"{_flag_name(key)}={value!r} is not supported by the "
-                       f"port: {why}.")
+      raise ValueError(
+        f"{_flag_name(key)}={value!r} is not supported by the port: {why}."
+      )
   read = set(_DEFAULTS) | set(_REFUSED) | set(_NOTED)
-  ignored = _validation.unknown_keys(parsed, read,
-                                     what="a Megatron-LM argument")
+  ignored = _validation.unknown_keys(
+    parsed, read, what="a Megatron-LM argument"
+  )
   a = {key: _value(parsed, key) for key in _DEFAULTS}
-  notes = [why for key, why in _NOTED.items()
-           if parsed.get(key) not in (None, False)]
+  notes = [
+    why for key, why in _NOTED.items() if parsed.get(key) not in (None, False)
+  ]
   if ignored:
-    notes.append("ignored (no effect on the optimizer): " +
-                 " ".join(_flag_name(k) for k in ignored))
+    notes.append(
+      "ignored (no effect on the optimizer): "
+      + " ".join(_flag_name(k) for k in ignored)
+    )
 
-  optimizer = _validation.check_choice("--optimizer", a["optimizer"],
-                                       _OPTIMIZERS)
+  optimizer = _validation.check_choice(
+    "--optimizer", a["optimizer"], _OPTIMIZERS
+  )
   if a["no_weight_decay_cond_type"] is not None:
-    _validation.check_choice("--no-weight-decay-cond-type",
-                             a["no_weight_decay_cond_type"],
-                             ("apply_wd_to_qk_layernorm",))
+    _validation.check_choice(
+      "--no-weight-decay-cond-type",
+      a["no_weight_decay_cond_type"],
+      ("apply_wd_to_qk_layernorm",),
+    )
     a["apply_wd_to_qk_layernorm"] = True
   if a["lr"] is None:
-    raise ValueError("--lr is required (Megatron's OptimizerParamScheduler "
-                     "needs max_lr).")
+    raise ValueError(
+      "--lr is required (Megatron's OptimizerParamScheduler needs max_lr)."
+    )
   micro = a["micro_batch_size"]
   if micro is None or micro <= 0:
-    raise ValueError(f"--micro-batch-size={micro!r}: expected an integer > 0 "
-                     "(Megatron asserts it).")
+    raise ValueError(
+      f"--micro-batch-size={micro!r}: expected an integer > 0 "
+      "(Megatron asserts it)."
+    )
   gbs = a["global_batch_size"]
   if gbs is None:
     gbs = micro * dp
   if gbs <= 0 or gbs % (micro * dp):
     raise ValueError(
-        f"--global-batch-size={gbs!r} is not a positive multiple of "
-        f"--micro-batch-size ({micro}) times the data parallel size ({dp}).")
+      f"--global-batch-size={gbs!r} is not a positive multiple of "
+      f"--micro-batch-size ({micro}) times the data parallel size ({dp})."
+    )
 
   fraction = a["lr_warmup_fraction"]
   if fraction is not None:
-    _validation.check_number("--lr-warmup-fraction", fraction, 0.0, 1.0,
-                             high_inclusive=False)
+    _validation.check_number(
+      "--lr-warmup-fraction", fraction, 0.0, 1.0, high_inclusive=False
+    )
   if a["train_iters"]:
-    for key, ok in (("train_samples", a["train_samples"] is None),
-                    ("lr_decay_samples", a["lr_decay_samples"] is None),
-                    ("lr_warmup_samples", a["lr_warmup_samples"] == 0)):
+    for key, ok in (
+      ("train_samples", a["train_samples"] is None),
+      ("lr_decay_samples", a["lr_decay_samples"] is None),
+      ("lr_warmup_samples", a["lr_warmup_samples"] == 0),
+    ):
       if not ok:
-        raise ValueError(f"{_flag_name(key)}={a[key]!r} with --train-iters: "
-                         "Megatron expects iteration-based arguments only.")
+        raise ValueError(
+          f"{_flag_name(key)}={a[key]!r} with --train-iters: "
+          "Megatron expects iteration-based arguments only."
+        )
     if fraction is not None and a["lr_warmup_iters"] != 0:
-      raise ValueError("--lr-warmup-fraction and --lr-warmup-iters: Megatron "
-                       "takes only one of them.")
+      raise ValueError(
+        "--lr-warmup-fraction and --lr-warmup-iters: Megatron "
+        "takes only one of them."
+      )
     train_iters = a["train_iters"]
-    decay_steps = (a["lr_decay_iters"] if a["lr_decay_iters"] is not None
-                   else train_iters) * gbs
+    decay_steps = (
+      a["lr_decay_iters"] if a["lr_decay_iters"] is not None else train_iters
+    ) * gbs
     wd_steps = train_iters * gbs
-    wsd_steps = (None if a["lr_wsd_decay_iters"] is None
-                 else a["lr_wsd_decay_iters"] * gbs)
-    warmup_steps = (fraction * decay_steps if fraction is not None
-                    else a["lr_warmup_iters"] * gbs)
+    wsd_steps = (
+      None if a["lr_wsd_decay_iters"] is None else a["lr_wsd_decay_iters"] * gbs
+    )
+    warmup_steps = (
+      fraction * decay_steps
+      if fraction is not None
+      else a["lr_warmup_iters"] * gbs
+    )
     unit = "--lr-wsd-decay-iters"
     unread = "lr_wsd_decay_samples"
   elif a["train_samples"]:
-    for key, ok in (("lr_decay_iters", a["lr_decay_iters"] is None),
-                    ("lr_warmup_iters", a["lr_warmup_iters"] == 0)):
+    for key, ok in (
+      ("lr_decay_iters", a["lr_decay_iters"] is None),
+      ("lr_warmup_iters", a["lr_warmup_iters"] == 0),
+    ):
       if not ok:
-        raise ValueError(f"{_flag_name(key)}={a[key]!r} with --train-samples: "
-                         "Megatron expects sample-based arguments only.")
+        raise ValueError(
+          f"{_flag_name(key)}={a[key]!r} with --train-samples: "
+          "Megatron expects sample-based arguments only."
+        )
     if fraction is not None and a["lr_warmup_samples"] != 0:
-      raise ValueError("--lr-warmup-fraction and --lr-warmup-samples: "
-                       "Megatron takes only one of them.")
+      raise ValueError(
+        "--lr-warmup-fraction and --lr-warmup-samples: "
+        "Megatron takes only one of them."
+      )
     train_iters = a["train_samples"] // gbs
-    decay_steps = (a["lr_decay_samples"] if a["lr_decay_samples"] is not None
-                   else a["train_samples"])
+    decay_steps = (
+      a["lr_decay_samples"]
+      if a["lr_decay_samples"] is not None
+      else a["train_samples"]
+    )
     wd_steps = a["train_samples"]
     wsd_steps = a["lr_wsd_decay_samples"]
-    warmup_steps = (fraction * decay_steps if fraction is not None
-                    else a["lr_warmup_samples"])
+    warmup_steps = (
+      fraction * decay_steps if fraction is not None else a["lr_warmup_samples"]
+    )
     unit = "--lr-wsd-decay-samples"
     unread = "lr_wsd_decay_iters"
   else:
-    raise ValueError("either --train-iters or --train-samples is required "
-                     "(Megatron raises without one).")
+    raise ValueError(
+      "either --train-iters or --train-samples is required "
+      "(Megatron raises without one)."
+    )
   if a[unread] is not None:
-    notes.append(f"{_flag_name(unread)}: not read by Megatron with "
-                 f"{'--train-iters' if a['train_iters'] else '--train-samples'}"
-                 f" (it reads {unit})")
+    notes.append(
+      f"{_flag_name(unread)}: not read by Megatron with "
+      f"{'--train-iters' if a['train_iters'] else '--train-samples'}"
+      f" (it reads {unit})"
+    )
   if a["lr_decay_style"] == "WSD" and wsd_steps is None:
-    raise ValueError(f"--lr-decay-style WSD requires {unit} (Megatron "
-                     "asserts wsd_decay_steps is not None).")
+    raise ValueError(
+      f"--lr-decay-style WSD requires {unit} (Megatron "
+      "asserts wsd_decay_steps is not None)."
+    )
 
   if a["weight_decay_incr_style"] == "constant":
     for key in ("start_weight_decay", "end_weight_decay"):
       if a[key] is not None:
-        raise ValueError(f"{_flag_name(key)}={a[key]!r} with "
-                         "--weight-decay-incr-style constant: Megatron "
-                         "asserts it is unset (use --weight-decay).")
+        raise ValueError(
+          f"{_flag_name(key)}={a[key]!r} with "
+          "--weight-decay-incr-style constant: Megatron "
+          "asserts it is unset (use --weight-decay)."
+        )
     start_wd = end_wd = a["weight_decay"]
   else:
     for key in ("start_weight_decay", "end_weight_decay"):
       if a[key] is None:
-        raise ValueError(f"{_flag_name(key)} is required with "
-                         "--weight-decay-incr-style "
-                         f"{a['weight_decay_incr_style']}.")
+        raise ValueError(
+          f"{_flag_name(key)} is required with "
+          "--weight-decay-incr-style "
+          f"{a['weight_decay_incr_style']}."
+        )
     start_wd, end_wd = a["start_weight_decay"], a["end_weight_decay"]
 
   lr_schedule = {
-      "max_lr": a["lr"], "min_lr": a["min_lr"], "lr_warmup_steps": warmup_steps,
-      "lr_decay_steps": decay_steps, "lr_decay_style": a["lr_decay_style"],
-      "init_lr": a["lr_warmup_init"], "wsd_decay_steps": wsd_steps,
-      "lr_wsd_decay_style": a["lr_wsd_decay_style"], "increment": gbs}
-  wd_schedule = {"start_wd": start_wd, "end_wd": end_wd, "wd_incr_steps": wd_steps,
-                     "wd_incr_style": a["weight_decay_incr_style"], "increment": gbs}
+    "max_lr": a["lr"],
+    "min_lr": a["min_lr"],
+    "lr_warmup_steps": warmup_steps,
+    "lr_decay_steps": decay_steps,
+    "lr_decay_style": a["lr_decay_style"],
+    "init_lr": a["lr_warmup_init"],
+    "wsd_decay_steps": wsd_steps,
+    "lr_wsd_decay_style": a["lr_wsd_decay_style"],
+    "increment": gbs,
+  }
+  wd_schedule = {
+    "start_wd": start_wd,
+    "end_wd": end_wd,
+    "wd_incr_steps": wd_steps,
+    "wd_incr_style": a["weight_decay_incr_style"],
+    "increment": gbs,
+  }
   _rename_errors(megatron_schedules.megatron_lr_schedule, lr_schedule)
   _rename_errors(megatron_schedules.megatron_wd_schedule, wd_schedule)
   clip = _validation.to_float("--clip-grad", a["clip_grad"], 0.0)
-  betas = (_validation.to_float("--adam-beta1", a["adam_beta1"], 0.0, 1.0,
-                                high_inclusive=False),
-           _validation.to_float("--adam-beta2", a["adam_beta2"], 0.0, 1.0,
-                                high_inclusive=False))
+  betas = (
+    _validation.to_float(
+      "--adam-beta1", a["adam_beta1"], 0.0, 1.0, high_inclusive=False
+    ),
+    _validation.to_float(
+      "--adam-beta2", a["adam_beta2"], 0.0, 1.0, high_inclusive=False
+    ),
+  )
   eps = _validation.to_float("--adam-eps", a["adam_eps"], 0.0)
   momentum = _validation.to_float("--sgd-momentum", a["sgd_momentum"], 0.0)
   return MegatronPlan(
-      optimizer=optimizer, lr_schedule=lr_schedule, wd_schedule=wd_schedule,
-      clip=clip, accumulation_steps=gbs // (micro * dp), betas=betas, eps=eps,
-      momentum=momentum, apply_wd_to_qk_layernorm=a["apply_wd_to_qk_layernorm"],
-      global_batch_size=gbs, micro_batch_size=micro, data_parallel_size=dp,
-      train_iters=train_iters, notes=tuple(notes))
+    optimizer=optimizer,
+    lr_schedule=lr_schedule,
+    wd_schedule=wd_schedule,
+    clip=clip,
+    accumulation_steps=gbs // (micro * dp),
+    betas=betas,
+    eps=eps,
+    momentum=momentum,
+    apply_wd_to_qk_layernorm=a["apply_wd_to_qk_layernorm"],
+    global_batch_size=gbs,
+    micro_batch_size=micro,
+    data_parallel_size=dp,
+    train_iters=train_iters,
+    notes=tuple(notes),
+  )
 
 
 _SCHEDULE_ARG_FLAGS = {
-    "max_lr": "--lr", "min_lr": "--min-lr", "init_lr": "--lr-warmup-init",
-    "lr_warmup_steps": "--lr-warmup-*", "lr_decay_steps": "--lr-decay-*",
-    "lr_decay_style": "--lr-decay-style", "wsd_decay_steps":
-    "--lr-wsd-decay-*", "lr_wsd_decay_style": "--lr-wsd-decay-style",
-    "start_wd": "--start-weight-decay", "end_wd": "--end-weight-decay",
-    "wd_incr_steps": "--train-*", "wd_incr_style": "--weight-decay-incr-style",
+  "max_lr": "--lr",
+  "min_lr": "--min-lr",
+  "init_lr": "--lr-warmup-init",
+  "lr_warmup_steps": "--lr-warmup-*",
+  "lr_decay_steps": "--lr-decay-*",
+  "lr_decay_style": "--lr-decay-style",
+  "wsd_decay_steps": "--lr-wsd-decay-*",
+  "lr_wsd_decay_style": "--lr-wsd-decay-style",
+  "start_wd": "--start-weight-decay",
+  "end_wd": "--end-weight-decay",
+  "wd_incr_steps": "--train-*",
+  "wd_incr_style": "--weight-decay-incr-style",
 }
 
 
@@ -616,14 +758,17 @@ def _rename_errors(factory, kwargs):
   try:
     factory(**kwargs)
   except ValueError as e:
-    flags = [flag for arg, flag in _SCHEDULE_ARG_FLAGS.items()
-             if re.search(rf"\b{arg}\b", str(e))]
+    flags = [
+      flag
+      for arg, flag in _SCHEDULE_ARG_FLAGS.items()
+      if re.search(rf"\b{arg}\b", str(e))
+    ]
     raise ValueError(f"Megatron arguments ({', '.join(flags)}): {e}") from e
 
 
-def from_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
-                       data_parallel_size: int = 1
-                       ) -> optax.GradientTransformation:
+def from_megatron_args(
+  args: str | Sequence[str] | Mapping[str, Any], *, data_parallel_size: int = 1
+) -> optax.GradientTransformation:
   r"""The optimizer a Megatron-LM command line trains with, as one optax chain.
 
   ``plan_megatron_args(args, data_parallel_size=...).build()``: at update
@@ -666,5 +811,4 @@ def from_megatron_args(args: str | Sequence[str] | Mapping[str, Any], *,
     (``get_optimizer_param_scheduler``, ``train_step``); megatron-core 0.16.1
     ``megatron/core/optimizer/__init__.py``.
   """
-  return plan_megatron_args(args,
-                            data_parallel_size=data_parallel_size).build()
+  return plan_megatron_args(args, data_parallel_size=data_parallel_size).build()

@@ -32,7 +32,11 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,12 +48,12 @@ from bertadam_optax import masks
 from bertadam_optax import transforms
 
 __all__ = [
-    "bert_mapping",
-    "from_torch",
-    "match_by_name",
-    "params_from_torch",
-    "params_to_torch",
-    "to_torch",
+  "bert_mapping",
+  "from_torch",
+  "match_by_name",
+  "params_from_torch",
+  "params_to_torch",
+  "to_torch",
 ]
 
 _BERTADAM_KEYS = ("step", "next_m", "next_v")
@@ -64,7 +68,8 @@ def _is_kernel(path: str) -> bool:
 
 def _flax_axes(ndim: int) -> tuple[int, ...]:
   """The permutation taking a torch weight ``[out, in, *window]`` to a Flax
-  kernel ``[*window, in, out]``."""
+  kernel ``[*window, in, out]``.
+  """
   return tuple(range(2, ndim)) + (1, 0)
 
 
@@ -109,7 +114,8 @@ def _tensor(array: Any):
 
 def _put(value: np.ndarray, like: Any) -> jax.Array:
   """``value`` with the dtype and placement of ``like`` (an array or a
-  ``jax.ShapeDtypeStruct``)."""
+  ``jax.ShapeDtypeStruct``).
+  """
   value = np.asarray(value, dtype=like.dtype)
   sharding = getattr(like, "sharding", None)
   # An uncommitted array stays uncommitted: jit keys its cache on
@@ -123,8 +129,10 @@ def _put(value: np.ndarray, like: Any) -> jax.Array:
 
 
 def _leaves_by_path(tree: Any) -> dict[str, Any]:
-  return {masks.path_to_name(path): leaf
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  return {
+    masks.path_to_name(path): leaf
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+  }
 
 
 def _listing(title: str, items: Iterable[str]) -> list[str]:
@@ -144,22 +152,30 @@ def _shapes(state_dict: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
   return {name: tuple(value.shape) for name, value in state_dict.items()}
 
 
-def _check_mapping(mapping: Mapping[str, str], torch_shapes: Mapping[str, Any],
-                   leaves: Mapping[str, Any], what: str) -> None:
+def _check_mapping(
+  mapping: Mapping[str, str],
+  torch_shapes: Mapping[str, Any],
+  leaves: Mapping[str, Any],
+  what: str,
+) -> None:
   """Raises a ValueError listing every way the three disagree."""
   problems = _listing(
-      "extra torch names (in the state dict, mapped to no tree path)",
-      [n for n in torch_shapes if n not in mapping])
+    "extra torch names (in the state dict, mapped to no tree path)",
+    [n for n in torch_shapes if n not in mapping],
+  )
   problems += _listing(
-      "missing torch names (mapped, but not in the state dict)",
-      [n for n in mapping if n not in torch_shapes])
+    "missing torch names (mapped, but not in the state dict)",
+    [n for n in mapping if n not in torch_shapes],
+  )
   problems += _listing(
-      "missing tree paths (mapped, but not in the parameter tree)",
-      sorted({p for p in mapping.values() if p not in leaves}))
+    "missing tree paths (mapped, but not in the parameter tree)",
+    sorted({p for p in mapping.values() if p not in leaves}),
+  )
   reached = set(mapping.values())
   problems += _listing(
-      "extra tree paths (no torch name maps to them)",
-      [p for p in leaves if p not in reached])
+    "extra tree paths (no torch name maps to them)",
+    [p for p in leaves if p not in reached],
+  )
   mismatched = []
   for name, path in mapping.items():
     if name in torch_shapes and path in leaves:
@@ -167,8 +183,9 @@ def _check_mapping(mapping: Mapping[str, str], torch_shapes: Mapping[str, Any],
       got = tuple(torch_shapes[name])
       if got != expected:
         mismatched.append(
-            f"{name} {got} -> {path} {tuple(np.shape(leaves[path]))} (torch "
-            f"layout {expected})")
+          f"{name} {got} -> {path} {tuple(np.shape(leaves[path]))} (torch "
+          f"layout {expected})"
+        )
   problems += _listing("shapes that do not match", mismatched)
   _raise_if(problems, what)
 
@@ -186,11 +203,11 @@ def _normalise(name: str, last_names: Mapping[str, str]) -> str:
 
 
 def match_by_name(
-    torch_state_dict: Mapping[str, Any],
-    params: Any,
-    *,
-    tied: Mapping[str, str] | None = None,
-    rename: Callable[[str], str] | None = None,
+  torch_state_dict: Mapping[str, Any],
+  params: Any,
+  *,
+  tied: Mapping[str, str] | None = None,
+  rename: Callable[[str], str] | None = None,
 ) -> dict[str, str]:
   r"""Builds the mapping ``{torch name: tree path}`` by matching names.
 
@@ -244,11 +261,13 @@ def match_by_name(
   for path in leaves:
     by_key[_normalise(path, _FLAX_LAST)].append(path)
   problems = _listing(
-      "tree paths that normalise to the same name",
-      [" and ".join(paths) for paths in by_key.values() if len(paths) > 1])
+    "tree paths that normalise to the same name",
+    [" and ".join(paths) for paths in by_key.values() if len(paths) > 1],
+  )
   problems += _listing(
-      "tied names missing from the torch state dict",
-      [n for n in list(tied) + list(tied.values()) if n not in torch_state_dict])
+    "tied names missing from the torch state dict",
+    [n for n in list(tied) + list(tied.values()) if n not in torch_state_dict],
+  )
   _raise_if(problems, "cannot match torch names to the parameter tree")
 
   mapping = {}
@@ -260,25 +279,33 @@ def match_by_name(
   for name, path in mapping.items():
     claimed[path].append(name)
   problems = _listing(
-      "torch names that match the same leaf (declare them in `tied`)",
-      [f"{' and '.join(names)} -> {path}" for path, names in claimed.items()
-       if len(names) > 1])
+    "torch names that match the same leaf (declare them in `tied`)",
+    [
+      f"{' and '.join(names)} -> {path}"
+      for path, names in claimed.items()
+      if len(names) > 1
+    ],
+  )
   _raise_if(problems, "cannot match torch names to the parameter tree")
   for alias, source in tied.items():
     if source in mapping:
       mapping[alias] = mapping[source]
   mapping = {n: mapping[n] for n in torch_state_dict if n in mapping}
-  _check_mapping(mapping, _shapes(torch_state_dict), leaves,
-                 "cannot match torch names to the parameter tree")
+  _check_mapping(
+    mapping,
+    _shapes(torch_state_dict),
+    leaves,
+    "cannot match torch names to the parameter tree",
+  )
   return mapping
 
 
 def bert_mapping(
-    num_layers: int,
-    *,
-    pooler: bool = True,
-    next_sentence: bool = False,
-    tie_word_embeddings: bool = True,
+  num_layers: int,
+  *,
+  pooler: bool = True,
+  next_sentence: bool = False,
+  tie_word_embeddings: bool = True,
 ) -> dict[str, str]:
   r"""The mapping of a pytorch-pretrained-bert BERT to Hugging Face's Flax BERT.
 
@@ -315,10 +342,14 @@ def bert_mapping(
   Raises:
     ValueError: if ``num_layers`` is not an integer >= 1.
   """
-  if isinstance(num_layers, bool) or not isinstance(num_layers, int) or (
-      num_layers < 1):
-    raise ValueError(f"num_layers={num_layers!r} is out of range; expected an "
-                     "integer >= 1.")
+  if (
+    isinstance(num_layers, bool)
+    or not isinstance(num_layers, int)
+    or (num_layers < 1)
+  ):
+    raise ValueError(
+      f"num_layers={num_layers!r} is out of range; expected an integer >= 1."
+    )
   mapping: dict[str, str] = {}
 
   def linear(prefix):
@@ -333,7 +364,8 @@ def bert_mapping(
   mapping[f"{word_embeddings}.weight"] = f"{word_embeddings}.embedding"
   for table in ("position_embeddings", "token_type_embeddings"):
     mapping[f"bert.embeddings.{table}.weight"] = (
-        f"bert.embeddings.{table}.embedding")
+      f"bert.embeddings.{table}.embedding"
+    )
   layer_norm("bert.embeddings.LayerNorm")
   for i in range(num_layers):
     layer = f"bert.encoder.layer.{i}"
@@ -350,8 +382,10 @@ def bert_mapping(
   linear("cls.predictions.transform.dense")
   layer_norm("cls.predictions.transform.LayerNorm")
   mapping["cls.predictions.decoder.weight"] = (
-      f"{word_embeddings}.embedding" if tie_word_embeddings
-      else "cls.predictions.decoder.kernel")
+    f"{word_embeddings}.embedding"
+    if tie_word_embeddings
+    else "cls.predictions.decoder.kernel"
+  )
   if next_sentence:
     linear("cls.seq_relationship")
   return mapping
@@ -361,9 +395,9 @@ def bert_mapping(
 
 
 def params_from_torch(
-    model_state_dict: Mapping[str, Any],
-    params: Any,
-    mapping: Mapping[str, str],
+  model_state_dict: Mapping[str, Any],
+  params: Any,
+  mapping: Mapping[str, str],
 ) -> Any:
   """A torch model's weights as a Flax parameter tree.
 
@@ -396,8 +430,12 @@ def params_from_torch(
       mismatches and tied names whose tensors differ.
   """
   leaves = _leaves_by_path(params)
-  _check_mapping(mapping, _shapes(model_state_dict), leaves,
-                 "the torch state dict does not fit the parameter tree")
+  _check_mapping(
+    mapping,
+    _shapes(model_state_dict),
+    leaves,
+    "the torch state dict does not fit the parameter tree",
+  )
   values: dict[str, np.ndarray] = {}
   untied = []
   for name, path in mapping.items():
@@ -405,11 +443,13 @@ def params_from_torch(
     if path in values and not np.array_equal(values[path], value):
       untied.append(f"{name} -> {path}")
     values.setdefault(path, value)
-  _raise_if(_listing("torch names sharing a leaf but holding different values",
-                     untied),
-            "the torch state dict does not fit the parameter tree")
+  _raise_if(
+    _listing("torch names sharing a leaf but holding different values", untied),
+    "the torch state dict does not fit the parameter tree",
+  )
   return jax.tree_util.tree_map_with_path(
-      lambda path, leaf: _put(values[masks.path_to_name(path)], leaf), params)
+    lambda path, leaf: _put(values[masks.path_to_name(path)], leaf), params
+  )
 
 
 def params_to_torch(params: Any, mapping: Mapping[str, str]) -> dict[str, Any]:
@@ -444,14 +484,19 @@ def params_to_torch(params: Any, mapping: Mapping[str, str]) -> dict[str, Any]:
   """
   leaves = _leaves_by_path(params)
   problems = _listing(
-      "missing tree paths (mapped, but not in the parameter tree)",
-      sorted({p for p in mapping.values() if p not in leaves}))
+    "missing tree paths (mapped, but not in the parameter tree)",
+    sorted({p for p in mapping.values() if p not in leaves}),
+  )
   reached = set(mapping.values())
-  problems += _listing("extra tree paths (no torch name maps to them)",
-                       [p for p in leaves if p not in reached])
+  problems += _listing(
+    "extra tree paths (no torch name maps to them)",
+    [p for p in leaves if p not in reached],
+  )
   _raise_if(problems, "the mapping does not fit the parameter tree")
-  return {name: _tensor(_to_torch_layout(path, np.asarray(leaves[path])))
-          for name, path in mapping.items()}
+  return {
+    name: _tensor(_to_torch_layout(path, np.asarray(leaves[path])))
+    for name, path in mapping.items()
+  }
 
 
 # Optimizer state.
@@ -462,42 +507,59 @@ def _is_moments(node: Any) -> bool:
 
 
 def _is_stage(node: Any) -> bool:
-  return isinstance(node, (transforms.ScaleByBertAdamState,
-                           transforms.ScaleByLearningRateState))
+  return isinstance(
+    node, (transforms.ScaleByBertAdamState, transforms.ScaleByLearningRateState)
+  )
 
 
-def _param_ids(param_groups: Sequence[Mapping[str, Any]],
-               param_names: Sequence[str], mapping: Mapping[str, str],
-               what: str) -> list[tuple[Any, str, str]]:
+def _param_ids(
+  param_groups: Sequence[Mapping[str, Any]],
+  param_names: Sequence[str],
+  mapping: Mapping[str, str],
+  what: str,
+) -> list[tuple[Any, str, str]]:
   """``(optimizer id, torch name, tree path)`` of every optimizer parameter."""
-  if isinstance(param_groups, (str, bytes, Mapping)) or not isinstance(
-      param_groups, Sequence) or not all(
-          isinstance(g, Mapping) and isinstance(g.get("params"), Sequence)
-          and not isinstance(g.get("params"), (str, bytes))
-          for g in param_groups):
-    raise ValueError(f"{what}: param_groups={param_groups!r:.200} is not a "
-                     "list of dicts with a 'params' list of ids, as torch's "
-                     "optimizer.state_dict()['param_groups'].")
+  if (
+    isinstance(param_groups, (str, bytes, Mapping))
+    or not isinstance(param_groups, Sequence)
+    or not all(
+      isinstance(g, Mapping)
+      and isinstance(g.get("params"), Sequence)
+      and not isinstance(g.get("params"), (str, bytes))
+      for g in param_groups
+    )
+  ):
+    raise ValueError(
+      f"{what}: param_groups={param_groups!r:.200} is not a "
+      "list of dicts with a 'params' list of ids, as torch's "
+      "optimizer.state_dict()['param_groups']."
+    )
   ids = [i for group in param_groups for i in group["params"]]
   repeated = sorted({repr(i) for i in ids if ids.count(i) > 1})
   if repeated:
-    raise ValueError(f"{what}: param_groups list the ids {repeated} more than "
-                     "once; each parameter has one id.")
+    raise ValueError(
+      f"{what}: param_groups list the ids {repeated} more than "
+      "once; each parameter has one id."
+    )
   if len(ids) != len(param_names):
     raise ValueError(
-        f"{what}: the optimizer's param_groups hold {len(ids)} parameters but "
-        f"param_names lists {len(param_names)}; param_names must name them in "
-        "param_groups order (e.g. [n for n, _ in model.named_parameters()] for "
-        "BertAdam(model.parameters())).")
-  problems = _listing("param_names missing from the mapping",
-                      [n for n in param_names if n not in mapping])
+      f"{what}: the optimizer's param_groups hold {len(ids)} parameters but "
+      f"param_names lists {len(param_names)}; param_names must name them in "
+      "param_groups order (e.g. [n for n, _ in model.named_parameters()] for "
+      "BertAdam(model.parameters()))."
+    )
+  problems = _listing(
+    "param_names missing from the mapping",
+    [n for n in param_names if n not in mapping],
+  )
   seen = collections.defaultdict(list)
   for name in param_names:
     if name in mapping:
       seen[mapping[name]].append(name)
   problems += _listing(
-      "param_names that map to the same leaf",
-      [f"{' and '.join(n)} -> {p}" for p, n in seen.items() if len(n) > 1])
+    "param_names that map to the same leaf",
+    [f"{' and '.join(n)} -> {p}" for p, n in seen.items() if len(n) > 1],
+  )
   _raise_if(problems, what)
   return [(i, n, mapping[n]) for i, n in zip(ids, param_names)]
 
@@ -522,26 +584,33 @@ def _with_counts(opt_state: Any, count: int) -> Any:
   return jax.tree.map(set_count, opt_state, is_leaf=_is_stage)
 
 
-def _with_moments(opt_state: Any,
-                  moments: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Any:
+def _with_moments(
+  opt_state: Any, moments: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> Any:
   def fill(which):
     def leaf(path, like):
       found = moments.get(masks.path_to_name(path))
       return like if found is None else _put(found[which], like)
+
     return leaf
 
   def set_moments(node):
     if _is_moments(node):
       return node._replace(
-          mu=jax.tree_util.tree_map_with_path(fill(0), node.mu),
-          nu=jax.tree_util.tree_map_with_path(fill(1), node.nu))
+        mu=jax.tree_util.tree_map_with_path(fill(0), node.mu),
+        nu=jax.tree_util.tree_map_with_path(fill(1), node.nu),
+      )
     return node
 
   return jax.tree.map(set_moments, opt_state, is_leaf=_is_moments)
 
 
-def _learning_rates_at(optimizer: optax.GradientTransformation, params: Any,
-                       opt_state: Any, count: int) -> Any:
+def _learning_rates_at(
+  optimizer: optax.GradientTransformation,
+  params: Any,
+  opt_state: Any,
+  count: int,
+) -> Any:
   """``opt_state`` with each learning-rate stage as it is after ``count``
   updates.
 
@@ -563,28 +632,37 @@ def _learning_rates_at(optimizer: optax.GradientTransformation, params: Any,
   leaves, treedef = jax.tree.flatten(opt_state, is_leaf=is_lr)
   updated = jax.tree.leaves(after, is_leaf=is_lr)
   return jax.tree.unflatten(
-      treedef, [new if is_lr(old) else old for old, new in zip(leaves, updated)])
+    treedef, [new if is_lr(old) else old for old, new in zip(leaves, updated)]
+  )
 
 
 def _state_keys(torch_state: Any, ids: Sequence[Any]) -> list[str]:
   """Problems with the keys of a torch ``state``: every key must be an id of
   ``param_groups``. Ids without a state are parameters that got no gradient
-  yet, unless keys that are not ids say the state belongs to other ids."""
+  yet, unless keys that are not ids say the state belongs to other ids.
+  """
   if not isinstance(torch_state, Mapping):
-    return [f"optimizer_state_dict['state'] is a {type(torch_state).__name__};"
-            " expected a dict {parameter id: state}"]
+    return [
+      f"optimizer_state_dict['state'] is a {type(torch_state).__name__};"
+      " expected a dict {parameter id: state}"
+    ]
   known = set(ids)
   extra = [k for k in torch_state if k not in known]
   if not extra:
     return []
   missing = [i for i in ids if i not in torch_state]
-  problems = _listing("state keys that are no id of param_groups",
-                      [f"{k!r} ({type(k).__name__})" for k in extra])
-  problems += _listing("param_groups ids without a state",
-                       [repr(i) for i in missing])
+  problems = _listing(
+    "state keys that are no id of param_groups",
+    [f"{k!r} ({type(k).__name__})" for k in extra],
+  )
+  problems += _listing(
+    "param_groups ids without a state", [repr(i) for i in missing]
+  )
   if any(isinstance(k, str) for k in extra):
-    problems.append("  (torch keys the state by the integer ids of "
-                    "param_groups; string keys come from a JSON round trip)")
+    problems.append(
+      "  (torch keys the state by the integer ids of "
+      "param_groups; string keys come from a JSON round trip)"
+    )
   return problems
 
 
@@ -603,22 +681,25 @@ def _moment_problems(name: str, m: np.ndarray, v: np.ndarray) -> list[str]:
     if not np.issubdtype(x.dtype, np.floating):
       problems.append(f"{name}: {key} has dtype {x.dtype}; expected floating")
     elif not np.all(np.isfinite(x)):
-      problems.append(f"{name}: {key} holds {int(np.sum(~np.isfinite(x)))} "
-                      "non-finite values")
+      problems.append(
+        f"{name}: {key} holds {int(np.sum(~np.isfinite(x)))} non-finite values"
+      )
   if np.issubdtype(v.dtype, np.floating) and np.any(v < 0):
-    problems.append(f"{name}: next_v holds {int(np.sum(v < 0))} negative "
-                    "values (a second moment is >= 0)")
+    problems.append(
+      f"{name}: next_v holds {int(np.sum(v < 0))} negative "
+      "values (a second moment is >= 0)"
+    )
   return problems
 
 
 def from_torch(
-    model_state_dict: Mapping[str, Any],
-    optimizer_state_dict: Mapping[str, Any],
-    *,
-    params: Any,
-    optimizer: optax.GradientTransformation,
-    mapping: Mapping[str, str],
-    param_names: Sequence[str],
+  model_state_dict: Mapping[str, Any],
+  optimizer_state_dict: Mapping[str, Any],
+  *,
+  params: Any,
+  optimizer: optax.GradientTransformation,
+  mapping: Mapping[str, str],
+  param_names: Sequence[str],
 ) -> tuple[Any, optax.OptState]:
   r"""A PyTorch BertAdam checkpoint as ``(params, opt_state)``.
 
@@ -698,23 +779,31 @@ def from_torch(
   """
   what = "the torch optimizer state does not fit the optimizer"
   if not isinstance(optimizer_state_dict, Mapping):
-    raise ValueError(f"{what}: optimizer_state_dict is a "
-                     f"{type(optimizer_state_dict).__name__}; expected a torch "
-                     "optimizer's state_dict().")
-  missing = [k for k in ("state", "param_groups")
-             if k not in optimizer_state_dict]
+    raise ValueError(
+      f"{what}: optimizer_state_dict is a "
+      f"{type(optimizer_state_dict).__name__}; expected a torch "
+      "optimizer's state_dict()."
+    )
+  missing = [
+    k for k in ("state", "param_groups") if k not in optimizer_state_dict
+  ]
   if missing:
-    raise ValueError(f"{what}: optimizer_state_dict has no {missing}; expected "
-                     "a torch optimizer's state_dict().")
+    raise ValueError(
+      f"{what}: optimizer_state_dict has no {missing}; expected "
+      "a torch optimizer's state_dict()."
+    )
   new_params = params_from_torch(model_state_dict, params, mapping)
   opt_state = optimizer.init(new_params)
   moment_leaves = _moment_leaves(opt_state)
   if not moment_leaves:
-    raise ValueError(f"{what}: optimizer.init holds no ScaleByBertAdamState; "
-                     "from_torch fills the state of bertadam_optax.bertadam "
-                     "or of a chain holding scale_by_bertadam.")
-  params_by_id = _param_ids(optimizer_state_dict["param_groups"], param_names,
-                            mapping, what)
+    raise ValueError(
+      f"{what}: optimizer.init holds no ScaleByBertAdamState; "
+      "from_torch fills the state of bertadam_optax.bertadam "
+      "or of a chain holding scale_by_bertadam."
+    )
+  params_by_id = _param_ids(
+    optimizer_state_dict["param_groups"], param_names, mapping, what
+  )
   torch_state = optimizer_state_dict["state"]
   leaves = _leaves_by_path(new_params)
 
@@ -729,16 +818,19 @@ def from_torch(
     if entry is None or (isinstance(entry, Mapping) and not entry):
       continue
     if not isinstance(entry, Mapping) or any(
-        key not in entry for key in _BERTADAM_KEYS):
-      keys = sorted(entry) if isinstance(entry, Mapping) else type(
-          entry).__name__
+      key not in entry for key in _BERTADAM_KEYS
+    ):
+      keys = (
+        sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
+      )
       not_bertadam.append(f"{name}: {keys}")
       continue
     expected = _torch_shape(path, leaves[path].shape)
     m, v = _numpy(entry["next_m"]), _numpy(entry["next_v"])
     if m.shape != expected or v.shape != expected:
-      mismatched.append(f"{name}: next_m {m.shape}, next_v {v.shape}, "
-                        f"expected {expected}")
+      mismatched.append(
+        f"{name}: next_m {m.shape}, next_v {v.shape}, expected {expected}"
+      )
       continue
     step = _step(entry["step"])
     if isinstance(step, str):
@@ -748,34 +840,36 @@ def from_torch(
     steps[step].append(name)
     moments[path] = (_to_flax_layout(path, m), _to_flax_layout(path, v))
   problems = _listing(
-      "parameters whose state is not BertAdam's (step, next_m, next_v)",
-      not_bertadam)
+    "parameters whose state is not BertAdam's (step, next_m, next_v)",
+    not_bertadam,
+  )
   problems += _listing("moments whose shapes do not match", mismatched)
   problems += _listing("steps that are not integers >= 0", bad_steps)
   problems += _listing("moments that are not valid", bad_values)
   if len(steps) > 1:
     problems += _listing(
-        "parameters at different steps",
-        [f"step {s}: {', '.join(names)}" for s, names in sorted(steps.items())])
+      "parameters at different steps",
+      [f"step {s}: {', '.join(names)}" for s, names in sorted(steps.items())],
+    )
   reached = {path for _, _, path in params_by_id}
   problems += _listing(
-      "optimizer leaves no entry of param_names maps to",
-      [p for p in moment_leaves if p not in reached])
+    "optimizer leaves no entry of param_names maps to",
+    [p for p in moment_leaves if p not in reached],
+  )
   _raise_if(problems, what)
 
   count = next(iter(steps), 0)
   opt_state = _with_counts(_with_moments(opt_state, moments), count)
-  return new_params, _learning_rates_at(optimizer, new_params, opt_state,
-                                        count)
+  return new_params, _learning_rates_at(optimizer, new_params, opt_state, count)
 
 
 def to_torch(
-    params: Any,
-    opt_state: optax.OptState,
-    *,
-    mapping: Mapping[str, str],
-    param_names: Sequence[str],
-    param_groups: Sequence[Mapping[str, Any]],
+  params: Any,
+  opt_state: optax.OptState,
+  *,
+  mapping: Mapping[str, str],
+  param_names: Sequence[str],
+  param_groups: Sequence[Mapping[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   r"""``(params, opt_state)`` as PyTorch model and BertAdam state dicts.
 
@@ -830,18 +924,22 @@ def to_torch(
   """
   what = "the optimizer state does not fit the torch optimizer"
   model_state_dict = params_to_torch(params, mapping)
-  stages = [n for n in jax.tree.leaves(opt_state, is_leaf=_is_moments)
-            if _is_moments(n)]
+  stages = [
+    n for n in jax.tree.leaves(opt_state, is_leaf=_is_moments) if _is_moments(n)
+  ]
   if not stages:
     raise ValueError(f"{what}: opt_state holds no ScaleByBertAdamState.")
   counts = sorted({int(s.count) for s in stages})
   if len(counts) > 1:
-    raise ValueError(f"{what}: the BertAdam stages are at different counts "
-                     f"{counts}; a torch BertAdam state has one step.")
+    raise ValueError(
+      f"{what}: the BertAdam stages are at different counts "
+      f"{counts}; a torch BertAdam state has one step."
+    )
   count = counts[0]
   if count < 0:
-    raise ValueError(f"{what}: the BertAdam count is {count}; expected an "
-                     "integer >= 0.")
+    raise ValueError(
+      f"{what}: the BertAdam count is {count}; expected an integer >= 0."
+    )
   params_by_id = _param_ids(param_groups, param_names, mapping, what)
   moment_leaves = _moment_leaves(opt_state)
   if count:
@@ -849,8 +947,9 @@ def to_torch(
     for _, name, path in params_by_id:
       if path in moment_leaves:
         mu, nu = moment_leaves[path]
-        problems += _moment_problems(name, np.asarray(mu, np.float32),
-                                     np.asarray(nu, np.float32))
+        problems += _moment_problems(
+          name, np.asarray(mu, np.float32), np.asarray(nu, np.float32)
+        )
     _raise_if(_listing("moments that are not valid", problems), what)
   state = {}
   for pid, _, path in params_by_id:
@@ -858,9 +957,9 @@ def to_torch(
       continue
     mu, nu = moment_leaves[path]
     state[pid] = {
-        "step": count,
-        "next_m": _tensor(_to_torch_layout(path, np.asarray(mu))),
-        "next_v": _tensor(_to_torch_layout(path, np.asarray(nu))),
+      "step": count,
+      "next_m": _tensor(_to_torch_layout(path, np.asarray(mu))),
+      "next_v": _tensor(_to_torch_layout(path, np.asarray(nu))),
     }
   groups = [dict(group, params=list(group["params"])) for group in param_groups]
   return model_state_dict, {"state": state, "param_groups": groups}

@@ -32,22 +32,28 @@ from bertadam_optax.schedules import megatron
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
 from bertadam_optax.schedules import transformers
-from bertadam_optax.schedules.bing_bert import *  # noqa: F401,F403
-from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F401,F403
-from bertadam_optax.schedules.pretrained_bert import *  # noqa: F401,F403
-from bertadam_optax.schedules.registry import *  # noqa: F401,F403
-from bertadam_optax.schedules.megatron import *  # noqa: F401,F403
-from bertadam_optax.schedules.transformers import *  # noqa: F401,F403
+from bertadam_optax.schedules.bing_bert import *  # noqa: F403
+from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F403
+from bertadam_optax.schedules.megatron import *  # noqa: F403
+from bertadam_optax.schedules.pretrained_bert import *  # noqa: F403
+from bertadam_optax.schedules.registry import *  # noqa: F403
+from bertadam_optax.schedules.transformers import *  # noqa: F403
 
 __all__ = (
-    ["bing_bert", "deepspeed_runtime", "megatron", "pretrained_bert",
-     "registry", "transformers"]
-    + list(bing_bert.__all__)
-    + list(deepspeed_runtime.__all__)
-    + list(pretrained_bert.__all__)
-    + list(registry.__all__)
-    + list(transformers.__all__)
-    + list(megatron.__all__)
+  [
+    "bing_bert",
+    "deepspeed_runtime",
+    "megatron",
+    "pretrained_bert",
+    "registry",
+    "transformers",
+  ]
+  + list(bing_bert.__all__)
+  + list(deepspeed_runtime.__all__)
+  + list(pretrained_bert.__all__)
+  + list(registry.__all__)
+  + list(transformers.__all__)
+  + list(megatron.__all__)
 )
 
 _DEPRECATED_MODULES = ("deepspeed", "modern")

@@ -12,7 +12,8 @@ compares against, exact for every count below 2**24.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,16 +50,23 @@ def static_float(value: Any) -> Any:
   return float(value) if _validation.is_number(value) else value
 
 
-def static_number(name: str, value: Any, low: float | None = None,
-                  high: float | None = None, **kwargs: Any) -> float:
+def static_number(
+  name: str,
+  value: Any,
+  low: float | None = None,
+  high: float | None = None,
+  **kwargs: Any,
+) -> float:
   """A hyperparameter that fixes thresholds at construction, as a float.
 
   :func:`~bertadam_optax._validation.to_float`, refusing a tracer too: the
   value decides where the schedule's branches fall, before anything is traced.
   """
   if _validation.is_traced(value):
-    raise ValueError(f"{name}={value!r} is traced; expected a concrete number "
-                     "(it fixes the schedule's thresholds at construction).")
+    raise ValueError(
+      f"{name}={value!r} is traced; expected a concrete number "
+      "(it fixes the schedule's thresholds at construction)."
+    )
   return _validation.to_float(name, value, low, high, **kwargs)
 
 

@@ -32,9 +32,11 @@ def join(step: Any, boundaries: Sequence[Any], pieces: Sequence[Any]) -> Any:
     The joined value.
   """
   if len(pieces) != len(boundaries) + 1:
-    raise ValueError(f"pieces={len(pieces)} values for boundaries="
-                     f"{len(boundaries)}; expected one more piece than "
-                     "boundaries.")
+    raise ValueError(
+      f"pieces={len(pieces)} values for boundaries="
+      f"{len(boundaries)}; expected one more piece than "
+      "boundaries."
+    )
   value = pieces[-1]
   for boundary, piece in zip(reversed(boundaries), reversed(pieces[:-1])):
     value = jnp.where(step < boundary, piece, value)

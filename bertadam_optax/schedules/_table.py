@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
 
 import optax
 
@@ -26,26 +30,33 @@ from bertadam_optax import _validation
 from bertadam_optax.schedules import _common
 
 __all__ = [
-    "MissingScheduleOptionError",
-    "UNIFORM_OPTIONS",
-    "Options",
-    "ScheduleInfo",
-    "drop_none",
-    "entry",
-    "formula",
-    "fraction_or_default",
-    "missing_option",
-    "ratio",
-    "warmup_steps",
+  "UNIFORM_OPTIONS",
+  "MissingScheduleOptionError",
+  "Options",
+  "ScheduleInfo",
+  "drop_none",
+  "entry",
+  "formula",
+  "fraction_or_default",
+  "missing_option",
+  "ratio",
+  "warmup_steps",
 ]
 
-UNIFORM_OPTIONS = ("lr", "t_total", "warmup", "min_lr", "decay_rate",
-                   "decay_steps")
+UNIFORM_OPTIONS = (
+  "lr",
+  "t_total",
+  "warmup",
+  "min_lr",
+  "decay_rate",
+  "decay_steps",
+)
 """The uniform options an entry may read, in the order entries list them."""
 
 
 class Options(NamedTuple):
   """The uniform options, validated; ``warmup`` is a fraction of ``t_total``."""
+
   lr: Any
   t_total: int | None
   warmup: float | None
@@ -72,6 +83,7 @@ class ScheduleInfo(NamedTuple):
     build: ``(Options, extra keywords) -> optax.Schedule``.
     factory: the function that defines the schedule in its family's module.
   """
+
   name: str
   family: str
   source: str
@@ -89,21 +101,22 @@ def formula(function: Callable[..., Any]) -> str:
   """The text after ``In one line:`` in ``function``'s docstring, joined."""
   match = _FORMULA.search(inspect.getdoc(function) or "")
   if match is None:
-    raise ValueError(f"{function.__qualname__} has no 'In one line: ``...``' "
-                     "in its docstring.")
+    raise ValueError(
+      f"{function.__qualname__} has no 'In one line: ``...``' in its docstring."
+    )
   return " ".join(match.group(1).split())
 
 
 def entry(
-    family: str,
-    source: str,
-    factory: Callable[..., Any],
-    build: Callable[[Options, dict[str, Any]], optax.Schedule],
-    *,
-    keywords: Mapping[str, str],
-    always: Iterable[str] = ("lr",),
-    required: Iterable[str] = (),
-    optional: Iterable[str] = (),
+  family: str,
+  source: str,
+  factory: Callable[..., Any],
+  build: Callable[[Options, dict[str, Any]], optax.Schedule],
+  *,
+  keywords: Mapping[str, str],
+  always: Iterable[str] = ("lr",),
+  required: Iterable[str] = (),
+  optional: Iterable[str] = (),
 ) -> ScheduleInfo:
   """A table entry for ``factory``, its options read from its signature.
 
@@ -133,8 +146,16 @@ def entry(
         needed.add(keywords[key])
   order = [o for o in UNIFORM_OPTIONS if o in read]
   name = source if family == "deepspeed" else f"{family}.{source}"
-  return ScheduleInfo(name, family, source, formula(factory), tuple(order),
-                      tuple(o for o in order if o in needed), build, factory)
+  return ScheduleInfo(
+    name,
+    family,
+    source,
+    formula(factory),
+    tuple(order),
+    tuple(o for o in order if o in needed),
+    build,
+    factory,
+  )
 
 
 class MissingScheduleOptionError(ValueError):

@@ -8,11 +8,14 @@ release.
 
 import warnings
 
-from bertadam_optax.schedules.bing_bert import *  # noqa: F401,F403
+from bertadam_optax.schedules.bing_bert import *  # noqa: F403
 from bertadam_optax.schedules.bing_bert import __all__  # noqa: F401
 from bertadam_optax.schedules.bing_bert import check_warmup  # noqa: F401
 
 warnings.warn(
-    "bertadam_optax.schedules.deepspeed is deprecated: it is now "
-    "bertadam_optax.schedules.bing_bert (DeepSpeedExamples' bing_bert "
-    "schedules).", DeprecationWarning, stacklevel=2)
+  "bertadam_optax.schedules.deepspeed is deprecated: it is now "
+  "bertadam_optax.schedules.bing_bert (DeepSpeedExamples' bing_bert "
+  "schedules).",
+  DeprecationWarning,
+  stacklevel=2,
+)

@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import optax
@@ -50,16 +52,16 @@ from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
-    "DEEPSPEED_SCHEDULERS",
-    "ONE_CYCLE_BETA2",
-    "deepspeed_momentum_schedule",
-    "deepspeed_schedule",
-    "lr_range_test",
-    "one_cycle",
-    "one_cycle_momentum",
-    "warmup_cosine_lr",
-    "warmup_decay_lr",
-    "warmup_lr",
+  "DEEPSPEED_SCHEDULERS",
+  "ONE_CYCLE_BETA2",
+  "deepspeed_momentum_schedule",
+  "deepspeed_schedule",
+  "lr_range_test",
+  "one_cycle",
+  "one_cycle_momentum",
+  "warmup_cosine_lr",
+  "warmup_decay_lr",
+  "warmup_lr",
 ]
 
 _WARMUP_TYPES = ("log", "linear")
@@ -87,8 +89,9 @@ def _warmup_length(warmup_num_steps: Any) -> int:
   return max(2, _check_steps("warmup_num_steps", warmup_num_steps, 1))
 
 
-def _warmup_fraction(last: jnp.ndarray, length: int,
-                     warmup_type: str) -> jnp.ndarray:
+def _warmup_fraction(
+  last: jnp.ndarray, length: int, warmup_type: str
+) -> jnp.ndarray:
   """DeepSpeed's warmup gamma at ``last_batch_iteration = last`` (< length)."""
   if warmup_type == "log":
     return jnp.log1p(last) * (1.0 / math.log(length))
@@ -107,12 +110,12 @@ def _steps(count) -> tuple[jnp.ndarray, jnp.ndarray]:
 
 
 def warmup_lr(
-    warmup_min_lr: float = 0.0,
-    warmup_max_lr: float | None = None,
-    warmup_num_steps: int = 1000,
-    warmup_type: str = "log",
-    *,
-    learning_rate: float | None = None,
+  warmup_min_lr: float = 0.0,
+  warmup_max_lr: float | None = None,
+  warmup_num_steps: int = 1000,
+  warmup_type: str = "log",
+  *,
+  learning_rate: float | None = None,
 ) -> optax.Schedule:
   r"""DeepSpeed's ``WarmupLR``: warm up from a minimum to a maximum, then hold.
 
@@ -162,8 +165,10 @@ def warmup_lr(
     learning_rate = _check_lr("learning_rate", learning_rate)
   if warmup_max_lr is None:
     if learning_rate is None:
-      raise ValueError("warmup_max_lr=None: WarmupLR then uses the optimizer's "
-                       "learning rate; pass learning_rate= or warmup_max_lr.")
+      raise ValueError(
+        "warmup_max_lr=None: WarmupLR then uses the optimizer's "
+        "learning rate; pass learning_rate= or warmup_max_lr."
+      )
     warmup_max_lr = learning_rate
     max_name = "learning_rate"
   else:
@@ -175,20 +180,23 @@ def warmup_lr(
 
   def schedule(count):
     _, last = _steps(count)
-    gamma = _join.warmup_then(last, length,
-                              _warmup_fraction(last, length, warmup_type),
-                              jnp.float32(1.0))
+    gamma = _join.warmup_then(
+      last,
+      length,
+      _warmup_fraction(last, length, warmup_type),
+      jnp.float32(1.0),
+    )
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
 
 
 def warmup_decay_lr(
-    total_num_steps: int,
-    warmup_min_lr: float = 0.0,
-    warmup_max_lr: float = 0.001,
-    warmup_num_steps: int = 1000,
-    warmup_type: str = "log",
+  total_num_steps: int,
+  warmup_min_lr: float = 0.0,
+  warmup_max_lr: float = 0.001,
+  warmup_num_steps: int = 1000,
+  warmup_type: str = "log",
 ) -> optax.Schedule:
   r"""DeepSpeed's ``WarmupDecayLR``: :func:`warmup_lr`, then a linear decay.
 
@@ -237,22 +245,22 @@ def warmup_decay_lr(
   def schedule(count):
     _, last = _steps(count)
     decay = jnp.maximum(0.0, (total - last) / decay_length)
-    gamma = _join.warmup_then(last, length,
-                              _warmup_fraction(last, length, warmup_type),
-                              decay)
+    gamma = _join.warmup_then(
+      last, length, _warmup_fraction(last, length, warmup_type), decay
+    )
     return warmup_min_lr + (warmup_max_lr - warmup_min_lr) * gamma
 
   return schedule
 
 
 def warmup_cosine_lr(
-    total_num_steps: int,
-    warmup_min_ratio: float = 0.0,
-    warmup_num_steps: int = 1000,
-    cos_min_ratio: float = 0.0001,
-    warmup_type: str = "log",
-    *,
-    learning_rate: float,
+  total_num_steps: int,
+  warmup_min_ratio: float = 0.0,
+  warmup_num_steps: int = 1000,
+  cos_min_ratio: float = 0.0001,
+  warmup_type: str = "log",
+  *,
+  learning_rate: float,
 ) -> optax.Schedule:
   r"""DeepSpeed's ``WarmupCosineLR``: a ratio of the optimizer's learning rate.
 
@@ -305,8 +313,9 @@ def warmup_cosine_lr(
   if total < warmup_num_steps:
     # DeepSpeed only logs a warning, then never reaches the cosine.
     raise ValueError(
-        f"total_num_steps={total_num_steps!r} is out of range; WarmupCosineLR "
-        f"expects total_num_steps >= warmup_num_steps={warmup_num_steps!r}.")
+      f"total_num_steps={total_num_steps!r} is out of range; WarmupCosineLR "
+      f"expects total_num_steps >= warmup_num_steps={warmup_num_steps!r}."
+    )
   cos_min_ratio = _check_lr("cos_min_ratio", cos_min_ratio)
   _validation.check_choice("warmup_type", warmup_type, _WARMUP_TYPES)
   learning_rate = _check_lr("learning_rate", learning_rate)
@@ -315,7 +324,8 @@ def warmup_cosine_lr(
   def schedule(count):
     step, last = _steps(count)
     warm = warmup_min_ratio + (1.0 - warmup_min_ratio) * _warmup_fraction(
-        last, length, warmup_type)
+      last, length, warmup_type
+    )
     # 0.5 (1 + cos(pi p)) == sin(pi (1 - p) / 2) ** 2, with 1 - p from whole
     # step counts: no cancellation as the cosine reaches its floor.
     remaining = jnp.maximum(0.0, decay_length - (step - length)) / decay_length
@@ -327,9 +337,13 @@ def warmup_cosine_lr(
   return schedule
 
 
-def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
-                     cycle_first_stair_count, cycle_second_stair_count,
-                     decay_step_size):
+def _one_cycle_shape(
+  cycle_first_step_size,
+  cycle_second_step_size,
+  cycle_first_stair_count,
+  cycle_second_stair_count,
+  decay_step_size,
+):
   """Validates OneCycle's cycle shape; returns ``(scale, total, decay)``.
 
   ``scale(count)`` is DeepSpeed's ``_get_scale_factor`` at ``batch_iteration
@@ -338,23 +352,35 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
   or None when DeepSpeed skips the post-cycle decay.
   """
   first = _check_steps("cycle_first_step_size", cycle_first_step_size, 1)
-  second = first if cycle_second_step_size is None else _check_steps(
-      "cycle_second_step_size", cycle_second_step_size, 0)
-  first_stairs = _check_steps("cycle_first_stair_count",
-                              cycle_first_stair_count, -_INT32_LIMIT)
-  second_stairs = first_stairs if cycle_second_stair_count is None else (
-      _check_steps("cycle_second_stair_count", cycle_second_stair_count,
-                   -_INT32_LIMIT))
-  decay_step_size = _validation.check_int("decay_step_size", decay_step_size,
-                                          0)
+  second = (
+    first
+    if cycle_second_step_size is None
+    else _check_steps("cycle_second_step_size", cycle_second_step_size, 0)
+  )
+  first_stairs = _check_steps(
+    "cycle_first_stair_count", cycle_first_stair_count, -_INT32_LIMIT
+  )
+  second_stairs = (
+    first_stairs
+    if cycle_second_stair_count is None
+    else (
+      _check_steps(
+        "cycle_second_stair_count", cycle_second_stair_count, -_INT32_LIMIT
+      )
+    )
+  )
+  decay_step_size = _validation.check_int("decay_step_size", decay_step_size, 0)
   total = first + second
-  for name, stairs in (("cycle_first_stair_count", first_stairs),
-                       ("cycle_second_stair_count", second_stairs)):
+  for name, stairs in (
+    ("cycle_first_stair_count", first_stairs),
+    ("cycle_second_stair_count", second_stairs),
+  ):
     # Stair positions are computed as int32 products of a step and a count.
     if stairs > 0 and total * stairs >= _INT32_LIMIT:
       raise ValueError(
-          f"{name}={stairs!r} is out of range with a cycle of {total} steps; "
-          f"expected (cycle length) * {name} < 2**31.")
+        f"{name}={stairs!r} is out of range with a cycle of {total} steps; "
+        f"expected (cycle length) * {name} < 2**31."
+      )
 
   def half(offset, size, stairs):
     """Fraction of a half cycle covered ``offset`` steps into it."""
@@ -363,14 +389,18 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
     if stairs > 0:
       # DeepSpeed floors the exact stair position; an integer floor division
       # is exact where float32 ``offset * stairs / size`` may land an ulp low.
-      return jnp.floor_divide(offset * stairs, size).astype(
-          jnp.float32) / stairs
+      return (
+        jnp.floor_divide(offset * stairs, size).astype(jnp.float32) / stairs
+      )
     return offset.astype(jnp.float32) / size
 
   def scale(count):
     b = jnp.clip(jnp.asarray(count, jnp.int32), 0, total)
-    value = jnp.where(b <= first, half(b, first, first_stairs),
-                      half(total - b, second, second_stairs))
+    value = jnp.where(
+      b <= first,
+      half(b, first, first_stairs),
+      half(total - b, second, second_stairs),
+    )
     # At ``batch_iteration == total`` DeepSpeed's cycle index has already
     # moved on to the next cycle, whose scale starts at 0.
     return jnp.where(b >= total, jnp.float32(0.0), value)
@@ -380,14 +410,14 @@ def _one_cycle_shape(cycle_first_step_size, cycle_second_step_size,
 
 
 def one_cycle(
-    cycle_min_lr: float,
-    cycle_max_lr: float,
-    decay_lr_rate: float = 0.0,
-    cycle_first_step_size: int = 2000,
-    cycle_second_step_size: int | None = None,
-    cycle_first_stair_count: int = 0,
-    cycle_second_stair_count: int | None = None,
-    decay_step_size: int = 0,
+  cycle_min_lr: float,
+  cycle_max_lr: float,
+  decay_lr_rate: float = 0.0,
+  cycle_first_step_size: int = 2000,
+  cycle_second_step_size: int | None = None,
+  cycle_first_stair_count: int = 0,
+  cycle_second_stair_count: int | None = None,
+  decay_step_size: int = 0,
 ) -> optax.Schedule:
   r"""DeepSpeed's ``OneCycle`` learning rate: one triangle, then a slow decay.
 
@@ -451,8 +481,12 @@ def one_cycle(
   cycle_max_lr = _check_lr("cycle_max_lr", cycle_max_lr)
   decay_lr_rate = _check_lr("decay_lr_rate", decay_lr_rate)
   scale, total, decay = _one_cycle_shape(
-      cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
-      cycle_second_stair_count, decay_step_size)
+    cycle_first_step_size,
+    cycle_second_step_size,
+    cycle_first_stair_count,
+    cycle_second_stair_count,
+    decay_step_size,
+  )
 
   def schedule(count):
     step = jnp.asarray(count, jnp.float32)
@@ -467,14 +501,14 @@ def one_cycle(
 
 
 def one_cycle_momentum(
-    cycle_min_mom: float = 0.8,
-    cycle_max_mom: float = 0.9,
-    decay_mom_rate: float = 0.0,
-    cycle_first_step_size: int = 2000,
-    cycle_second_step_size: int | None = None,
-    cycle_first_stair_count: int = 0,
-    cycle_second_stair_count: int | None = None,
-    decay_step_size: int = 0,
+  cycle_min_mom: float = 0.8,
+  cycle_max_mom: float = 0.9,
+  decay_mom_rate: float = 0.0,
+  cycle_first_step_size: int = 2000,
+  cycle_second_step_size: int | None = None,
+  cycle_first_stair_count: int = 0,
+  cycle_second_stair_count: int | None = None,
+  decay_step_size: int = 0,
 ) -> optax.Schedule:
   r"""DeepSpeed's ``OneCycle`` momentum: beta1, moving opposite the rate.
 
@@ -520,16 +554,23 @@ def one_cycle_momentum(
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``OneCycle``.
   """
-  for name, value in (("cycle_min_mom", cycle_min_mom),
-                      ("cycle_max_mom", cycle_max_mom)):
+  for name, value in (
+    ("cycle_min_mom", cycle_min_mom),
+    ("cycle_max_mom", cycle_max_mom),
+  ):
     _validation.check_number(name, value, 0.0, 1.0)
   _validation.check_number("decay_mom_rate", decay_mom_rate, 0)
   cycle_min_mom, cycle_max_mom, decay_mom_rate = (
-      _common.static_float(v)
-      for v in (cycle_min_mom, cycle_max_mom, decay_mom_rate))
+    _common.static_float(v)
+    for v in (cycle_min_mom, cycle_max_mom, decay_mom_rate)
+  )
   scale, total, decay = _one_cycle_shape(
-      cycle_first_step_size, cycle_second_step_size, cycle_first_stair_count,
-      cycle_second_stair_count, decay_step_size)
+    cycle_first_step_size,
+    cycle_second_step_size,
+    cycle_first_stair_count,
+    cycle_second_stair_count,
+    decay_step_size,
+  )
 
   def schedule(count):
     step = jnp.asarray(count, jnp.float32)
@@ -545,10 +586,10 @@ def one_cycle_momentum(
 
 
 def lr_range_test(
-    lr_range_test_min_lr: float = 1e-3,
-    lr_range_test_step_size: int = 2000,
-    lr_range_test_step_rate: float = 1.0,
-    lr_range_test_staircase: bool = False,
+  lr_range_test_min_lr: float = 1e-3,
+  lr_range_test_step_size: int = 2000,
+  lr_range_test_step_rate: float = 1.0,
+  lr_range_test_staircase: bool = False,
 ) -> optax.Schedule:
   r"""DeepSpeed's ``LRRangeTest``: a learning rate that grows without bound.
 
@@ -586,18 +627,20 @@ def lr_range_test(
   References:
     DeepSpeed, ``deepspeed/runtime/lr_schedules.py``, ``LRRangeTest``.
   """
-  lr_range_test_min_lr = _check_lr("lr_range_test_min_lr",
-                                   lr_range_test_min_lr)
+  lr_range_test_min_lr = _check_lr("lr_range_test_min_lr", lr_range_test_min_lr)
   size = _check_steps("lr_range_test_step_size", lr_range_test_step_size, 1)
-  lr_range_test_step_rate = _check_lr("lr_range_test_step_rate",
-                                      lr_range_test_step_rate)
-  lr_range_test_staircase = _validation.check_bool("lr_range_test_staircase",
-                                                   lr_range_test_staircase)
+  lr_range_test_step_rate = _check_lr(
+    "lr_range_test_step_rate", lr_range_test_step_rate
+  )
+  lr_range_test_staircase = _validation.check_bool(
+    "lr_range_test_staircase", lr_range_test_staircase
+  )
 
   def schedule(count):
     if lr_range_test_staircase:
-      interval = jnp.floor_divide(jnp.asarray(count, jnp.int32),
-                                  size).astype(jnp.float32)
+      interval = jnp.floor_divide(jnp.asarray(count, jnp.int32), size).astype(
+        jnp.float32
+      )
     else:
       interval = jnp.asarray(count, jnp.float32) / size
     return lr_range_test_min_lr * (1.0 + lr_range_test_step_rate * interval)
@@ -614,64 +657,97 @@ def _build(source: str):
       params = {"lr_range_test_min_lr": opts.lr}
     elif source == "OneCycle":
       params = _table.drop_none(
-          cycle_min_lr=opts.min_lr, cycle_max_lr=opts.lr,
-          cycle_first_step_size=_table.warmup_steps(name, opts),
-          decay_lr_rate=opts.decay_rate, decay_step_size=opts.decay_steps)
+        cycle_min_lr=opts.min_lr,
+        cycle_max_lr=opts.lr,
+        cycle_first_step_size=_table.warmup_steps(name, opts),
+        decay_lr_rate=opts.decay_rate,
+        decay_step_size=opts.decay_steps,
+      )
     elif source == "WarmupLR":
       params = _table.drop_none(
-          warmup_min_lr=opts.min_lr, warmup_max_lr=opts.lr,
-          warmup_num_steps=_table.warmup_steps(name, opts))
+        warmup_min_lr=opts.min_lr,
+        warmup_max_lr=opts.lr,
+        warmup_num_steps=_table.warmup_steps(name, opts),
+      )
     elif source == "WarmupDecayLR":
       params = _table.drop_none(
-          total_num_steps=opts.t_total, warmup_min_lr=opts.min_lr,
-          warmup_max_lr=opts.lr,
-          warmup_num_steps=_table.warmup_steps(name, opts))
+        total_num_steps=opts.t_total,
+        warmup_min_lr=opts.min_lr,
+        warmup_max_lr=opts.lr,
+        warmup_num_steps=_table.warmup_steps(name, opts),
+      )
     else:
       # WarmupCosineLR: a ratio of the learning rate, so the floor is one too.
-      ratio = (None if opts.min_lr is None
-               else _table.ratio(opts.min_lr, opts.lr))
+      ratio = (
+        None if opts.min_lr is None else _table.ratio(opts.min_lr, opts.lr)
+      )
       params = _table.drop_none(
-          total_num_steps=opts.t_total,
-          warmup_num_steps=_table.warmup_steps(name, opts),
-          cos_min_ratio=ratio)
-    return deepspeed_schedule(source, {**params, **extra},
-                              learning_rate=opts.lr)
+        total_num_steps=opts.t_total,
+        warmup_num_steps=_table.warmup_steps(name, opts),
+        cos_min_ratio=ratio,
+      )
+    return deepspeed_schedule(
+      source, {**params, **extra}, learning_rate=opts.lr
+    )
 
   return build
 
 
 # The factories' keywords that are uniform options of the registry.
-_KEYWORDS = {"learning_rate": "lr", "warmup_max_lr": "lr",
-             "cycle_max_lr": "lr", "lr_range_test_min_lr": "lr",
-             "total_num_steps": "t_total", "warmup_num_steps": "warmup",
-             "cycle_first_step_size": "warmup", "warmup_min_lr": "min_lr",
-             "cos_min_ratio": "min_lr", "cycle_min_lr": "min_lr",
-             "decay_lr_rate": "decay_rate", "decay_step_size": "decay_steps"}
+_KEYWORDS = {
+  "learning_rate": "lr",
+  "warmup_max_lr": "lr",
+  "cycle_max_lr": "lr",
+  "lr_range_test_min_lr": "lr",
+  "total_num_steps": "t_total",
+  "warmup_num_steps": "warmup",
+  "cycle_first_step_size": "warmup",
+  "warmup_min_lr": "min_lr",
+  "cos_min_ratio": "min_lr",
+  "cycle_min_lr": "min_lr",
+  "decay_lr_rate": "decay_rate",
+  "decay_step_size": "decay_steps",
+}
 
 ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
-    # Every warmup is required: the uniform options give it as steps or as a
-    # fraction of t_total, never as DeepSpeed's default of 1000 steps.
-    _table.entry("deepspeed_runtime", source, factory, _build(source),
-                 keywords=_KEYWORDS,
-                 required=("warmup",) if source != "LRRangeTest" else ())
-    for source, factory in (("WarmupLR", warmup_lr),
-                            ("WarmupDecayLR", warmup_decay_lr),
-                            ("WarmupCosineLR", warmup_cosine_lr),
-                            ("OneCycle", one_cycle),
-                            ("LRRangeTest", lr_range_test)))
+  # Every warmup is required: the uniform options give it as steps or as a
+  # fraction of t_total, never as DeepSpeed's default of 1000 steps.
+  _table.entry(
+    "deepspeed_runtime",
+    source,
+    factory,
+    _build(source),
+    keywords=_KEYWORDS,
+    required=("warmup",) if source != "LRRangeTest" else (),
+  )
+  for source, factory in (
+    ("WarmupLR", warmup_lr),
+    ("WarmupDecayLR", warmup_decay_lr),
+    ("WarmupCosineLR", warmup_cosine_lr),
+    ("OneCycle", one_cycle),
+    ("LRRangeTest", lr_range_test),
+  )
+)
 """This module's rows of the schedule registry
 (``deepspeed_runtime.<type>``), in the order of :data:`DEEPSPEED_SCHEDULERS`."""
 
 
-def _keys(factory: Callable[..., Any]) -> tuple[tuple[str, ...],
-                                                  tuple[str, ...]]:
+def _keys(
+  factory: Callable[..., Any],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """The ``params`` keys of a scheduler (its factory's positional-or-keyword
   parameters; ``learning_rate`` comes from the optimizer), and the required
-  ones."""
-  params = [p for p in inspect.signature(factory).parameters.values()
-            if p.kind == p.POSITIONAL_OR_KEYWORD]
-  return (tuple(p.name for p in params),
-          tuple(p.name for p in params if p.default is p.empty))
+  ones.
+  """
+  params = [
+    p
+    for p in inspect.signature(factory).parameters.values()
+    if p.kind == p.POSITIONAL_OR_KEYWORD
+  ]
+  return (
+    tuple(p.name for p in params),
+    tuple(p.name for p in params if p.default is p.empty),
+  )
 
 
 _FACTORIES = {e.source: (e.factory, *_keys(e.factory)) for e in ENTRIES}
@@ -679,11 +755,14 @@ _FACTORIES = {e.source: (e.factory, *_keys(e.factory)) for e in ENTRIES}
 DEEPSPEED_SCHEDULERS = tuple(_FACTORIES)
 """The scheduler ``type`` names of a ``ds_config.json`` that are supported."""
 
-_ONE_CYCLE_SHAPE = tuple(k for k in _keys(one_cycle)[0]
-                         if k.startswith(("cycle_first", "cycle_second",
-                                          "decay_step")))
-_ONE_CYCLE_MOMENTUM = tuple(k for k in _keys(one_cycle_momentum)[0]
-                            if k not in _ONE_CYCLE_SHAPE)
+_ONE_CYCLE_SHAPE = tuple(
+  k
+  for k in _keys(one_cycle)[0]
+  if k.startswith(("cycle_first", "cycle_second", "decay_step"))
+)
+_ONE_CYCLE_MOMENTUM = tuple(
+  k for k in _keys(one_cycle_momentum)[0] if k not in _ONE_CYCLE_SHAPE
+)
 
 
 def _split_params(type: str, params: Mapping[str, Any] | None):
@@ -695,9 +774,11 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
   _validation.check_choice("scheduler type", type, DEEPSPEED_SCHEDULERS)
   factory, keys, required = _FACTORIES[type]
   if params is not None and not isinstance(params, Mapping):
-    raise ValueError(f"{type} params={params!r} is not a mapping; expected "
-                     "the section's keyword arguments, e.g. "
-                     "{\"warmup_num_steps\": 1000}.")
+    raise ValueError(
+      f"{type} params={params!r} is not a mapping; expected "
+      "the section's keyword arguments, e.g. "
+      '{"warmup_num_steps": 1000}.'
+    )
   params = dict(params or {})
   extra = ("last_batch_iteration",)
   if type == "OneCycle":
@@ -706,18 +787,19 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
     _validation.check_choice(f"{type} params key", key, keys + extra)
   for key in required:
     if params.get(key) is None:
-      raise ValueError(f"{type} params[{key!r}]={params.get(key)!r}: "
-                       f"{type} requires {key!r}.")
+      raise ValueError(
+        f"{type} params[{key!r}]={params.get(key)!r}: {type} requires {key!r}."
+      )
   last = params.pop("last_batch_iteration", -1)
   if last != -1:
     raise ValueError(
-        f"{type} params['last_batch_iteration']={last!r} is not supported; "
-        "expected -1 (resume by restoring the optimizer state's count).")
+      f"{type} params['last_batch_iteration']={last!r} is not supported; "
+      "expected -1 (resume by restoring the optimizer state's count)."
+    )
   momentum = None
   if type == "OneCycle":
     cycle_momentum = params.pop("cycle_momentum", True)
-    _validation.check_bool("OneCycle params['cycle_momentum']",
-                           cycle_momentum)
+    _validation.check_bool("OneCycle params['cycle_momentum']", cycle_momentum)
     momentum = {k: params.pop(k) for k in _ONE_CYCLE_MOMENTUM if k in params}
     if cycle_momentum:
       momentum.update({k: params[k] for k in _ONE_CYCLE_SHAPE if k in params})
@@ -727,10 +809,10 @@ def _split_params(type: str, params: Mapping[str, Any] | None):
 
 
 def deepspeed_schedule(
-    type: str,  # pylint: disable=redefined-builtin
-    params: Mapping[str, Any] | None,
-    *,
-    learning_rate: float | None = None,
+  type: str,  # pylint: disable=redefined-builtin
+  params: Mapping[str, Any] | None,
+  *,
+  learning_rate: float | None = None,
 ) -> optax.Schedule:
   r"""The schedule of a ``ds_config.json`` "scheduler" section.
 
@@ -775,21 +857,24 @@ def deepspeed_schedule(
     one_cycle_momentum(**momentum)
   if type == "WarmupCosineLR":
     if learning_rate is None:
-      raise ValueError("learning_rate=None: WarmupCosineLR scales the "
-                       "optimizer's learning rate; pass learning_rate=.")
+      raise ValueError(
+        "learning_rate=None: WarmupCosineLR scales the "
+        "optimizer's learning rate; pass learning_rate=."
+      )
     return factory(**kwargs, learning_rate=learning_rate)
   if type == "WarmupLR":
     if kwargs.get("warmup_max_lr") is None and learning_rate is None:
       raise ValueError(
-          "WarmupLR params['warmup_max_lr'] is missing and learning_rate=None: "
-          "WarmupLR then uses the optimizer's learning rate; give one.")
+        "WarmupLR params['warmup_max_lr'] is missing and learning_rate=None: "
+        "WarmupLR then uses the optimizer's learning rate; give one."
+      )
     return factory(**kwargs, learning_rate=learning_rate)
   return factory(**kwargs)
 
 
 def deepspeed_momentum_schedule(
-    type: str,  # pylint: disable=redefined-builtin
-    params: Mapping[str, Any] | None,
+  type: str,  # pylint: disable=redefined-builtin
+  params: Mapping[str, Any] | None,
 ) -> optax.Schedule | None:
   """The beta1 schedule of a "scheduler" section, or None if it sets none.
 

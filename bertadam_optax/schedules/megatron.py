@@ -37,16 +37,15 @@ from bertadam_optax import _validation
 from bertadam_optax.schedules import _table
 
 __all__ = [
-    "ENTRIES",
-    "LR_DECAY_STYLES",
-    "WD_INCR_STYLES",
-    "WSD_DECAY_STYLES",
-    "megatron_lr_schedule",
-    "megatron_wd_schedule",
+  "ENTRIES",
+  "LR_DECAY_STYLES",
+  "WD_INCR_STYLES",
+  "WSD_DECAY_STYLES",
+  "megatron_lr_schedule",
+  "megatron_wd_schedule",
 ]
 
-LR_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root",
-                   "WSD")
+LR_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root", "WSD")
 """Megatron-LM's ``--lr-decay-style`` choices."""
 
 WSD_DECAY_STYLES = ("exponential", "linear", "cosine", "minus_sqrt")
@@ -104,12 +103,14 @@ def _check_increment(increment):
   return _validation.check_int("increment", increment, 1)
 
 
-def _static_or_traced(name: str, value: Any, low: float | None,
-                      high: float | None = None) -> Any:
+def _static_or_traced(
+  name: str, value: Any, low: float | None, high: float | None = None
+) -> Any:
   """A checked rate: a Python float when static, the tracer itself if not."""
   _validation.check_number(name, value, low, high)
-  return _validation.to_float(name, value) if _validation.is_number(
-      value) else value
+  return (
+    _validation.to_float(name, value) if _validation.is_number(value) else value
+  )
 
 
 def _bound(value: Any) -> float | None:
@@ -119,21 +120,24 @@ def _bound(value: Any) -> float | None:
 
 def _float32(value: Any) -> Any:
   """A float32 constant (no float64 literal under x64), or a traced value."""
-  return np.float32(value) if isinstance(value, float) else jnp.asarray(
-      value, jnp.float32)
+  return (
+    np.float32(value)
+    if isinstance(value, float)
+    else jnp.asarray(value, jnp.float32)
+  )
 
 
 def megatron_lr_schedule(
-    max_lr: float,
-    min_lr: float,
-    lr_warmup_steps: float,
-    lr_decay_steps: float,
-    lr_decay_style: str,
-    *,
-    init_lr: float = 0.0,
-    wsd_decay_steps: float | None = None,
-    lr_wsd_decay_style: str | None = None,
-    increment: int = 1,
+  max_lr: float,
+  min_lr: float,
+  lr_warmup_steps: float,
+  lr_decay_steps: float,
+  lr_decay_style: str,
+  *,
+  init_lr: float = 0.0,
+  wsd_decay_steps: float | None = None,
+  lr_wsd_decay_style: str | None = None,
+  increment: int = 1,
 ) -> optax.Schedule:
   r"""Megatron-LM's learning rate: ``OptimizerParamScheduler.get_lr``.
 
@@ -209,26 +213,33 @@ def megatron_lr_schedule(
   min_lr = _static_or_traced("min_lr", min_lr, 0.0)
   max_lr = _static_or_traced("max_lr", max_lr, _bound(min_lr))
   init_lr = _static_or_traced("init_lr", init_lr, 0.0, _bound(max_lr))
-  decay = _validation.to_float("lr_decay_steps", lr_decay_steps, 0.0,
-                               low_inclusive=False)
-  warmup = _validation.to_float("lr_warmup_steps", lr_warmup_steps, 0.0,
-                                decay, high_inclusive=False)
+  decay = _validation.to_float(
+    "lr_decay_steps", lr_decay_steps, 0.0, low_inclusive=False
+  )
+  warmup = _validation.to_float(
+    "lr_warmup_steps", lr_warmup_steps, 0.0, decay, high_inclusive=False
+  )
   increment = _check_increment(increment)
   if lr_decay_style == "WSD":
     if wsd_decay_steps is None:
-      raise ValueError("wsd_decay_steps=None: lr_decay_style='WSD' requires "
-                       "wsd_decay_steps >= 0 (--lr-wsd-decay-iters or "
-                       "--lr-wsd-decay-samples).")
+      raise ValueError(
+        "wsd_decay_steps=None: lr_decay_style='WSD' requires "
+        "wsd_decay_steps >= 0 (--lr-wsd-decay-iters or "
+        "--lr-wsd-decay-samples)."
+      )
     if lr_wsd_decay_style is None:
-      raise ValueError("lr_wsd_decay_style=None: lr_decay_style='WSD' "
-                       "requires one of " + ", ".join(
-                           repr(s) for s in WSD_DECAY_STYLES) + ".")
+      raise ValueError(
+        "lr_wsd_decay_style=None: lr_decay_style='WSD' "
+        "requires one of " + ", ".join(repr(s) for s in WSD_DECAY_STYLES) + "."
+      )
   if wsd_decay_steps is not None:
-    wsd_decay_steps = _validation.to_float("wsd_decay_steps", wsd_decay_steps,
-                                           0.0)
+    wsd_decay_steps = _validation.to_float(
+      "wsd_decay_steps", wsd_decay_steps, 0.0
+    )
   if lr_wsd_decay_style is not None:
-    _validation.check_choice("lr_wsd_decay_style", lr_wsd_decay_style,
-                             WSD_DECAY_STYLES)
+    _validation.check_choice(
+      "lr_wsd_decay_style", lr_wsd_decay_style, WSD_DECAY_STYLES
+    )
 
   delta = max_lr - min_lr
   last_warmup = _last_count_within(warmup, increment) if warmup > 0 else -1
@@ -258,10 +269,12 @@ def megatron_lr_schedule(
       last_stable = _last_count_within(start, increment)
       start_whole, start_fraction = _split(start, increment)
       # s and 1 - s, each from the counts, so neither cancels at its end.
-      done = jnp.clip(((k - start_whole) - start_fraction) / anneal, _ZERO,
-                      _ONE)
-      to_go = jnp.clip(((decay_whole - k) + decay_fraction) / anneal, _ZERO,
-                       _ONE)
+      done = jnp.clip(
+        ((k - start_whole) - start_fraction) / anneal, _ZERO, _ONE
+      )
+      to_go = jnp.clip(
+        ((decay_whole - k) + decay_fraction) / anneal, _ZERO, _ONE
+      )
       if lr_wsd_decay_style == "linear":
         annealed = to_go
       elif lr_wsd_decay_style == "cosine":
@@ -271,8 +284,9 @@ def megatron_lr_schedule(
         annealed = jnp.expm1(math.log(2.0) * to_go)
       else:  # minus_sqrt: 1 - sqrt(s) == (1 - s) / (1 + sqrt(s)).
         # sqrt has an infinite derivative at 0 (the unselected stable phase).
-        root = jnp.where(done > 0, jnp.sqrt(jnp.where(done > 0, done, _ONE)),
-                         _ZERO)
+        root = jnp.where(
+          done > 0, jnp.sqrt(jnp.where(done > 0, done, _ONE)), _ZERO
+        )
         annealed = to_go / (1.0 + root)
       coeff = jnp.where(k <= last_stable, _ONE, annealed)
     return min_lr + coeff * delta
@@ -293,12 +307,12 @@ def megatron_lr_schedule(
 
 
 def megatron_wd_schedule(
-    start_wd: float,
-    end_wd: float,
-    wd_incr_steps: float,
-    wd_incr_style: str,
-    *,
-    increment: int = 1,
+  start_wd: float,
+  end_wd: float,
+  wd_incr_steps: float,
+  wd_incr_style: str,
+  *,
+  increment: int = 1,
 ) -> optax.Schedule:
   r"""Megatron-LM's weight decay: ``OptimizerParamScheduler.get_wd``.
 
@@ -352,12 +366,14 @@ def megatron_wd_schedule(
     static = _bound(start_wd) is not None and _bound(end_wd) is not None
     if static and start_wd != end_wd:
       raise ValueError(
-          f"start_wd={start_wd!r}, end_wd={end_wd!r}: wd_incr_style="
-          "'constant' requires start_wd == end_wd.")
+        f"start_wd={start_wd!r}, end_wd={end_wd!r}: wd_incr_style="
+        "'constant' requires start_wd == end_wd."
+      )
     steps = _validation.to_float("wd_incr_steps", wd_incr_steps, 0.0)
   else:
-    steps = _validation.to_float("wd_incr_steps", wd_incr_steps, 0.0,
-                                 low_inclusive=False)
+    steps = _validation.to_float(
+      "wd_incr_steps", wd_incr_steps, 0.0, low_inclusive=False
+    )
   delta = end_wd - start_wd
   last_incr = _last_count_within(steps, increment)
   per_count = increment / steps if steps > 0 else 0.0
@@ -371,8 +387,7 @@ def megatron_wd_schedule(
       coeff = ratio
     else:  # 0.5 * (1 + cos(pi (1 - r))) == sin(pi r / 2) ** 2
       coeff = jnp.square(jnp.sin(0.5 * math.pi * ratio))
-    return jnp.where(k > last_incr, _float32(end_wd),
-                     start_wd + coeff * delta)
+    return jnp.where(k > last_incr, _float32(end_wd), start_wd + coeff * delta)
 
   return schedule
 
@@ -393,8 +408,13 @@ def _build_lr(style: str):
       extra.setdefault("wsd_decay_steps", max(1, opts.t_total // 10))
       extra.setdefault("lr_wsd_decay_style", "linear")
     return megatron_lr_schedule(
-        opts.lr, 0.0 if opts.min_lr is None else opts.min_lr,
-        _table.warmup_steps(name, opts), opts.t_total, style, **extra)
+      opts.lr,
+      0.0 if opts.min_lr is None else opts.min_lr,
+      _table.warmup_steps(name, opts),
+      opts.t_total,
+      style,
+      **extra,
+    )
 
   return build
 
@@ -416,19 +436,36 @@ def _build_wd(style: str):
 
 
 # min_lr (--min-lr, --start-weight-decay) is optional: Megatron's default is 0.
-_LR_KEYWORDS = {"max_lr": "lr", "lr_warmup_steps": "warmup",
-                "lr_decay_steps": "t_total"}
+_LR_KEYWORDS = {
+  "max_lr": "lr",
+  "lr_warmup_steps": "warmup",
+  "lr_decay_steps": "t_total",
+}
 _WD_KEYWORDS = {"end_wd": "lr", "wd_incr_steps": "t_total"}
 
 ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
-    _table.entry("megatron", style, megatron_lr_schedule, _build_lr(style),
-                 keywords=_LR_KEYWORDS, required=("t_total", "warmup"),
-                 optional=("min_lr",))
-    for style in LR_DECAY_STYLES) + tuple(
-        _table.entry("megatron", "wd_" + style, megatron_wd_schedule,
-                     _build_wd(style), keywords=_WD_KEYWORDS,
-                     required=("t_total",), optional=("min_lr",))
-        for style in WD_INCR_STYLES)
+  _table.entry(
+    "megatron",
+    style,
+    megatron_lr_schedule,
+    _build_lr(style),
+    keywords=_LR_KEYWORDS,
+    required=("t_total", "warmup"),
+    optional=("min_lr",),
+  )
+  for style in LR_DECAY_STYLES
+) + tuple(
+  _table.entry(
+    "megatron",
+    "wd_" + style,
+    megatron_wd_schedule,
+    _build_wd(style),
+    keywords=_WD_KEYWORDS,
+    required=("t_total",),
+    optional=("min_lr",),
+  )
+  for style in WD_INCR_STYLES
+)
 """This module's rows of the schedule registry: ``megatron.<style>`` for each
 ``--lr-decay-style`` and ``megatron.wd_<style>`` for each
 ``--weight-decay-incr-style`` (``lr`` is then the end and ``min_lr`` the start

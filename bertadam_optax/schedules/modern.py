@@ -8,10 +8,12 @@ The module holds the schedules of ``transformers.get_scheduler`` (and
 
 import warnings
 
-from bertadam_optax.schedules.transformers import *  # noqa: F401,F403
+from bertadam_optax.schedules.transformers import *  # noqa: F403
 from bertadam_optax.schedules.transformers import __all__  # noqa: F401
 
 warnings.warn(
-    "bertadam_optax.schedules.modern is deprecated: it is now "
-    "bertadam_optax.schedules.transformers.", DeprecationWarning,
-    stacklevel=2)
+  "bertadam_optax.schedules.modern is deprecated: it is now "
+  "bertadam_optax.schedules.transformers.",
+  DeprecationWarning,
+  stacklevel=2,
+)

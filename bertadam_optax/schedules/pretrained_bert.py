@@ -59,7 +59,9 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Any, Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -72,8 +74,8 @@ from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
-    "PRETRAINED_BERT_SCHEDULES",
-    "pretrained_bert_schedule",
+  "PRETRAINED_BERT_SCHEDULES",
+  "pretrained_bert_schedule",
 ]
 
 
@@ -88,8 +90,9 @@ def _ramp(progress, warmup):
   ``jnp.where`` evaluates both branches; a zero warmup there would put a NaN
   into gradients although the value is never selected.
   """
-  return progress / jnp.where(warmup == 0, 1.0,
-                              jnp.maximum(warmup, _common.FLOAT32_TINY))
+  return progress / jnp.where(
+    warmup == 0, 1.0, jnp.maximum(warmup, _common.FLOAT32_TINY)
+  )
 
 
 def constant(progress, warmup=0.002):
@@ -161,8 +164,9 @@ def warmup_linear(progress, warmup=0.002):
   """
   x = jnp.asarray(progress)
   w = _effective_warmup(warmup)
-  return _join.warmup_then(x, w, _ramp(x, w),
-                           jnp.maximum((x - 1.0) / (w - 1.0), 0.0))
+  return _join.warmup_then(
+    x, w, _ramp(x, w), jnp.maximum((x - 1.0) / (w - 1.0), 0.0)
+  )
 
 
 def _cycles_after_warmup(x, w, cycles):
@@ -263,15 +267,17 @@ def warmup_cosine_with_hard_restarts(progress, warmup=0.002, cycles=1.0):
     # which the original's float64 rounding makes a restart.
     p, p_tail = _normalize(p, p_tail)
     below = (jnp.ceil(p) - p) - p_tail
-    phase = jnp.where((p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
-                      jnp.zeros_like(p), _fraction(p, p_tail))
+    phase = jnp.where(
+      (p + p_tail < 0) | (below < 1e-11 * jnp.maximum(p, 1.0)),
+      jnp.zeros_like(p),
+      _fraction(p, p_tail),
+    )
     ramp = x / (max(w, _common.FLOAT32_TINY) if w > 0 else 1.0)
   else:
     w = _effective_warmup(warmup)
     phase = jnp.mod(_cycles_after_warmup(x, w, cycles), 1.0)
     in_warmup, ramp = x < w, _ramp(x, w)
-  return jnp.where(in_warmup, ramp,
-                   jnp.square(jnp.cos(0.5 * math.pi * phase)))
+  return jnp.where(in_warmup, ramp, jnp.square(jnp.cos(0.5 * math.pi * phase)))
 
 
 def warmup_cosine_with_warmup_restarts(progress, warmup=0.002, cycles=1.0):
@@ -337,8 +343,11 @@ def _exact_path(x, warmup, cycles) -> bool:
   pairs) and a float32 progress; a float64 progress computes as the original
   does already.
   """
-  return (x.dtype == jnp.float32 and _validation.is_number(warmup)
-          and _validation.is_number(cycles))
+  return (
+    x.dtype == jnp.float32
+    and _validation.is_number(warmup)
+    and _validation.is_number(cycles)
+  )
 
 
 def _pair(value: float) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -383,7 +392,8 @@ def _normalize(p, tail):
 
 def _fraction(p, tail):
   """The fractional part of ``p + tail``, rounded once; a whole ``p`` with a
-  negative tail is just below it."""
+  negative tail is just below it.
+  """
   p, tail = _normalize(p, tail)
   f = p - jnp.floor(p)
   f = jnp.where((f == 0) & (tail < 0), jnp.ones_like(f), f)
@@ -397,45 +407,59 @@ def _build(source: str):
     if source == "none":
       # The constant ignores t_total and warmup, as ConstantLR does.
       return pretrained_bert_schedule(source, opts.lr, -1, **extra)
-    return pretrained_bert_schedule(source, opts.lr, opts.t_total,
-                                    **_table.fraction_or_default(opts),
-                                    **extra)
+    return pretrained_bert_schedule(
+      source, opts.lr, opts.t_total, **_table.fraction_or_default(opts), **extra
+    )
 
   return build
 
 
 ENTRIES: tuple[_table.ScheduleInfo, ...] = (
-    _table.entry("pretrained_bert", "none", constant, _build("none"),
-                 keywords={}),
+  _table.entry(
+    "pretrained_bert", "none", constant, _build("none"), keywords={}
+  ),
 ) + tuple(
-    _table.entry("pretrained_bert", function.__name__, function,
-                 _build(function.__name__), keywords={"warmup": "warmup"},
-                 always=("lr", "t_total"))
-    for function in (warmup_cosine, warmup_constant, warmup_linear,
-                     warmup_cosine_with_hard_restarts,
-                     warmup_cosine_with_warmup_restarts))
+  _table.entry(
+    "pretrained_bert",
+    function.__name__,
+    function,
+    _build(function.__name__),
+    keywords={"warmup": "warmup"},
+    always=("lr", "t_total"),
+  )
+  for function in (
+    warmup_cosine,
+    warmup_constant,
+    warmup_linear,
+    warmup_cosine_with_hard_restarts,
+    warmup_cosine_with_warmup_restarts,
+  )
+)
 """This module's rows of the schedule registry (``pretrained_bert.<name>``)."""
 
 PRETRAINED_BERT_SCHEDULES: Mapping[str, Callable] = types.MappingProxyType(
-    {e.source: e.factory for e in ENTRIES})
+  {e.source: e.factory for e in ENTRIES}
+)
 """pytorch-pretrained-bert 0.6.2's schedule names, mapped to their functions.
 
 The first four as its ``SCHEDULES`` dict names them; the restarting cosines
 after their classes. Read-only.
 """
 
-_DEFAULT_CYCLES = types.MappingProxyType({
+_DEFAULT_CYCLES = types.MappingProxyType(
+  {
     "warmup_cosine": 0.5,
     "warmup_cosine_with_hard_restarts": 1.0,
     "warmup_cosine_with_warmup_restarts": 1.0,
-})
+  }
+)
 
 # The cosines' phase tables (``_PhaseTable``) cover every count up to
 # ``_TABLE_MIN_HORIZON * t_total``, then go on up to ``2**24`` (where float32
 # stops counting exactly) unless that takes more than ``_MAX_PHASES`` phases.
 _TABLE_MIN_HORIZON = 2.0
 _MAX_PHASES = 1024
-_EXACT_COUNTS = 2.0 ** 24
+_EXACT_COUNTS = 2.0**24
 
 
 class _PhaseTable:
@@ -460,9 +484,13 @@ class _PhaseTable:
   reports ``beyond``, for the caller to count whole cycles in float32.
   """
 
-  def __init__(self, phase: Callable[[int], int],
-               start: Callable[[int], float], is_restart: Callable[[int], bool],
-               t_total: float):
+  def __init__(
+    self,
+    phase: Callable[[int], int],
+    start: Callable[[int], float],
+    is_restart: Callable[[int], bool],
+    t_total: float,
+  ):
     thresholds = []
     starts = [start(0)]
     j = 0
@@ -471,8 +499,11 @@ class _PhaseTable:
       first = _common.first_step_where(lambda k, j=j: phase(k) >= j, start(j))
       thresholds.append(first)
       starts.append(start(j))
-      if is_restart(j) and first > _TABLE_MIN_HORIZON * t_total and (
-          first > _EXACT_COUNTS or j >= _MAX_PHASES):
+      if (
+        is_restart(j)
+        and first > _TABLE_MIN_HORIZON * t_total
+        and (first > _EXACT_COUNTS or j >= _MAX_PHASES)
+      ):
         break
     self.last_phase = len(thresholds)
     # Padded to a power of two (thresholds with inf, never reached), so that
@@ -492,7 +523,8 @@ class _PhaseTable:
 
   def locate(self, step):
     """The phase of ``step``, whether it is past the table, and the steps since
-    the phase started."""
+    the phase started.
+    """
     phase = jnp.searchsorted(self.thresholds, step, side="right")
     since = ((step - self.whole[phase]) - self.hi[phase]) - self.lo[phase]
     return phase, phase == self.last_phase, since
@@ -503,32 +535,35 @@ def _frac(x):
 
 
 def _check_warmup(warmup) -> float:
-  return _common.static_number("warmup", warmup, 0.0, 1.0,
-                               high_inclusive=False, allowed=(-1,))
+  return _common.static_number(
+    "warmup", warmup, 0.0, 1.0, high_inclusive=False, allowed=(-1,)
+  )
 
 
 def _check_cycles(name: str, cycles):
   if cycles is None:
     return _DEFAULT_CYCLES.get(name)
   if name not in _DEFAULT_CYCLES:
-    raise ValueError(f"cycles={cycles!r}: schedule {name!r} takes no cycles; "
-                     "expected None.")
+    raise ValueError(
+      f"cycles={cycles!r}: schedule {name!r} takes no cycles; expected None."
+    )
   if name == "warmup_cosine":
     # WarmupCosineSchedule checks nothing, but cycles <= 0 would make it a
     # constant or a mirrored cosine.
-    return _common.static_number("cycles", cycles, 0.0, None,
-                                 low_inclusive=False)
+    return _common.static_number(
+      "cycles", cycles, 0.0, None, low_inclusive=False
+    )
   # The restarting classes assert cycles >= 1.
   return _common.static_number("cycles", cycles, 1.0, None)
 
 
 def pretrained_bert_schedule(
-    name: str | None,
-    learning_rate: float,
-    t_total: int,
-    warmup: float = 0.002,
-    *,
-    cycles: float | None = None,
+  name: str | None,
+  learning_rate: float,
+  t_total: int,
+  warmup: float = 0.002,
+  *,
+  cycles: float | None = None,
 ) -> optax.Schedule:
   r"""One of pytorch-pretrained-bert 0.6.2's schedules as an Optax schedule.
 
@@ -590,22 +625,28 @@ def pretrained_bert_schedule(
   name = "none" if name is None else name
   _validation.check_choice("name", name, PRETRAINED_BERT_SCHEDULES)
   learning_rate = _common.static_float(
-      _validation.check_number("learning_rate", learning_rate, 0))
+    _validation.check_number("learning_rate", learning_rate, 0)
+  )
   if _validation.is_traced(t_total):
-    raise ValueError(f"t_total={t_total!r} is traced; expected a concrete "
-                     "integer (it fixes the schedule's thresholds).")
+    raise ValueError(
+      f"t_total={t_total!r} is traced; expected a concrete "
+      "integer (it fixes the schedule's thresholds)."
+    )
   t_total = _validation.check_int("t_total", t_total, 1, allowed=(-1,))
   warmup = _check_warmup(warmup)
   cycles = _check_cycles(name, cycles)
   if name == "warmup_cosine_with_warmup_restarts" and warmup * cycles >= 1.0:
     raise ValueError(
-        f"warmup={warmup!r}, cycles={cycles!r}: schedule {name!r} warms up "
-        f"for warmup * cycles = {warmup * cycles!r} of each cycle; expected "
-        "warmup * cycles < 1.")
+      f"warmup={warmup!r}, cycles={cycles!r}: schedule {name!r} warms up "
+      f"for warmup * cycles = {warmup * cycles!r} of each cycle; expected "
+      "warmup * cycles < 1."
+    )
 
   if t_total == -1 or name == "none":
+
     def constant_schedule(count):
       return learning_rate * jnp.ones_like(jnp.asarray(count, jnp.float32))
+
     return constant_schedule
 
   total = float(t_total)
@@ -624,9 +665,12 @@ def pretrained_bert_schedule(
     def restart_start(j: int) -> float:
       return (j // 2 + w * (j % 2)) * period
 
-    table = _PhaseTable(restart_phase, restart_start,
-                        is_restart=lambda j: j % 2 == 0,
-                        t_total=total)
+    table = _PhaseTable(
+      restart_phase,
+      restart_start,
+      is_restart=lambda j: j % 2 == 0,
+      t_total=total,
+    )
     inv_warm = _common.float32_inverse(w)
     inv_decay = 1.0 / (1.0 - w)
     # Within the table the warmup and the cosine are measured from their own
@@ -651,9 +695,11 @@ def pretrained_bert_schedule(
     decay_steps = total * (1.0 - w)
 
     if name == "warmup_constant":
+
       def multiplier(step):
-        return _join.warmup_then(step, warmup_end, step * inv_warm,
-                                 jnp.ones_like(step))
+        return _join.warmup_then(
+          step, warmup_end, step * inv_warm, jnp.ones_like(step)
+        )
 
     elif name == "warmup_linear":
       inv_decay = 1.0 / decay_steps
@@ -676,8 +722,9 @@ def pretrained_bert_schedule(
         # Phase 0, the warmup, starts at step 0 (and its ramp is step / (wT)).
         return 0.0 if j == 0 else ramp_start + (j - 1) * period
 
-      table = _PhaseTable(cosine_phase, start, is_restart=lambda j: True,
-                          t_total=total)
+      table = _PhaseTable(
+        cosine_phase, start, is_restart=lambda j: True, t_total=total
+      )
       inv_period = 1.0 / period
       # Half a period of cos(pi u) per cycle for warmup_cosine, a quarter of
       # one (1 down to 0) for the hard restarts.

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import difflib
 import types
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optax
 
@@ -50,21 +51,27 @@ from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules._table import ScheduleInfo
 
 __all__ = [
-    "FAMILIES",
-    "SCHEDULE_REGISTRY",
-    "ScheduleInfo",
-    "make_schedule",
-    "schedule_info",
-    "warmup_boundary",
+  "FAMILIES",
+  "SCHEDULE_REGISTRY",
+  "ScheduleInfo",
+  "make_schedule",
+  "schedule_info",
+  "warmup_boundary",
 ]
 
 # The lineage modules, in registry order. Adding one (e.g. Megatron-LM) is a
 # module with ``ENTRIES`` and one line here.
-_LINEAGES = (bing_bert, pretrained_bert, transformers, deepspeed_runtime,
-             megatron)
+_LINEAGES = (
+  bing_bert,
+  pretrained_bert,
+  transformers,
+  deepspeed_runtime,
+  megatron,
+)
 
 _ENTRIES: tuple[ScheduleInfo, ...] = tuple(
-    e for module in _LINEAGES for e in module.ENTRIES)
+  e for module in _LINEAGES for e in module.ENTRIES
+)
 
 FAMILIES = tuple(dict.fromkeys(e.family for e in _ENTRIES))
 """The schedule families, in the order :data:`SCHEDULE_REGISTRY` lists them."""
@@ -75,7 +82,8 @@ MissingScheduleOptionError = _table.MissingScheduleOptionError
 
 
 SCHEDULE_REGISTRY: Mapping[str, ScheduleInfo] = types.MappingProxyType(
-    {entry.name: entry for entry in _ENTRIES})
+  {entry.name: entry for entry in _ENTRIES}
+)
 """Registry name -> :class:`ScheduleInfo`, for every schedule of every family.
 
 Read-only; ordered by family (:data:`FAMILIES`), then as each family's module
@@ -95,8 +103,9 @@ def _suggestion(name: str) -> str | None:
   close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
   if close:
     return close[0]
-  close = difflib.get_close_matches(key.lower(), list(by_source), n=1,
-                                    cutoff=0.6)
+  close = difflib.get_close_matches(
+    key.lower(), list(by_source), n=1, cutoff=0.6
+  )
   return by_source[close[0]] if close else None
 
 
@@ -124,53 +133,66 @@ def schedule_info(name: str) -> ScheduleInfo:
     return SCHEDULE_REGISTRY[name]
   close = _suggestion(name)
   hint = f" Did you mean {close!r}?" if close else ""
-  raise ValueError(f"schedule={name!r} is not a known schedule; expected a "
-                   f"name of SCHEDULE_REGISTRY (one per line in "
-                   f"`bertadam-optax list`).{hint}")
+  raise ValueError(
+    f"schedule={name!r} is not a known schedule; expected a "
+    f"name of SCHEDULE_REGISTRY (one per line in "
+    f"`bertadam-optax list`).{hint}"
+  )
 
 
 def _step_count(name: str, value: Any, low: int) -> int | None:
   return None if value is None else _validation.check_int(name, value, low)
 
 
-def _options(lr, t_total, warmup, warmup_steps, min_lr, decay_rate,
-             decay_steps) -> _table.Options:
+def _options(
+  lr, t_total, warmup, warmup_steps, min_lr, decay_rate, decay_steps
+) -> _table.Options:
   _validation.check_number("lr", lr, 0)
   lr = _common.static_float(lr)
   t_total = _step_count("t_total", t_total, 1)
   if warmup is not None and warmup_steps is not None:
-    raise ValueError(f"warmup={warmup!r}, warmup_steps={warmup_steps!r}: "
-                     "give at most one of them.")
+    raise ValueError(
+      f"warmup={warmup!r}, warmup_steps={warmup_steps!r}: "
+      "give at most one of them."
+    )
   if warmup is not None:
     warmup = _common.static_float(bing_bert.check_warmup(warmup))
   warmup_steps = _step_count("warmup_steps", warmup_steps, 0)
-  if warmup_steps is not None and t_total is not None and (
-      warmup_steps >= t_total):
-    raise ValueError(f"warmup_steps={warmup_steps!r} is out of range; "
-                     f"expected 0 <= warmup_steps < t_total={t_total!r}.")
+  if (
+    warmup_steps is not None
+    and t_total is not None
+    and (warmup_steps >= t_total)
+  ):
+    raise ValueError(
+      f"warmup_steps={warmup_steps!r} is out of range; "
+      f"expected 0 <= warmup_steps < t_total={t_total!r}."
+    )
   if min_lr is not None:
-    _validation.check_number("min_lr", min_lr, 0,
-                             lr if _validation.is_number(lr) else None)
+    _validation.check_number(
+      "min_lr", min_lr, 0, lr if _validation.is_number(lr) else None
+    )
     min_lr = _common.static_float(min_lr)
   if decay_rate is not None:
     decay_rate = _common.static_float(
-        _validation.check_number("decay_rate", decay_rate, 0))
+      _validation.check_number("decay_rate", decay_rate, 0)
+    )
   decay_steps = _step_count("decay_steps", decay_steps, 0)
-  return _table.Options(lr, t_total, warmup, warmup_steps, min_lr, decay_rate,
-                        decay_steps)
+  return _table.Options(
+    lr, t_total, warmup, warmup_steps, min_lr, decay_rate, decay_steps
+  )
 
 
 def make_schedule(
-    name: str,
-    *,
-    lr: float,
-    t_total: int | None = None,
-    warmup: float | None = None,
-    warmup_steps: int | None = None,
-    min_lr: float | None = None,
-    decay_rate: float | None = None,
-    decay_steps: int | None = None,
-    **kwargs: Any,
+  name: str,
+  *,
+  lr: float,
+  t_total: int | None = None,
+  warmup: float | None = None,
+  warmup_steps: int | None = None,
+  min_lr: float | None = None,
+  decay_rate: float | None = None,
+  decay_steps: int | None = None,
+  **kwargs: Any,
 ) -> optax.Schedule:
   r"""Any registry schedule as an Optax schedule, from uniform options.
 
@@ -223,22 +245,24 @@ def make_schedule(
       range, naming it.
   """
   entry = schedule_info(name)
-  opts = _options(lr, t_total, warmup, warmup_steps, min_lr, decay_rate,
-                  decay_steps)
+  opts = _options(
+    lr, t_total, warmup, warmup_steps, min_lr, decay_rate, decay_steps
+  )
   for option in entry.required:
     given = getattr(opts, option) is not None or (
-        option == "warmup" and opts.warmup_steps is not None)
+      option == "warmup" and opts.warmup_steps is not None
+    )
     if not given:
       raise _table.missing_option(name, option)
   return entry.build(opts, dict(kwargs))
 
 
 def warmup_boundary(
-    name: str,
-    *,
-    t_total: int | None = None,
-    warmup: float | None = None,
-    warmup_steps: int | None = None,
+  name: str,
+  *,
+  t_total: int | None = None,
+  warmup: float | None = None,
+  warmup_steps: int | None = None,
 ) -> int | None:
   """The first step after the warmup of ``name`` under these options.
 
@@ -277,4 +301,5 @@ def warmup_boundary(
   if warmup <= 0:
     return 0
   return _common.first_step_at_or_above(
-      float(warmup), _validation.check_int("t_total", t_total, 1))
+    float(warmup), _validation.check_int("t_total", t_total, 1)
+  )

@@ -64,19 +64,19 @@ from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
-    "TRANSFORMERS_SCHEDULES",
-    "constant_schedule",
-    "constant_schedule_with_warmup",
-    "cosine_schedule_with_warmup",
-    "cosine_with_hard_restarts_schedule_with_warmup",
-    "cosine_with_min_lr_schedule_with_warmup",
-    "cosine_with_min_lr_schedule_with_warmup_lr_rate",
-    "get_schedule",
-    "inverse_sqrt_schedule",
-    "linear_schedule_with_warmup",
-    "linear_warmup_cosine_decay",
-    "polynomial_decay_schedule_with_warmup",
-    "wsd_schedule",
+  "TRANSFORMERS_SCHEDULES",
+  "constant_schedule",
+  "constant_schedule_with_warmup",
+  "cosine_schedule_with_warmup",
+  "cosine_with_hard_restarts_schedule_with_warmup",
+  "cosine_with_min_lr_schedule_with_warmup",
+  "cosine_with_min_lr_schedule_with_warmup_lr_rate",
+  "get_schedule",
+  "inverse_sqrt_schedule",
+  "linear_schedule_with_warmup",
+  "linear_warmup_cosine_decay",
+  "polynomial_decay_schedule_with_warmup",
+  "wsd_schedule",
 ]
 
 _SHAPES = ("linear", "cosine", "1-sqrt")
@@ -91,21 +91,30 @@ def _check_learning_rate(learning_rate, name: str = "learning_rate"):
 def _check_steps(arg: str, value, schedule: str, low: int = 0) -> int:
   """A step count: an integer in ``[low, 2**31 - 1]`` (``None`` refused)."""
   if value is None:
-    raise ValueError(f"{arg}=None: schedule {schedule!r} requires an integer "
-                     f"{arg} >= {low}.")
+    raise ValueError(
+      f"{arg}=None: schedule {schedule!r} requires an integer {arg} >= {low}."
+    )
   return _validation.check_int(arg, value, low)
 
 
-def _check_warmup_within(num_warmup_steps: int, num_training_steps: int,
-                         schedule: str, strict: bool = False):
-  over = (num_warmup_steps >= num_training_steps if strict
-          else num_warmup_steps > num_training_steps)
+def _check_warmup_within(
+  num_warmup_steps: int,
+  num_training_steps: int,
+  schedule: str,
+  strict: bool = False,
+):
+  over = (
+    num_warmup_steps >= num_training_steps
+    if strict
+    else num_warmup_steps > num_training_steps
+  )
   if over:
     bound = "<" if strict else "<="
     raise ValueError(
-        f"num_warmup_steps={num_warmup_steps!r} is out of range; schedule "
-        f"{schedule!r} expects 0 <= num_warmup_steps {bound} "
-        f"num_training_steps={num_training_steps!r}.")
+      f"num_warmup_steps={num_warmup_steps!r} is out of range; schedule "
+      f"{schedule!r} expects 0 <= num_warmup_steps {bound} "
+      f"num_training_steps={num_training_steps!r}."
+    )
 
 
 def _check_ratio(arg: str, value):
@@ -121,13 +130,15 @@ def _floor(learning_rate, min_lr, min_lr_rate):
   """
   if (min_lr is None) == (min_lr_rate is None):
     raise ValueError(
-        f"min_lr={min_lr!r}, min_lr_rate={min_lr_rate!r}: exactly one of them "
-        "must be set (min_lr in [0, learning_rate], min_lr_rate in [0, 1]).")
+      f"min_lr={min_lr!r}, min_lr_rate={min_lr_rate!r}: exactly one of them "
+      "must be set (min_lr in [0, learning_rate], min_lr_rate in [0, 1])."
+    )
   if min_lr_rate is not None:
     return learning_rate * _check_ratio("min_lr_rate", min_lr_rate)
   high = learning_rate if _validation.is_number(learning_rate) else None
   return _common.static_float(
-      _validation.check_number("min_lr", min_lr, 0.0, high))
+    _validation.check_number("min_lr", min_lr, 0.0, high)
+  )
 
 
 def _step(count):
@@ -142,12 +153,15 @@ def _clip(step, low, high):
   Python numbers would enter ``jnp.clip`` as float64 or int64 arguments when
   ``jax_enable_x64`` is on.
   """
-  return jnp.clip(step, None if low is None else jnp.float32(low),
-                  None if high is None else jnp.float32(high))
+  return jnp.clip(
+    step,
+    None if low is None else jnp.float32(low),
+    None if high is None else jnp.float32(high),
+  )
 
 
 def _ramp(step, num_warmup_steps: int):
-  """transformers' warmup ``step / max(1, num_warmup_steps)``."""
+  """Transformers' warmup ``step / max(1, num_warmup_steps)``."""
   return step / float(max(1, num_warmup_steps))
 
 
@@ -181,11 +195,13 @@ def _check_warmup(num_warmup_steps, schedule: str) -> int:
   return _check_steps("num_warmup_steps", num_warmup_steps, schedule)
 
 
-def _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                            schedule: str, strict: bool = False):
+def _check_warmup_and_total(
+  num_warmup_steps, num_training_steps, schedule: str, strict: bool = False
+):
   warmup = _check_warmup(num_warmup_steps, schedule)
-  total = _check_steps("num_training_steps", num_training_steps, schedule,
-                       low=1)
+  total = _check_steps(
+    "num_training_steps", num_training_steps, schedule, low=1
+  )
   _check_warmup_within(warmup, total, schedule, strict=strict)
   return warmup, total
 
@@ -218,8 +234,9 @@ def constant_schedule(learning_rate: float) -> optax.Schedule:
   return schedule
 
 
-def constant_schedule_with_warmup(learning_rate: float,
-                                  num_warmup_steps: int) -> optax.Schedule:
+def constant_schedule_with_warmup(
+  learning_rate: float, num_warmup_steps: int
+) -> optax.Schedule:
   r"""Linear warmup from 0, then constant.
 
   .. math::
@@ -249,14 +266,16 @@ def constant_schedule_with_warmup(learning_rate: float,
 
   def schedule(count):
     step = _step(count)
-    return learning_rate * _join.warmup_then(step, warmup, _ramp(step, warmup),
-                                             jnp.ones_like(step))
+    return learning_rate * _join.warmup_then(
+      step, warmup, _ramp(step, warmup), jnp.ones_like(step)
+    )
 
   return schedule
 
 
-def linear_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
-                                num_training_steps: int) -> optax.Schedule:
+def linear_schedule_with_warmup(
+  learning_rate: float, num_warmup_steps: int, num_training_steps: int
+) -> optax.Schedule:
   r"""Linear warmup from 0, then linear decay to 0 at ``num_training_steps``.
 
   .. math::
@@ -287,27 +306,35 @@ def linear_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
     transformers, ``optimization.py``: ``get_linear_schedule_with_warmup``.
   """
   learning_rate = _check_learning_rate(learning_rate)
-  warmup, total = _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                                          "linear")
+  warmup, total = _check_warmup_and_total(
+    num_warmup_steps, num_training_steps, "linear"
+  )
   span = float(max(1, total - warmup))
 
   def schedule(count):
     step = _step(count)
     decay = jnp.maximum((total - step) / span, jnp.float32(0))
-    return learning_rate * _join.warmup_then(step, warmup,
-                                             _ramp(step, warmup), decay)
+    return learning_rate * _join.warmup_then(
+      step, warmup, _ramp(step, warmup), decay
+    )
 
   return schedule
 
 
 def _check_num_cycles(num_cycles):
-  return _common.static_float(_validation.check_number(
-      "num_cycles", num_cycles, 0.0, None, low_inclusive=False))
+  return _common.static_float(
+    _validation.check_number(
+      "num_cycles", num_cycles, 0.0, None, low_inclusive=False
+    )
+  )
 
 
-def cosine_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
-                                num_training_steps: int,
-                                num_cycles: float = 0.5) -> optax.Schedule:
+def cosine_schedule_with_warmup(
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_training_steps: int,
+  num_cycles: float = 0.5,
+) -> optax.Schedule:
   r"""Linear warmup from 0, then a cosine wave (by default, half a cosine to 0).
 
   .. math::
@@ -342,18 +369,24 @@ def cosine_schedule_with_warmup(learning_rate: float, num_warmup_steps: int,
   References:
     transformers, ``optimization.py``: ``get_cosine_schedule_with_warmup``.
   """
-  return _cosine_with_floor(learning_rate, num_warmup_steps,
-                            num_training_steps, num_cycles, "cosine",
-                            min_lr=0.0, min_lr_rate=None)
+  return _cosine_with_floor(
+    learning_rate,
+    num_warmup_steps,
+    num_training_steps,
+    num_cycles,
+    "cosine",
+    min_lr=0.0,
+    min_lr_rate=None,
+  )
 
 
 def cosine_with_min_lr_schedule_with_warmup(
-    learning_rate: float,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    num_cycles: float = 0.5,
-    min_lr: float | None = None,
-    min_lr_rate: float | None = None,
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_training_steps: int,
+  num_cycles: float = 0.5,
+  min_lr: float | None = None,
+  min_lr_rate: float | None = None,
 ) -> optax.Schedule:
   r"""Linear warmup from 0, then a cosine wave down to a floor ``min_lr``.
 
@@ -394,17 +427,30 @@ def cosine_with_min_lr_schedule_with_warmup(
     transformers, ``optimization.py``:
     ``get_cosine_with_min_lr_schedule_with_warmup``.
   """
-  return _cosine_with_floor(learning_rate, num_warmup_steps,
-                            num_training_steps, num_cycles,
-                            "cosine_with_min_lr", min_lr=min_lr,
-                            min_lr_rate=min_lr_rate)
+  return _cosine_with_floor(
+    learning_rate,
+    num_warmup_steps,
+    num_training_steps,
+    num_cycles,
+    "cosine_with_min_lr",
+    min_lr=min_lr,
+    min_lr_rate=min_lr_rate,
+  )
 
 
-def _cosine_with_floor(learning_rate, num_warmup_steps, num_training_steps,
-                       num_cycles, name, min_lr, min_lr_rate):
+def _cosine_with_floor(
+  learning_rate,
+  num_warmup_steps,
+  num_training_steps,
+  num_cycles,
+  name,
+  min_lr,
+  min_lr_rate,
+):
   learning_rate = _check_learning_rate(learning_rate)
-  warmup, total = _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                                          name)
+  warmup, total = _check_warmup_and_total(
+    num_warmup_steps, num_training_steps, name
+  )
   num_cycles = _check_num_cycles(num_cycles)
   floor = _floor(learning_rate, min_lr, min_lr_rate)
   span = float(max(1, total - warmup))
@@ -412,20 +458,24 @@ def _cosine_with_floor(learning_rate, num_warmup_steps, num_training_steps,
   def schedule(count):
     step = _step(count)
     wave = _cosine_wave(step - warmup, span, num_cycles)
-    return _join.warmup_then(step, warmup, learning_rate * _ramp(step, warmup),
-                             floor + (learning_rate - floor) * wave)
+    return _join.warmup_then(
+      step,
+      warmup,
+      learning_rate * _ramp(step, warmup),
+      floor + (learning_rate - floor) * wave,
+    )
 
   return schedule
 
 
 def cosine_with_min_lr_schedule_with_warmup_lr_rate(
-    learning_rate: float,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    num_cycles: float = 0.5,
-    min_lr: float | None = None,
-    min_lr_rate: float | None = None,
-    warmup_lr_rate: float | None = None,
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_training_steps: int,
+  num_cycles: float = 0.5,
+  min_lr: float | None = None,
+  min_lr_rate: float | None = None,
+  warmup_lr_rate: float | None = None,
 ) -> optax.Schedule:
   r"""Warmup that never starts at 0, then a cosine wave down to ``min_lr``.
 
@@ -480,8 +530,9 @@ def cosine_with_min_lr_schedule_with_warmup_lr_rate(
   """
   name = "cosine_warmup_with_min_lr"
   learning_rate = _check_learning_rate(learning_rate)
-  warmup, total = _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                                          name)
+  warmup, total = _check_warmup_and_total(
+    num_warmup_steps, num_training_steps, name
+  )
   num_cycles = _check_num_cycles(num_cycles)
   floor = _floor(learning_rate, min_lr, min_lr_rate)
   if warmup_lr_rate is not None:
@@ -495,17 +546,18 @@ def cosine_with_min_lr_schedule_with_warmup_lr_rate(
     else:
       ramp = warmup_lr_rate + (1.0 - warmup_lr_rate) * _ramp(step, warmup - 1)
     wave = _cosine_wave(step - warmup + 1.0, span, num_cycles)
-    return _join.warmup_then(step, warmup, learning_rate * ramp,
-                             floor + (learning_rate - floor) * wave)
+    return _join.warmup_then(
+      step, warmup, learning_rate * ramp, floor + (learning_rate - floor) * wave
+    )
 
   return schedule
 
 
 def cosine_with_hard_restarts_schedule_with_warmup(
-    learning_rate: float,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    num_cycles: float = 1,
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_training_steps: int,
+  num_cycles: float = 1,
 ) -> optax.Schedule:
   r"""Linear warmup, then ``num_cycles`` half cosines to 0, each restarting at 1.
 
@@ -546,8 +598,9 @@ def cosine_with_hard_restarts_schedule_with_warmup(
     ``get_cosine_with_hard_restarts_schedule_with_warmup``.
   """
   learning_rate = _check_learning_rate(learning_rate)
-  warmup, total = _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                                          "cosine_with_restarts")
+  warmup, total = _check_warmup_and_total(
+    num_warmup_steps, num_training_steps, "cosine_with_restarts"
+  )
   num_cycles = _check_num_cycles(num_cycles)
   span = max(1, total - warmup)
   # The first step (counted from the end of warmup) of each later cycle, as
@@ -555,8 +608,9 @@ def cosine_with_hard_restarts_schedule_with_warmup(
   starts = []
   for cycle in range(1, math.ceil(num_cycles)):
     start = _common.first_step_where(
-        lambda k, c=cycle: float(num_cycles) * (k / span) >= c,
-        math.ceil(cycle * span / num_cycles))
+      lambda k, c=cycle: float(num_cycles) * (k / span) >= c,
+      math.ceil(cycle * span / num_cycles),
+    )
     if start >= span:
       break
     starts.append(start)
@@ -570,18 +624,19 @@ def cosine_with_hard_restarts_schedule_with_warmup(
     # 1 - {c p} = ((cycle + 1) span - c k) / span, whole counts for whole c.
     wave = _half_cosine((cycle + 1.0) * span - num_cycles * k, span)
     value = jnp.where(k >= span, jnp.zeros_like(wave), wave)
-    return learning_rate * _join.warmup_then(step, warmup,
-                                             _ramp(step, warmup), value)
+    return learning_rate * _join.warmup_then(
+      step, warmup, _ramp(step, warmup), value
+    )
 
   return schedule
 
 
 def polynomial_decay_schedule_with_warmup(
-    learning_rate: float,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    lr_end: float = 1e-7,
-    power: float = 1.0,
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_training_steps: int,
+  lr_end: float = 1e-7,
+  power: float = 1.0,
 ) -> optax.Schedule:
   r"""Linear warmup, then polynomial decay to the absolute ``lr_end``.
 
@@ -625,11 +680,13 @@ def polynomial_decay_schedule_with_warmup(
     ``get_polynomial_decay_schedule_with_warmup``.
   """
   learning_rate = _check_learning_rate(learning_rate)
-  warmup, total = _check_warmup_and_total(num_warmup_steps, num_training_steps,
-                                          "polynomial", strict=True)
+  warmup, total = _check_warmup_and_total(
+    num_warmup_steps, num_training_steps, "polynomial", strict=True
+  )
   high = learning_rate if _validation.is_number(learning_rate) else None
-  lr_end = _common.static_float(_validation.check_number(
-      "lr_end", lr_end, 0.0, high, high_inclusive=False))
+  lr_end = _common.static_float(
+    _validation.check_number("lr_end", lr_end, 0.0, high, high_inclusive=False)
+  )
   power = _common.static_float(_validation.check_number("power", power, 0.0))
   span = float(total - warmup)
 
@@ -637,16 +694,20 @@ def polynomial_decay_schedule_with_warmup(
     step = _step(count)
     # Clipped so the unselected branches never see a negative base.
     remaining = (total - _clip(step, warmup, total)) / span
-    decay = (learning_rate - lr_end) * remaining ** power + lr_end
+    decay = (learning_rate - lr_end) * remaining**power + lr_end
     return _join.warmup_then(
-        step, warmup, learning_rate * _ramp(step, warmup),
-        jnp.where(step > total, jnp.full_like(decay, lr_end), decay))
+      step,
+      warmup,
+      learning_rate * _ramp(step, warmup),
+      jnp.where(step > total, jnp.full_like(decay, lr_end), decay),
+    )
 
   return schedule
 
 
-def inverse_sqrt_schedule(learning_rate: float, num_warmup_steps: int,
-                          timescale: float | None = None) -> optax.Schedule:
+def inverse_sqrt_schedule(
+  learning_rate: float, num_warmup_steps: int, timescale: float | None = None
+) -> optax.Schedule:
   r"""Linear warmup, then decay as the inverse square root of the step.
 
   .. math::
@@ -679,16 +740,19 @@ def inverse_sqrt_schedule(learning_rate: float, num_warmup_steps: int,
   warmup = _check_warmup(num_warmup_steps, "inverse_sqrt")
   if timescale is None:
     timescale = warmup or 10_000
-  timescale = _common.static_number("timescale", timescale, 0.0, None,
-                                    low_inclusive=False)
+  timescale = _common.static_number(
+    "timescale", timescale, 0.0, None, low_inclusive=False
+  )
 
   def schedule(count):
     step = _step(count)
     # Clipped so the unselected warmup branch never takes a negative root.
-    decay = jnp.sqrt(timescale / (_clip(step, warmup, None) - warmup
-                                  + timescale))
-    return learning_rate * _join.warmup_then(step, warmup,
-                                             _ramp(step, warmup), decay)
+    decay = jnp.sqrt(
+      timescale / (_clip(step, warmup, None) - warmup + timescale)
+    )
+    return learning_rate * _join.warmup_then(
+      step, warmup, _ramp(step, warmup), decay
+    )
 
   return schedule
 
@@ -720,15 +784,15 @@ def _wsd_fall(kind: str, done, span: float, num_cycles: float):
 
 
 def wsd_schedule(
-    learning_rate: float,
-    num_warmup_steps: int,
-    num_decay_steps: int,
-    num_training_steps: int | None = None,
-    num_stable_steps: int | None = None,
-    warmup_type: str = "linear",
-    decay_type: str = "cosine",
-    min_lr_ratio: float = 0.0,
-    num_cycles: float = 0.5,
+  learning_rate: float,
+  num_warmup_steps: int,
+  num_decay_steps: int,
+  num_training_steps: int | None = None,
+  num_stable_steps: int | None = None,
+  warmup_type: str = "linear",
+  decay_type: str = "cosine",
+  min_lr_ratio: float = 0.0,
+  num_cycles: float = 0.5,
 ) -> optax.Schedule:
   r"""Warmup-stable-decay: warmup from ``min_lr_ratio``, a plateau, a decay.
 
@@ -789,24 +853,30 @@ def wsd_schedule(
   if num_stable_steps is None:
     if num_training_steps is None:
       raise ValueError(
-          "num_training_steps=None, num_stable_steps=None: schedule "
-          f"{name!r} requires one of them (integers >= 0).")
+        "num_training_steps=None, num_stable_steps=None: schedule "
+        f"{name!r} requires one of them (integers >= 0)."
+      )
     total = _check_steps("num_training_steps", num_training_steps, name)
     if total < warmup + decay:
       raise ValueError(
-          f"num_training_steps={total!r} is out of range; schedule {name!r} "
-          f"expects num_training_steps >= num_warmup_steps + num_decay_steps "
-          f"= {warmup + decay} when num_stable_steps is None.")
+        f"num_training_steps={total!r} is out of range; schedule {name!r} "
+        f"expects num_training_steps >= num_warmup_steps + num_decay_steps "
+        f"= {warmup + decay} when num_stable_steps is None."
+      )
     stable = total - warmup - decay
   else:
     stable = _check_steps("num_stable_steps", num_stable_steps, name)
-    if (num_training_steps is not None and _check_steps(
-        "num_training_steps", num_training_steps, name) != warmup + stable
-        + decay):
+    if (
+      num_training_steps is not None
+      and _check_steps("num_training_steps", num_training_steps, name)
+      != warmup + stable + decay
+    ):
       warnings.warn(
-          f"num_training_steps={num_training_steps!r} and "
-          f"num_stable_steps={stable!r} are both set and disagree; "
-          "num_stable_steps is used, as in transformers.", stacklevel=2)
+        f"num_training_steps={num_training_steps!r} and "
+        f"num_stable_steps={stable!r} are both set and disagree; "
+        "num_stable_steps is used, as in transformers.",
+        stacklevel=2,
+      )
   warmup_span = float(max(1, warmup))
   decay_span = float(max(1, decay))
 
@@ -815,20 +885,30 @@ def wsd_schedule(
     # Each phase sees its step clipped into its own range, so no shape ever
     # takes the square root of a negative number.
     rise = _wsd_rise(warmup_type, _clip(step, None, warmup), warmup_span)
-    fall = _wsd_fall(decay_type, _clip(step - warmup - stable, 0, decay),
-                     decay_span, num_cycles)
+    fall = _wsd_fall(
+      decay_type,
+      _clip(step - warmup - stable, 0, decay),
+      decay_span,
+      num_cycles,
+    )
     factor = _join.join(
-        step, (warmup, warmup + stable, warmup + stable + decay),
-        (ratio + (1.0 - ratio) * rise, jnp.ones_like(step),
-         ratio + (1.0 - ratio) * fall, jnp.full_like(step, ratio)))
+      step,
+      (warmup, warmup + stable, warmup + stable + decay),
+      (
+        ratio + (1.0 - ratio) * rise,
+        jnp.ones_like(step),
+        ratio + (1.0 - ratio) * fall,
+        jnp.full_like(step, ratio),
+      ),
+    )
     return learning_rate * factor
 
   return schedule
 
 
-def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
-                               total_steps: int,
-                               min_lr: float = 0.0) -> optax.Schedule:
+def linear_warmup_cosine_decay(
+  peak_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+) -> optax.Schedule:
   r"""Linear warmup from 0 to ``peak_lr``, then a half cosine down to ``min_lr``.
 
   .. math::
@@ -874,11 +954,14 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
   warmup = _check_steps("warmup_steps", warmup_steps, name)
   total = _check_steps("total_steps", total_steps, name, low=1)
   if warmup > total:
-    raise ValueError(f"warmup_steps={warmup!r} is out of range; expected "
-                     f"0 <= warmup_steps <= total_steps={total!r}.")
+    raise ValueError(
+      f"warmup_steps={warmup!r} is out of range; expected "
+      f"0 <= warmup_steps <= total_steps={total!r}."
+    )
   high = peak_lr if _validation.is_number(peak_lr) else None
   min_lr = _common.static_float(
-      _validation.check_number("min_lr", min_lr, 0.0, high))
+    _validation.check_number("min_lr", min_lr, 0.0, high)
+  )
   span = float(max(1, total - warmup))
 
   def schedule(count):
@@ -888,18 +971,28 @@ def linear_warmup_cosine_decay(peak_lr: float, warmup_steps: int,
     remaining = span - (_clip(step, warmup, total) - warmup)
     decay = min_lr + (peak_lr - min_lr) * _half_cosine(remaining, span)
     return _join.warmup_then(
-        step, warmup, peak_lr * _ramp(step, warmup),
-        jnp.where(step > total, jnp.full_like(decay, min_lr), decay))
+      step,
+      warmup,
+      peak_lr * _ramp(step, warmup),
+      jnp.where(step > total, jnp.full_like(decay, min_lr), decay),
+    )
 
   return schedule
 
 
 # The factories' keywords that are uniform options of the registry.
-_KEYWORDS = {"learning_rate": "lr", "peak_lr": "lr",
-             "num_warmup_steps": "warmup", "warmup_steps": "warmup",
-             "num_training_steps": "t_total", "total_steps": "t_total",
-             "lr_end": "min_lr", "min_lr": "min_lr", "min_lr_ratio": "min_lr",
-             "num_decay_steps": "decay_steps"}
+_KEYWORDS = {
+  "learning_rate": "lr",
+  "peak_lr": "lr",
+  "num_warmup_steps": "warmup",
+  "warmup_steps": "warmup",
+  "num_training_steps": "t_total",
+  "total_steps": "t_total",
+  "lr_end": "min_lr",
+  "min_lr": "min_lr",
+  "min_lr_ratio": "min_lr",
+  "num_decay_steps": "decay_steps",
+}
 
 
 def _build(source: str):
@@ -923,46 +1016,68 @@ def _build(source: str):
   return build
 
 
-def _build_linear_warmup_cosine_decay(opts: _table.Options,
-                                      extra: dict[str, Any]) -> optax.Schedule:
+def _build_linear_warmup_cosine_decay(
+  opts: _table.Options, extra: dict[str, Any]
+) -> optax.Schedule:
   name = "modern.linear_warmup_cosine_decay"
   return linear_warmup_cosine_decay(
-      opts.lr, _table.warmup_steps(name, opts), opts.t_total,
-      **_table.drop_none(min_lr=opts.min_lr), **extra)
+    opts.lr,
+    _table.warmup_steps(name, opts),
+    opts.t_total,
+    **_table.drop_none(min_lr=opts.min_lr),
+    **extra,
+  )
 
 
 def _transformers(source, factory, **kwargs) -> _table.ScheduleInfo:
-  return _table.entry("transformers", source, factory, _build(source),
-                      keywords=_KEYWORDS, **kwargs)
+  return _table.entry(
+    "transformers",
+    source,
+    factory,
+    _build(source),
+    keywords=_KEYWORDS,
+    **kwargs,
+  )
 
 
 ENTRIES: tuple[_table.ScheduleInfo, ...] = (
-    _transformers("linear", linear_schedule_with_warmup),
-    _transformers("cosine", cosine_schedule_with_warmup),
-    _transformers("cosine_with_restarts",
-                  cosine_with_hard_restarts_schedule_with_warmup),
-    _transformers("polynomial", polynomial_decay_schedule_with_warmup),
-    _transformers("constant", constant_schedule),
-    _transformers("constant_with_warmup", constant_schedule_with_warmup),
-    _transformers("inverse_sqrt", inverse_sqrt_schedule),
-    # min_lr or min_lr_rate: the uniform options have only min_lr.
-    _transformers("cosine_with_min_lr", cosine_with_min_lr_schedule_with_warmup,
-                  required=("min_lr",)),
-    _transformers("cosine_warmup_with_min_lr",
-                  cosine_with_min_lr_schedule_with_warmup_lr_rate,
-                  required=("min_lr",)),
-    # num_training_steps or num_stable_steps: the uniform options have only
-    # t_total.
-    _transformers("warmup_stable_decay", wsd_schedule, required=("t_total",)),
-    _table.entry("modern", "linear_warmup_cosine_decay",
-                 linear_warmup_cosine_decay, _build_linear_warmup_cosine_decay,
-                 keywords=_KEYWORDS),
+  _transformers("linear", linear_schedule_with_warmup),
+  _transformers("cosine", cosine_schedule_with_warmup),
+  _transformers(
+    "cosine_with_restarts", cosine_with_hard_restarts_schedule_with_warmup
+  ),
+  _transformers("polynomial", polynomial_decay_schedule_with_warmup),
+  _transformers("constant", constant_schedule),
+  _transformers("constant_with_warmup", constant_schedule_with_warmup),
+  _transformers("inverse_sqrt", inverse_sqrt_schedule),
+  # min_lr or min_lr_rate: the uniform options have only min_lr.
+  _transformers(
+    "cosine_with_min_lr",
+    cosine_with_min_lr_schedule_with_warmup,
+    required=("min_lr",),
+  ),
+  _transformers(
+    "cosine_warmup_with_min_lr",
+    cosine_with_min_lr_schedule_with_warmup_lr_rate,
+    required=("min_lr",),
+  ),
+  # num_training_steps or num_stable_steps: the uniform options have only
+  # t_total.
+  _transformers("warmup_stable_decay", wsd_schedule, required=("t_total",)),
+  _table.entry(
+    "modern",
+    "linear_warmup_cosine_decay",
+    linear_warmup_cosine_decay,
+    _build_linear_warmup_cosine_decay,
+    keywords=_KEYWORDS,
+  ),
 )
 """This module's rows of the schedule registry: ``transformers.<name>`` for
 each :func:`get_schedule` name, ``modern.linear_warmup_cosine_decay``."""
 
-_FACTORIES = {e.source: e.factory for e in ENTRIES
-              if e.family == "transformers"}
+_FACTORIES = {
+  e.source: e.factory for e in ENTRIES if e.family == "transformers"
+}
 
 TRANSFORMERS_SCHEDULES = tuple(_FACTORIES)
 """The names :func:`get_schedule` accepts (``transformers.SchedulerType``
@@ -972,11 +1087,11 @@ _COMMON_ARGS = ("learning_rate", "num_warmup_steps", "num_training_steps")
 
 
 def get_schedule(
-    name: str,
-    learning_rate: float,
-    num_warmup_steps: int | None = None,
-    num_training_steps: int | None = None,
-    **scheduler_specific_kwargs: Any,
+  name: str,
+  learning_rate: float,
+  num_warmup_steps: int | None = None,
+  num_training_steps: int | None = None,
+  **scheduler_specific_kwargs: Any,
 ) -> optax.Schedule:
   r"""The Optax schedule for a ``transformers.get_scheduler`` name.
 
@@ -1025,9 +1140,10 @@ def get_schedule(
   name = getattr(name, "value", name)
   if name in _METRIC_DRIVEN:
     raise ValueError(
-        f"name={name!r} is a metric-driven transformation, not a schedule: its "
-        "learning rate depends on the losses seen, not only on the step; "
-        f"expected one of {', '.join(repr(n) for n in TRANSFORMERS_SCHEDULES)}.")
+      f"name={name!r} is a metric-driven transformation, not a schedule: its "
+      "learning rate depends on the losses seen, not only on the step; "
+      f"expected one of {', '.join(repr(n) for n in TRANSFORMERS_SCHEDULES)}."
+    )
   _validation.check_choice("name", name, TRANSFORMERS_SCHEDULES)
   factory = _FACTORIES[name]
   params = inspect.signature(factory).parameters
@@ -1036,18 +1152,24 @@ def get_schedule(
     if key not in specific:
       allowed = ", ".join(specific) if specific else "none"
       # transformers takes them as one dict; here they are plain keywords.
-      hint = (" Pass them as keywords: get_schedule(name, ..., **kwargs)."
-              if key == "scheduler_specific_kwargs" else "")
+      hint = (
+        " Pass them as keywords: get_schedule(name, ..., **kwargs)."
+        if key == "scheduler_specific_kwargs"
+        else ""
+      )
       raise ValueError(
-          f"{key}={scheduler_specific_kwargs[key]!r}: schedule {name!r} takes "
-          f"no keyword {key!r}; its scheduler-specific keywords: "
-          f"{allowed}.{hint}")
+        f"{key}={scheduler_specific_kwargs[key]!r}: schedule {name!r} takes "
+        f"no keyword {key!r}; its scheduler-specific keywords: "
+        f"{allowed}.{hint}"
+      )
   for key in specific:
     # A missing required keyword reaches the factory as None, which refuses
     # it with the allowed range.
     if params[key].default is inspect.Parameter.empty:
       scheduler_specific_kwargs.setdefault(key, None)
-  steps = {"num_warmup_steps": num_warmup_steps,
-           "num_training_steps": num_training_steps}
+  steps = {
+    "num_warmup_steps": num_warmup_steps,
+    "num_training_steps": num_training_steps,
+  }
   args = {key: value for key, value in steps.items() if key in params}
   return factory(learning_rate, **args, **scheduler_specific_kwargs)

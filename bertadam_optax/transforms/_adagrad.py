@@ -13,8 +13,8 @@ __all__ = ["scale_by_adagrad_torch"]
 
 
 def scale_by_adagrad_torch(
-    initial_accumulator_value: float = 0.0,
-    eps: float = 1e-10,
+  initial_accumulator_value: float = 0.0,
+  eps: float = 1e-10,
 ) -> optax.GradientTransformation:
   r"""Rescales updates as ``torch.optim.Adagrad`` does.
 
@@ -46,19 +46,28 @@ def scale_by_adagrad_torch(
   References:
     Duchi et al., 2011, Adagrad; PyTorch ``torch/optim/adagrad.py``.
   """
-  _validation.check_number("initial_accumulator_value",
-                           initial_accumulator_value, 0.0)
+  _validation.check_number(
+    "initial_accumulator_value", initial_accumulator_value, 0.0
+  )
   _validation.check_non_negative("eps", eps)
 
   def init_fn(params):
-    return optax.ScaleByRssState(sum_of_squares=jax.tree.map(
-        lambda p: jnp.full(jnp.shape(p), initial_accumulator_value,
-                           float32_or_wider(p.dtype)), params))
+    return optax.ScaleByRssState(
+      sum_of_squares=jax.tree.map(
+        lambda p: jnp.full(
+          jnp.shape(p), initial_accumulator_value, float32_or_wider(p.dtype)
+        ),
+        params,
+      )
+    )
 
   def update_fn(updates, state, params=None):
     del params
-    sums = jax.tree.map(lambda g, s: s + jnp.square(g.astype(s.dtype)),
-                        updates, state.sum_of_squares)
+    sums = jax.tree.map(
+      lambda g, s: s + jnp.square(g.astype(s.dtype)),
+      updates,
+      state.sum_of_squares,
+    )
     updates = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, sums)
     return updates, optax.ScaleByRssState(sum_of_squares=sums)
 

@@ -9,7 +9,8 @@ DeepSpeed's ``FusedLamb`` (uncorrected, epsilon inside or outside the root).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import chex
 import jax
@@ -32,13 +33,13 @@ class ScaleByAdamTorchState(NamedTuple):
 
 
 def scale_by_adam_torch(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    bias_correction: bool = True,
-    eps_inside_sqrt: bool = False,
-    mu_dtype: Any | None = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  *,
+  bias_correction: bool = True,
+  eps_inside_sqrt: bool = False,
+  mu_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
   r"""Rescales updates by Adam's moments, the way PyTorch optimizers do.
 
@@ -102,20 +103,25 @@ def scale_by_adam_torch(
       return jnp.zeros_like(p, dtype or float32_or_wider(p.dtype))
 
     return ScaleByAdamTorchState(
-        count=jnp.zeros([], jnp.int32),
-        mu=jax.tree.map(lambda p: zeros(p, mu_dtype), params),
-        nu=jax.tree.map(zeros, params),
+      count=jnp.zeros([], jnp.int32),
+      mu=jax.tree.map(lambda p: zeros(p, mu_dtype), params),
+      nu=jax.tree.map(zeros, params),
     )
 
   def update_fn(updates, state, params=None):
     del params
     count = optax.safe_increment(state.count)
     nu = jax.tree.map(
-        lambda g, v: b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)),
-        updates, state.nu)
+      lambda g, v: b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)),
+      updates,
+      state.nu,
+    )
     mu = jax.tree.map(
-        lambda g, m, v: b1 * m.astype(v.dtype) + (1.0 - b1) * g.astype(v.dtype),
-        updates, state.mu, nu)
+      lambda g, m, v: b1 * m.astype(v.dtype) + (1.0 - b1) * g.astype(v.dtype),
+      updates,
+      state.mu,
+      nu,
+    )
     if bias_correction:
       t = count.astype(jnp.float32)
       correction1 = one_minus_power(b1, t)

@@ -17,12 +17,12 @@ ScaleByBertAdamState = ScaleByAdamTorchState
 
 
 def scale_by_bertadam(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-6,
-    *,
-    bias_correction: bool = False,
-    mu_dtype: Any | None = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-6,
+  *,
+  bias_correction: bool = False,
+  mu_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
   r"""Rescales updates by BertAdam's moments, without bias correction.
 
@@ -57,5 +57,6 @@ def scale_by_bertadam(
     Devlin et al., 2019, BERT (``optimization.py`` of google-research/bert);
     pytorch-pretrained-bert 0.6.2 ``BertAdam``.
   """
-  return scale_by_adam_torch(b1, b2, eps, bias_correction=bias_correction,
-                             mu_dtype=mu_dtype)
+  return scale_by_adam_torch(
+    b1, b2, eps, bias_correction=bias_correction, mu_dtype=mu_dtype
+  )

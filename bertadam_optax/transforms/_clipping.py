@@ -20,8 +20,12 @@ import optax
 from bertadam_optax import _validation
 from bertadam_optax.transforms._numerics import float32_or_wider
 
-__all__ = ["TORCH_CLIP_EPS", "clip_by_global_norm_torch",
-           "clip_by_norm_per_tensor", "torch_clip_coefficient"]
+__all__ = [
+  "TORCH_CLIP_EPS",
+  "clip_by_global_norm_torch",
+  "clip_by_norm_per_tensor",
+  "torch_clip_coefficient",
+]
 
 TORCH_CLIP_EPS = 1e-6
 """What ``torch.nn.utils.clip_grad_norm_`` adds to the norm before dividing."""
@@ -32,8 +36,9 @@ def _sum_of_squares(g: chex.Array) -> chex.Array:
   return jnp.sum(g * g)
 
 
-def torch_clip_coefficient(norm: chex.Array, max_norm: Any,
-                           eps: float = TORCH_CLIP_EPS) -> chex.Array:
+def torch_clip_coefficient(
+  norm: chex.Array, max_norm: Any, eps: float = TORCH_CLIP_EPS
+) -> chex.Array:
   r"""The factor torch's ``clip_grad_norm_`` multiplies the gradient by.
 
   .. math::
@@ -120,13 +125,14 @@ def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
 
     return jax.tree.map(clip, updates), state
 
-  return optax.GradientTransformation(lambda params: optax.EmptyState(),
-                                      update_fn)
+  return optax.GradientTransformation(
+    lambda params: optax.EmptyState(), update_fn
+  )
 
 
-def clip_by_global_norm_torch(max_norm: float, *,
-                              eps: float = TORCH_CLIP_EPS
-                              ) -> optax.GradientTransformation:
+def clip_by_global_norm_torch(
+  max_norm: float, *, eps: float = TORCH_CLIP_EPS
+) -> optax.GradientTransformation:
   r"""Clips the whole gradient tree by its global norm, torch's way.
 
   .. math::
@@ -173,7 +179,6 @@ def clip_by_global_norm_torch(max_norm: float, *,
     coef = torch_clip_coefficient(jnp.sqrt(total), max_norm, eps)
     return jax.tree.map(lambda g: (g * coef).astype(g.dtype), updates), state
 
-  return optax.GradientTransformation(lambda params: optax.EmptyState(),
-                                      update_fn)
-
-
+  return optax.GradientTransformation(
+    lambda params: optax.EmptyState(), update_fn
+  )

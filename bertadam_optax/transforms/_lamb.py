@@ -16,20 +16,26 @@ from bertadam_optax.transforms._numerics import float32_or_wider
 from bertadam_optax.transforms._numerics import one_minus_power
 
 __all__ = [
-    "FUSED_LAMB_STATIC_ARGS",
-    "scale_by_clamped_trust_ratio",
-    "scale_by_fused_lamb",
+  "FUSED_LAMB_STATIC_ARGS",
+  "scale_by_clamped_trust_ratio",
+  "scale_by_fused_lamb",
 ]
 
-FUSED_LAMB_STATIC_ARGS = ("b2", "eps", "weight_decay", "max_coeff",
-                          "min_coeff", "weight_decay_mask")
+FUSED_LAMB_STATIC_ARGS = (
+  "b2",
+  "eps",
+  "weight_decay",
+  "max_coeff",
+  "min_coeff",
+  "weight_decay_mask",
+)
 """``static_args`` of ``optax.inject_hyperparams(scale_by_fused_lamb)`` when
 only ``b1`` moves (DeepSpeed's OneCycle momentum cycle)."""
 
 
 def scale_by_clamped_trust_ratio(
-    min_coeff: float = 0.01,
-    max_coeff: float = 10.0,
+  min_coeff: float = 0.01,
+  max_coeff: float = 10.0,
 ) -> optax.GradientTransformation:
   r"""Scales each leaf by its LAMB trust ratio, clamped as FusedLamb does.
 
@@ -72,8 +78,10 @@ def scale_by_clamped_trust_ratio(
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError("scale_by_clamped_trust_ratio needs the params: call "
-                       "update(updates, state, params).")
+      raise ValueError(
+        "scale_by_clamped_trust_ratio needs the params: call "
+        "update(updates, state, params)."
+      )
 
     def scale(u, w):
       w_norm, u_norm = norm(w), norm(u)
@@ -85,8 +93,9 @@ def scale_by_clamped_trust_ratio(
 
     return jax.tree.map(scale, updates, params), state
 
-  return optax.GradientTransformation(lambda params: optax.EmptyState(),
-                                      update_fn)
+  return optax.GradientTransformation(
+    lambda params: optax.EmptyState(), update_fn
+  )
 
 
 def _lamb_step_size(b1: Any, b2: Any) -> optax.GradientTransformation:
@@ -107,16 +116,16 @@ def _kernel_float(name: str, value: Any) -> Any:
 
 
 def scale_by_fused_lamb(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    *,
-    eps_inside_sqrt: bool = False,
-    bias_correction: bool = True,
-    weight_decay: float = 0.0,
-    max_coeff: float = 10.0,
-    min_coeff: float = 0.01,
-    weight_decay_mask: Any = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  *,
+  eps_inside_sqrt: bool = False,
+  bias_correction: bool = True,
+  weight_decay: float = 0.0,
+  max_coeff: float = 10.0,
+  min_coeff: float = 0.01,
+  weight_decay_mask: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescales updates as DeepSpeed's ``FusedLamb`` CUDA kernel does.
 
@@ -176,8 +185,12 @@ def scale_by_fused_lamb(
   """
   _validation.check_range("b1", b1, 0.0, 1.0, high_inclusive=False)
   _validation.check_range("b2", b2, 0.0, 1.0, high_inclusive=False)
-  for name, value in (("eps", eps), ("weight_decay", weight_decay),
-                      ("max_coeff", max_coeff), ("min_coeff", min_coeff)):
+  _validation.check_rate("weight_decay", weight_decay)
+  for name, value in (
+    ("eps", eps),
+    ("max_coeff", max_coeff),
+    ("min_coeff", min_coeff),
+  ):
     _validation.check_non_negative(name, value)
   eps_inside_sqrt = _validation.check_bool("eps_inside_sqrt", eps_inside_sqrt)
   bias_correction = _validation.check_bool("bias_correction", bias_correction)
@@ -189,6 +202,10 @@ def scale_by_fused_lamb(
     decay = optax.add_decayed_weights(weight_decay, mask)
   step_size = _lamb_step_size(b1, b2) if bias_correction else optax.identity()
   return optax.chain(
-      scale_by_adam_torch(b1, b2, eps, bias_correction=False,
-                          eps_inside_sqrt=eps_inside_sqrt),
-      decay, scale_by_clamped_trust_ratio(min_coeff, max_coeff), step_size)
+    scale_by_adam_torch(
+      b1, b2, eps, bias_correction=False, eps_inside_sqrt=eps_inside_sqrt
+    ),
+    decay,
+    scale_by_clamped_trust_ratio(min_coeff, max_coeff),
+    step_size,
+  )

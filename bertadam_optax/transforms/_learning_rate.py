@@ -11,8 +11,8 @@ import optax
 
 from bertadam_optax import _validation
 
-
 __all__ = ["ScaleByLearningRateState", "scale_by_learning_rate"]
+
 
 class ScaleByLearningRateState(NamedTuple):
   """State of :func:`scale_by_learning_rate`."""
@@ -22,9 +22,9 @@ class ScaleByLearningRateState(NamedTuple):
 
 
 def scale_by_learning_rate(
-    learning_rate: optax.ScalarOrSchedule,
-    *,
-    flip_sign: bool = True,
+  learning_rate: optax.ScalarOrSchedule,
+  *,
+  flip_sign: bool = True,
 ) -> optax.GradientTransformation:
   r"""Scales updates by ``-learning_rate(count)``, remembering the next rate.
 
@@ -53,10 +53,11 @@ def scale_by_learning_rate(
   References:
     optax ``scale_by_learning_rate``; PyTorch ``Optimizer.param_groups[i]['lr']``.
   """
-  _validation.check_non_negative("learning_rate", learning_rate)
+  _validation.check_rate("learning_rate", learning_rate)
   flip_sign = _validation.check_bool("flip_sign", flip_sign)
-  schedule = learning_rate if callable(learning_rate) else (
-      lambda count: learning_rate)
+  schedule = (
+    learning_rate if callable(learning_rate) else (lambda count: learning_rate)
+  )
   sign = -1.0 if flip_sign else 1.0
 
   def value_at(count):
@@ -74,7 +75,8 @@ def scale_by_learning_rate(
     step_size = sign * value_at(state.count)
     updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
     count = optax.safe_increment(state.count)
-    return updates, ScaleByLearningRateState(count=count,
-                                             learning_rate=value_at(count))
+    return updates, ScaleByLearningRateState(
+      count=count, learning_rate=value_at(count)
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)

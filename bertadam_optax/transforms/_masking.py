@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bertadam_optax import _validation
 
 __all__ = ["checked_mask"]
 
 
-def checked_mask(mask: Any, name: str = "weight_decay_mask"
-                 ) -> Callable[[Any], Any] | None:
+def checked_mask(
+  mask: Any, name: str = "weight_decay_mask"
+) -> Callable[[Any], Any] | None:
   """``mask`` as a function ``params -> mask`` that checks its structure.
 
   What ``optax.add_decayed_weights(mask=...)`` and ``optax.masked`` accept,

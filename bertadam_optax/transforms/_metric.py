@@ -22,25 +22,30 @@ from bertadam_optax import _validation
 from bertadam_optax.transforms._learning_rate import ScaleByLearningRateState
 
 __all__ = [
-    "GreedyState",
-    "ReduceLROnPlateauState",
-    "greedy",
-    "reduce_lr_on_plateau",
+  "GreedyState",
+  "ReduceLROnPlateauState",
+  "greedy",
+  "reduce_lr_on_plateau",
 ]
 
 
 def _is_metric_better(current, best, mode, threshold_mode, threshold):
   if mode == "min":
-    bound = best * (1.0 - threshold) if threshold_mode == "rel" else (
-        best - threshold)
+    bound = (
+      best * (1.0 - threshold)
+      if threshold_mode == "rel"
+      else (best - threshold)
+    )
     return current < bound
-  bound = best * (1.0 + threshold) if threshold_mode == "rel" else (
-      best + threshold)
+  bound = (
+    best * (1.0 + threshold) if threshold_mode == "rel" else (best + threshold)
+  )
   return current > bound
 
 
-def _check_metric_args(mode, factor, threshold, threshold_mode, patience,
-                       cooldown, min_lr, eps):
+def _check_metric_args(
+  mode, factor, threshold, threshold_mode, patience, cooldown, min_lr, eps
+):
   _validation.check_choice("mode", mode, ("min", "max"))
   _validation.check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
   _validation.check_number("factor", factor, 0.0, 1.0, high_inclusive=False)
@@ -48,8 +53,10 @@ def _check_metric_args(mode, factor, threshold, threshold_mode, patience,
   _validation.check_int("patience", patience)
   _validation.check_int("cooldown", cooldown)
   if isinstance(min_lr, (list, tuple)):
-    raise ValueError(f"min_lr={min_lr!r}: per-param-group lists are not "
-                     "supported; expected a single number.")
+    raise ValueError(
+      f"min_lr={min_lr!r}: per-param-group lists are not "
+      "supported; expected a single number."
+    )
   _validation.check_number("min_lr", min_lr, 0.0)
   _validation.check_number("eps", eps, 0.0)
 
@@ -69,17 +76,17 @@ class ReduceLROnPlateauState(NamedTuple):
 
 
 def reduce_lr_on_plateau(
-    learning_rate: float,
-    mode: str = "min",
-    factor: float = 0.1,
-    patience: int = 10,
-    threshold: float = 1e-4,
-    threshold_mode: str = "rel",
-    cooldown: int = 0,
-    min_lr: float = 0.0,
-    eps: float = 1e-8,
+  learning_rate: float,
+  mode: str = "min",
+  factor: float = 0.1,
+  patience: int = 10,
+  threshold: float = 1e-4,
+  threshold_mode: str = "rel",
+  cooldown: int = 0,
+  min_lr: float = 0.0,
+  eps: float = 1e-8,
 ) -> optax.GradientTransformationExtraArgs:
-  r"""torch's ``ReduceLROnPlateau`` as the learning-rate stage of a chain.
+  r"""Torch's ``ReduceLROnPlateau`` as the learning-rate stage of a chain.
 
   Scales the updates by ``-lr``, then reads the loss (``value=``) as
   ``scheduler.step(loss)`` after ``optimizer.step()`` does: when the loss has
@@ -121,33 +128,40 @@ def reduce_lr_on_plateau(
     PyTorch, ``torch/optim/lr_scheduler.py``: ``ReduceLROnPlateau``;
     transformers ``get_reduce_on_plateau_schedule``.
   """
-  _check_metric_args(mode, factor, threshold, threshold_mode, patience,
-                     cooldown, min_lr, eps)
-  _validation.check_number("learning_rate", learning_rate, 0.0)
+  _check_metric_args(
+    mode, factor, threshold, threshold_mode, patience, cooldown, min_lr, eps
+  )
+  _validation.check_number(
+    "learning_rate", learning_rate, 0.0, _validation.MAX_RATE
+  )
   worse = math.inf if mode == "min" else -math.inf
 
   def init_fn(params):
     del params
     return ReduceLROnPlateauState(
-        best=jnp.asarray(worse, jnp.float32),
-        num_bad_epochs=jnp.zeros([], jnp.int32),
-        cooldown_counter=jnp.zeros([], jnp.int32),
-        scale=ScaleByLearningRateState(
-            count=jnp.zeros([], jnp.int32),
-            learning_rate=jnp.asarray(learning_rate, jnp.float32)))
+      best=jnp.asarray(worse, jnp.float32),
+      num_bad_epochs=jnp.zeros([], jnp.int32),
+      cooldown_counter=jnp.zeros([], jnp.int32),
+      scale=ScaleByLearningRateState(
+        count=jnp.zeros([], jnp.int32),
+        learning_rate=jnp.asarray(learning_rate, jnp.float32),
+      ),
+    )
 
   def update_fn(updates, state, params=None, *, value, **extra_args):
     del params, extra_args
     lr = state.scale.learning_rate
     updates = _apply_lr(updates, lr)
     current = jnp.asarray(value, jnp.float32)
-    better = _is_metric_better(current, state.best, mode, threshold_mode,
-                               threshold)
+    better = _is_metric_better(
+      current, state.best, mode, threshold_mode, threshold
+    )
     best = jnp.where(better, current, state.best)
     bad = jnp.where(better, 0, state.num_bad_epochs + 1)
     cooling = state.cooldown_counter > 0
-    counter = jnp.where(cooling, state.cooldown_counter - 1,
-                        state.cooldown_counter)
+    counter = jnp.where(
+      cooling, state.cooldown_counter - 1, state.cooldown_counter
+    )
     bad = jnp.where(cooling, 0, bad)
     reduce = bad > patience
     reduced = jnp.maximum(lr * factor, min_lr)
@@ -155,9 +169,13 @@ def reduce_lr_on_plateau(
     counter = jnp.where(reduce, cooldown, counter)
     bad = jnp.where(reduce, 0, bad)
     return updates, ReduceLROnPlateauState(
-        best=best, num_bad_epochs=bad, cooldown_counter=counter,
-        scale=ScaleByLearningRateState(
-            count=optax.safe_increment(state.scale.count), learning_rate=lr))
+      best=best,
+      num_bad_epochs=bad,
+      cooldown_counter=counter,
+      scale=ScaleByLearningRateState(
+        count=optax.safe_increment(state.scale.count), learning_rate=lr
+      ),
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -177,22 +195,22 @@ class GreedyState(NamedTuple):
 
 
 def greedy(
-    learning_rate: float,
-    mode: str = "min",
-    factor: float = 0.95,
-    patience: int = 10,
-    threshold: float = 1e-6,
-    threshold_mode: str = "abs",
-    cooldown: int = 0,
-    warmup: int = 0,
-    min_lr: float = 1e-3,
-    max_lr: float = 1.0,
-    eps: float = 1e-8,
-    smooth: bool = False,
-    window_size: int = 50,
-    reset_start: int = 500,
+  learning_rate: float,
+  mode: str = "min",
+  factor: float = 0.95,
+  patience: int = 10,
+  threshold: float = 1e-6,
+  threshold_mode: str = "abs",
+  cooldown: int = 0,
+  warmup: int = 0,
+  min_lr: float = 1e-3,
+  max_lr: float = 1.0,
+  eps: float = 1e-8,
+  smooth: bool = False,
+  window_size: int = 50,
+  reset_start: int = 500,
 ) -> optax.GradientTransformationExtraArgs:
-  r"""transformers' ``GreedyLR`` as the learning-rate stage of a chain.
+  r"""Transformers' ``GreedyLR`` as the learning-rate stage of a chain.
 
   Scales the updates by ``-lr``, then reads the loss (``value=``; with
   ``smooth`` the mean of the last ``window_size`` losses). More than
@@ -228,9 +246,12 @@ def greedy(
   References:
     transformers, ``optimization.py``: ``GreedyLR``.
   """
-  _check_metric_args(mode, factor, threshold, threshold_mode, patience,
-                     cooldown, min_lr, eps)
-  _validation.check_number("learning_rate", learning_rate, 0.0)
+  _check_metric_args(
+    mode, factor, threshold, threshold_mode, patience, cooldown, min_lr, eps
+  )
+  _validation.check_number(
+    "learning_rate", learning_rate, 0.0, _validation.MAX_RATE
+  )
   _validation.check_number("max_lr", max_lr, 0.0)
   warmup = _validation.check_int("warmup", warmup)
   window_size = _validation.check_int("window_size", window_size, 1)
@@ -241,21 +262,26 @@ def greedy(
 
   def fresh(lr, count, window, window_count, reset):
     return GreedyState(
-        best=jnp.asarray(worse, jnp.float32),
-        num_bad_epochs=jnp.zeros([], jnp.int32),
-        num_good_epochs=jnp.zeros([], jnp.int32),
-        cooldown_counter=jnp.zeros([], jnp.int32),
-        warmup_counter=jnp.zeros([], jnp.int32),
-        reset_start=jnp.asarray(reset, jnp.int32),
-        window=window, window_count=window_count,
-        scale=ScaleByLearningRateState(count=count,
-                                                  learning_rate=lr))
+      best=jnp.asarray(worse, jnp.float32),
+      num_bad_epochs=jnp.zeros([], jnp.int32),
+      num_good_epochs=jnp.zeros([], jnp.int32),
+      cooldown_counter=jnp.zeros([], jnp.int32),
+      warmup_counter=jnp.zeros([], jnp.int32),
+      reset_start=jnp.asarray(reset, jnp.int32),
+      window=window,
+      window_count=window_count,
+      scale=ScaleByLearningRateState(count=count, learning_rate=lr),
+    )
 
   def init_fn(params):
     del params
-    return fresh(jnp.asarray(learning_rate, jnp.float32),
-                 jnp.zeros([], jnp.int32), jnp.zeros([size], jnp.float32),
-                 jnp.zeros([], jnp.int32), reset_start)
+    return fresh(
+      jnp.asarray(learning_rate, jnp.float32),
+      jnp.zeros([], jnp.int32),
+      jnp.zeros([size], jnp.float32),
+      jnp.zeros([], jnp.int32),
+      reset_start,
+    )
 
   def update_fn(updates, state, params=None, *, value, **extra_args):
     del params, extra_args
@@ -271,8 +297,9 @@ def greedy(
     cooling = state.cooldown_counter > 0
     warming = ~cooling & (state.warmup_counter > 0)
     active = ~cooling & ~warming
-    better = _is_metric_better(current, state.best, mode, threshold_mode,
-                               threshold)
+    better = _is_metric_better(
+      current, state.best, mode, threshold_mode, threshold
+    )
     best = jnp.where(active & better, current, state.best)
     good = jnp.where(active & better, state.num_good_epochs + 1, 0)
     bad = jnp.where(active & ~better, state.num_bad_epochs + 1, 0)
@@ -283,12 +310,16 @@ def greedy(
     lowered = jnp.maximum(lr * factor, min_lr)
     new_lr = jnp.where(increase & (raised - lr > eps), raised, lr)
     new_lr = jnp.where(decrease & (lr - lowered > eps), lowered, new_lr)
-    cooldown_counter = jnp.where(cooling, state.cooldown_counter - 1,
-                                 jnp.where(decrease, cooldown, 0))
+    cooldown_counter = jnp.where(
+      cooling, state.cooldown_counter - 1, jnp.where(decrease, cooldown, 0)
+    )
     warmup_counter = jnp.where(
-        cooling, state.warmup_counter,
-        jnp.where(warming, state.warmup_counter - 1,
-                  jnp.where(increase, warmup, 0)))
+      cooling,
+      state.warmup_counter,
+      jnp.where(
+        warming, state.warmup_counter - 1, jnp.where(increase, warmup, 0)
+      ),
+    )
     good = jnp.where(increase, 0, good)
     bad = jnp.where(decrease, 0, bad)
     reset = jnp.where(increase, reset_start, state.reset_start)
@@ -296,16 +327,26 @@ def greedy(
     reset = jnp.where(at_min, reset - 1, reset)
     count = optax.safe_increment(state.scale.count)
     stepped = GreedyState(
-        best=best, num_bad_epochs=bad, num_good_epochs=good,
-        cooldown_counter=cooldown_counter, warmup_counter=warmup_counter,
-        reset_start=reset, window=window, window_count=window_count,
-        scale=ScaleByLearningRateState(count=count,
-                                                  learning_rate=new_lr))
-    restarted = fresh(jnp.asarray(learning_rate, jnp.float32), count,
-                      jnp.zeros_like(window), jnp.zeros_like(window_count),
-                      reset_start)
+      best=best,
+      num_bad_epochs=bad,
+      num_good_epochs=good,
+      cooldown_counter=cooldown_counter,
+      warmup_counter=warmup_counter,
+      reset_start=reset,
+      window=window,
+      window_count=window_count,
+      scale=ScaleByLearningRateState(count=count, learning_rate=new_lr),
+    )
+    restarted = fresh(
+      jnp.asarray(learning_rate, jnp.float32),
+      count,
+      jnp.zeros_like(window),
+      jnp.zeros_like(window_count),
+      reset_start,
+    )
     do_reset = at_min & (reset <= 0)
-    return updates, jax.tree.map(lambda a, b: jnp.where(do_reset, a, b),
-                                 restarted, stepped)
+    return updates, jax.tree.map(
+      lambda a, b: jnp.where(do_reset, a, b), restarted, stepped
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -21,7 +21,7 @@ def float32_or_wider(dtype) -> jnp.dtype:
 def one_minus_power(b: Any, t: chex.Array) -> chex.Array:
   """``1 - b ** t`` for ``t >= 1``, accurate in float32 also for b near 1."""
   if not _validation.is_number(b):
-    return 1.0 - b ** t
+    return 1.0 - b**t
   # float32's 1 - 0.999 ** t loses ~1e-5 relative to cancellation (0.999 is
   # not a float32); -expm1(t log b), with log b taken in float64, does not.
   log_b = math.log(b) if b > 0 else -math.inf

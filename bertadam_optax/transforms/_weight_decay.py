@@ -10,7 +10,8 @@ learning rate.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import chex
 import jax
@@ -21,9 +22,9 @@ import optax
 from bertadam_optax import _validation
 
 __all__ = [
-    "AddScheduledDecayedWeightsState",
-    "add_scheduled_decayed_weights",
-    "get_weight_decay",
+  "AddScheduledDecayedWeightsState",
+  "add_scheduled_decayed_weights",
+  "get_weight_decay",
 ]
 
 
@@ -35,8 +36,8 @@ class AddScheduledDecayedWeightsState(NamedTuple):
 
 
 def add_scheduled_decayed_weights(
-    weight_decay: optax.ScalarOrSchedule,
-    mask: Any = None,
+  weight_decay: optax.ScalarOrSchedule,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   r"""Adds ``weight_decay(count) * params`` to the updates of masked leaves.
 
@@ -92,9 +93,10 @@ def add_scheduled_decayed_weights(
     optax ``add_decayed_weights``; torch ``AdamW``; megatron-core 0.16.1
     ``OptimizerParamScheduler.step`` (``weight_decay = get_wd() * wd_mult``).
   """
-  _validation.check_non_negative("weight_decay", weight_decay)
-  schedule = weight_decay if callable(weight_decay) else (
-      lambda count: weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
+  schedule = (
+    weight_decay if callable(weight_decay) else (lambda count: weight_decay)
+  )
 
   def value_at(count):
     return jnp.asarray(schedule(count), jnp.float32)
@@ -108,13 +110,16 @@ def add_scheduled_decayed_weights(
     if mask is not None:
       _validation.check_mask_structure("mask", mask, params)
     count = jnp.zeros([], jnp.int32)
-    return AddScheduledDecayedWeightsState(count=count,
-                                           weight_decay=value_at(count))
+    return AddScheduledDecayedWeightsState(
+      count=count, weight_decay=value_at(count)
+    )
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError("add_scheduled_decayed_weights needs the parameters: "
-                       "call update(updates, state, params).")
+      raise ValueError(
+        "add_scheduled_decayed_weights needs the parameters: "
+        "call update(updates, state, params)."
+      )
     coefficient = value_at(state.count)
 
     def decay_subtree(decays, u_subtree, p_subtree):
@@ -122,18 +127,23 @@ def add_scheduled_decayed_weights(
         if not decays:
           return u_subtree
         return jax.tree.map(
-            lambda u, p: (u + coefficient * p).astype(u.dtype),
-            u_subtree, p_subtree)
+          lambda u, p: (u + coefficient * p).astype(u.dtype),
+          u_subtree,
+          p_subtree,
+        )
       # A 0-d boolean array (possibly traced): select, never branch.
       return jax.tree.map(
-          lambda u, p: jnp.where(decays, u + coefficient * p, u).astype(
-              u.dtype), u_subtree, p_subtree)
+        lambda u, p: jnp.where(decays, u + coefficient * p, u).astype(u.dtype),
+        u_subtree,
+        p_subtree,
+      )
 
     # The mask may be a prefix of the parameters' tree: map over it first.
     updates = jax.tree.map(decay_subtree, mask_tree(params), updates, params)
     count = optax.safe_increment(state.count)
     return updates, AddScheduledDecayedWeightsState(
-        count=count, weight_decay=value_at(count))
+      count=count, weight_decay=value_at(count)
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -142,8 +152,7 @@ def _is_decay_state(node: Any) -> bool:
   return isinstance(node, AddScheduledDecayedWeightsState)
 
 
-def get_weight_decay(opt_state: optax.OptState
-                     ) -> jax.Array | list[jax.Array]:
+def get_weight_decay(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   """The weight decay coefficient the next update of ``opt_state`` applies.
 
   Reads the state of :func:`add_scheduled_decayed_weights` wherever it sits
@@ -171,13 +180,16 @@ def get_weight_decay(opt_state: optax.OptState
     >>> float(transforms.get_weight_decay(opt.init(jnp.zeros(3))))
     0.1...
   """
-  found = [getattr(s.weight_decay, "value", s.weight_decay)
-           for s in jax.tree.leaves(opt_state, is_leaf=_is_decay_state)
-           if _is_decay_state(s)]
+  found = [
+    getattr(s.weight_decay, "value", s.weight_decay)
+    for s in jax.tree.leaves(opt_state, is_leaf=_is_decay_state)
+    if _is_decay_state(s)
+  ]
   if not found:
     raise ValueError(
-        "opt_state holds no scheduled weight decay stage "
-        "(AddScheduledDecayedWeightsState); get_weight_decay works on "
-        "states of chains containing "
-        "bertadam_optax.transforms.add_scheduled_decayed_weights.")
+      "opt_state holds no scheduled weight decay stage "
+      "(AddScheduledDecayedWeightsState); get_weight_decay works on "
+      "states of chains containing "
+      "bertadam_optax.transforms.add_scheduled_decayed_weights."
+    )
   return found[0] if len(found) == 1 else found

@@ -24,9 +24,11 @@ from bertadam_optax.interop import plan_deepspeed_config
 from bertadam_optax.interop import plan_training_arguments
 from bertadam_optax.interop import specs
 
-PARAMS = {"encoder.dense.weight": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3),
-          "encoder.dense.bias": jnp.full((3,), 0.5),
-          "encoder.LayerNorm.weight": jnp.ones(3)}
+PARAMS = {
+  "encoder.dense.weight": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3),
+  "encoder.dense.bias": jnp.full((3,), 0.5),
+  "encoder.LayerNorm.weight": jnp.ones(3),
+}
 
 
 def _run(tx, steps=6, value=None):
@@ -36,8 +38,8 @@ def _run(tx, steps=6, value=None):
   history = []
   for k in range(steps):
     grads = jax.tree.map(
-        lambda p: jnp.asarray(rng.standard_normal(p.shape), jnp.float32),
-        params)
+      lambda p: jnp.asarray(rng.standard_normal(p.shape), jnp.float32), params
+    )
     if value is not None:
       extra["value"] = jnp.float32(1.0 / (k + 1) if k % 3 else 2.0)
     updates, state = tx.update(grads, state, params, **extra)
@@ -53,47 +55,82 @@ def _assert_same(a, b):
 
 
 DS_CONFIGS = [
-    {"train_batch_size": 4, "gradient_clipping": 1.0,
-     "optimizer": {"type": "AdamW", "params": {"lr": 1e-3,
-                                               "weight_decay": 0.01}}},
-    {"train_batch_size": 4,
-     "optimizer": {"type": "Lion", "params": {"lr": 1e-4,
-                                              "weight_decay": 0.1}},
-     "scheduler": {"type": "OneCycle",
-                   "params": {"cycle_min_lr": 1e-5, "cycle_max_lr": 1e-4,
-                              "cycle_first_step_size": 3}}},
-    {"train_batch_size": 4, "gradient_clipping": 0.5,
-     "optimizer": {"type": "Lamb", "params": {"lr": 1e-2,
-                                              "weight_decay": 0.01}}},
-    {"train_batch_size": 8, "train_micro_batch_size_per_gpu": 4,
-     "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "weight_decay": 0.1,
-                                              "adam_w_mode": False}},
-     "scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 3}}},
+  {
+    "train_batch_size": 4,
+    "gradient_clipping": 1.0,
+    "optimizer": {
+      "type": "AdamW",
+      "params": {"lr": 1e-3, "weight_decay": 0.01},
+    },
+  },
+  {
+    "train_batch_size": 4,
+    "optimizer": {"type": "Lion", "params": {"lr": 1e-4, "weight_decay": 0.1}},
+    "scheduler": {
+      "type": "OneCycle",
+      "params": {
+        "cycle_min_lr": 1e-5,
+        "cycle_max_lr": 1e-4,
+        "cycle_first_step_size": 3,
+      },
+    },
+  },
+  {
+    "train_batch_size": 4,
+    "gradient_clipping": 0.5,
+    "optimizer": {"type": "Lamb", "params": {"lr": 1e-2, "weight_decay": 0.01}},
+  },
+  {
+    "train_batch_size": 8,
+    "train_micro_batch_size_per_gpu": 4,
+    "optimizer": {
+      "type": "Adam",
+      "params": {"lr": 1e-3, "weight_decay": 0.1, "adam_w_mode": False},
+    },
+    "scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 3}},
+  },
 ]
 TA_FIELDS = [
-    {"learning_rate": 1e-3, "weight_decay": 0.01, "warmup_steps": 2},
-    {"optim": "sgd", "optim_args": "momentum=0.9", "learning_rate": 0.05,
-     "weight_decay": 0.1, "lr_scheduler_type": "cosine"},
-    {"optim": "adagrad", "optim_args": "lr_decay=0.05", "learning_rate": 0.05,
-     "weight_decay": 0.02, "gradient_accumulation_steps": 2},
-    {"learning_rate": 1e-2, "lr_scheduler_type": "greedy",
-     "lr_scheduler_kwargs": {"patience": 1, "min_lr": 1e-4}},
-    {"learning_rate": 1e-2, "lr_scheduler_type": "reduce_lr_on_plateau",
-     "lr_scheduler_kwargs": {"patience": 0}},
+  {"learning_rate": 1e-3, "weight_decay": 0.01, "warmup_steps": 2},
+  {
+    "optim": "sgd",
+    "optim_args": "momentum=0.9",
+    "learning_rate": 0.05,
+    "weight_decay": 0.1,
+    "lr_scheduler_type": "cosine",
+  },
+  {
+    "optim": "adagrad",
+    "optim_args": "lr_decay=0.05",
+    "learning_rate": 0.05,
+    "weight_decay": 0.02,
+    "gradient_accumulation_steps": 2,
+  },
+  {
+    "learning_rate": 1e-2,
+    "lr_scheduler_type": "greedy",
+    "lr_scheduler_kwargs": {"patience": 1, "min_lr": 1e-4},
+  },
+  {
+    "learning_rate": 1e-2,
+    "lr_scheduler_type": "reduce_lr_on_plateau",
+    "lr_scheduler_kwargs": {"patience": 0},
+  },
 ]
 
 
 def _plans():
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    return ([plan_deepspeed_config(c, total_steps=10) for c in DS_CONFIGS] +
-            [plan_training_arguments(f, num_training_steps=10)
-             for f in TA_FIELDS])
+    return [plan_deepspeed_config(c, total_steps=10) for c in DS_CONFIGS] + [
+      plan_training_arguments(f, num_training_steps=10) for f in TA_FIELDS
+    ]
 
 
 def _value(plan):
-  return 1.0 if isinstance(plan.learning_rate,
-                           specs.MetricScheduleSpec) else None
+  return (
+    1.0 if isinstance(plan.learning_rate, specs.MetricScheduleSpec) else None
+  )
 
 
 @pytest.mark.parametrize("index", range(len(DS_CONFIGS) + len(TA_FIELDS)))
@@ -103,8 +140,9 @@ def test_printed_source_builds_a_bit_identical_optimizer(index):
   namespace = {}
   exec(source, namespace)  # pylint: disable=exec-used
   value = _value(plan)
-  _assert_same(_run(plan.build(), value=value),
-               _run(namespace["optimizer"], value=value))
+  _assert_same(
+    _run(plan.build(), value=value), _run(namespace["optimizer"], value=value)
+  )
 
 
 @pytest.mark.parametrize("index", range(len(DS_CONFIGS) + len(TA_FIELDS)))
@@ -117,11 +155,13 @@ def test_printed_source_imports_only_public_names(index):
 def test_from_functions_are_plan_build():
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    a = bertadam_optax.interop.from_deepspeed_config(DS_CONFIGS[3],
-                                                     total_steps=10)
+    a = bertadam_optax.interop.from_deepspeed_config(
+      DS_CONFIGS[3], total_steps=10
+    )
     b = plan_deepspeed_config(DS_CONFIGS[3], total_steps=10).build()
     c = bertadam_optax.interop.from_training_arguments(
-        TA_FIELDS[2], num_training_steps=10)
+      TA_FIELDS[2], num_training_steps=10
+    )
     d = plan_training_arguments(TA_FIELDS[2], num_training_steps=10).build()
   _assert_same(_run(a), _run(b))
   _assert_same(_run(c), _run(d))
@@ -133,14 +173,21 @@ def test_replace_learning_rate_mask_and_accumulation():
   plan = _plans()[0]
   schedule = optax.linear_schedule(0.0, 2e-3, 4)
   replaced = dataclasses.replace(
-      plan, learning_rate=schedule,
-      weight_decay_mask=masks.bert_weight_decay_mask, accumulation_steps=2)
-  by_hand = optax.MultiSteps(optax.chain(
+    plan,
+    learning_rate=schedule,
+    weight_decay_mask=masks.bert_weight_decay_mask,
+    accumulation_steps=2,
+  )
+  by_hand = optax.MultiSteps(
+    optax.chain(
       transforms.clip_by_global_norm_torch(1.0),
       transforms.scale_by_adam_torch(0.9, 0.999, 1e-8),
       optax.add_decayed_weights(0.01, masks.bert_weight_decay_mask),
-      transforms.scale_by_learning_rate(schedule)),
-      every_k_schedule=2, use_grad_mean=True).gradient_transformation()
+      transforms.scale_by_learning_rate(schedule),
+    ),
+    every_k_schedule=2,
+    use_grad_mean=True,
+  ).gradient_transformation()
   _assert_same(_run(replaced.build(), steps=8), _run(by_hand, steps=8))
   assert "masks.bert_weight_decay_mask" in replaced.to_source()
   # A float learning rate works too, and prints.
@@ -161,8 +208,9 @@ def test_learning_rate_override_keyword():
 def test_describe_lists_the_decisions_and_ignored_keys():
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    plan = plan_deepspeed_config(dict(DS_CONFIGS[0], steps_per_print=10,
-                                      fp16={"enabled": True}))
+    plan = plan_deepspeed_config(
+      dict(DS_CONFIGS[0], steps_per_print=10, fp16={"enabled": True})
+    )
   lines = plan.describe()
   assert lines[0].endswith("ds_config")
   assert any("global norm 1.0" in line for line in lines)
@@ -170,7 +218,9 @@ def test_describe_lists_the_decisions_and_ignored_keys():
   assert all(f"note:          {n}" in lines for n in plan.notes)
 
 
-@pytest.mark.parametrize("make,name", [
+@pytest.mark.parametrize(
+  "make,name",
+  [
     (lambda: specs.AdamSpec(b1=np.float32(1.5)), "b1"),
     (lambda: specs.AdamSpec(eps=float("nan")), "eps"),
     (lambda: specs.AdamSpec(bias_correction="false"), "bias_correction"),
@@ -178,19 +228,30 @@ def test_describe_lists_the_decisions_and_ignored_keys():
     (lambda: specs.LionSpec(weight_decay="0.1"), "weight_decay"),
     (lambda: specs.AdagradSpec(eps=-1.0), "eps"),
     (lambda: specs.SGDSpec(momentum=0.0, nesterov=True), "nesterov"),
-    (lambda: specs.TransformersScheduleSpec("linear", 1e-3, 5, 100.5),
-     "num_training_steps"),
-    (lambda: specs.MetricScheduleSpec("greedy", 1e-3, {"modes": "min"}),
-     "modes"),
+    (
+      lambda: specs.TransformersScheduleSpec("linear", 1e-3, 5, 100.5),
+      "num_training_steps",
+    ),
+    (
+      lambda: specs.MetricScheduleSpec("greedy", 1e-3, {"modes": "min"}),
+      "modes",
+    ),
     (lambda: specs.NamedMask("bias"), "name"),
-    (lambda: dataclasses.replace(_plans()[0], accumulation_steps=0),
-     "accumulation_steps"),
+    (
+      lambda: dataclasses.replace(_plans()[0], accumulation_steps=0),
+      "accumulation_steps",
+    ),
     (lambda: dataclasses.replace(_plans()[0], clip=float("nan")), "clip"),
-    (lambda: dataclasses.replace(_plans()[0], learning_rate=-1.0),
-     "learning_rate"),
-    (lambda: dataclasses.replace(_plans()[0], weight_decay_mask="bias"),
-     "weight_decay_mask"),
-])
+    (
+      lambda: dataclasses.replace(_plans()[0], learning_rate=-1.0),
+      "learning_rate",
+    ),
+    (
+      lambda: dataclasses.replace(_plans()[0], weight_decay_mask="bias"),
+      "weight_decay_mask",
+    ),
+  ],
+)
 def test_specs_validate_at_construction(make, name):
   with pytest.raises(ValueError, match=name):
     make()
@@ -202,18 +263,22 @@ def test_specs_are_frozen():
     spec.b1 = 0.5  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("module", [
+@pytest.mark.parametrize(
+  "module",
+  [
     "bertadam_optax.interop.deepspeed_config",
     "bertadam_optax.interop.training_arguments",
     "bertadam_optax.interop.specs",
-])
+  ],
+)
 def test_docstring_examples_run(module):
   import doctest  # pylint: disable=import-outside-toplevel
   import importlib  # pylint: disable=import-outside-toplevel
 
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(
+      importlib.import_module(module), optionflags=doctest.ELLIPSIS
+    )
   assert result.attempted > 0
   assert result.failed == 0

@@ -38,8 +38,12 @@ TX = bertadam(1e-2, warmup=0.1, t_total=20)
 
 
 def params_of(value):
-  return {"dense": {"kernel": jnp.full((4, 2), value, jnp.float32),
-                    "bias": jnp.full((2,), value, jnp.float32)}}
+  return {
+    "dense": {
+      "kernel": jnp.full((4, 2), value, jnp.float32),
+      "bias": jnp.full((2,), value, jnp.float32),
+    }
+  }
 
 
 def save(directory, step, value=1.0, **kwargs):
@@ -87,15 +91,29 @@ def test_a_failed_overwrite_puts_the_old_step_back(tmp_path):
   save(tmp_path, 5, 1.0)
   params = {"bad": np.array([1], "datetime64[s]")}
   with pytest.raises(ValueError, match="datetime64"):  # orbax's own error
-    save_checkpoint(tmp_path, 5, params, TX.init(params_of(1.0)),
-                    overwrite=True)
+    save_checkpoint(
+      tmp_path, 5, params, TX.init(params_of(1.0)), overwrite=True
+    )
   assert listing(tmp_path) == ["5"]
   chex.assert_trees_all_equal(restore(tmp_path, 5)[0], params_of(1.0))
 
 
-BAD_STEPS = [-1, 1.5, True, False, "3", None, float("nan"), float("inf"),
-             np.int64(-2), np.float32(2.5), jnp.asarray(-1), np.array([1, 2]),
-             1 + 0j, b"1"]
+BAD_STEPS = [
+  -1,
+  1.5,
+  True,
+  False,
+  "3",
+  None,
+  float("nan"),
+  float("inf"),
+  np.int64(-2),
+  np.float32(2.5),
+  jnp.asarray(-1),
+  np.array([1, 2]),
+  1 + 0j,
+  b"1",
+]
 
 
 def _named(step, message):
@@ -122,8 +140,9 @@ def test_a_bad_step_is_refused_before_anything_is_written(tmp_path, step):
   assert _named(step, str(e.value))
 
 
-@pytest.mark.parametrize("step", [0, 7, np.int64(9), np.int32(11), 12.0,
-                                  jnp.asarray(13)], ids=repr)
+@pytest.mark.parametrize(
+  "step", [0, 7, np.int64(9), np.int32(11), 12.0, jnp.asarray(13)], ids=repr
+)
 def test_a_good_step_round_trips(tmp_path, step):
   save(tmp_path, step, 4.0)
   assert listing(tmp_path) == [str(int(step))]
@@ -134,12 +153,46 @@ def test_a_good_step_round_trips(tmp_path, step):
 
 # Orbax reads back with glob patterns built from the path and TensorStore
 # rejects backslashes: these names saved but could not be restored.
-UNSAFE_NAMES = ["run[0]", "r[ab]", "[!a]", "a]b", "x[", "a*", "a**", "a?",
-                "a\\b", "\\x", "p[1]/sub"]
+UNSAFE_NAMES = [
+  "run[0]",
+  "r[ab]",
+  "[!a]",
+  "a]b",
+  "x[",
+  "a*",
+  "a**",
+  "a?",
+  "a\\b",
+  "\\x",
+  "p[1]/sub",
+]
 # Every other punctuation character round-trips.
-SAFE_NAMES = ["a b", "a#b", "a%b", "a:b", "a'b", 'a"b', "a~b", "a$b", "a!b",
-              "a,b", "a;b", "a=b", "a&b", "a@b", "a^b", "a|b", "a<b>",
-              "a{b,c}", "a(b)", "a+b", "é", "a\tb", "a-b_c.d", "x/./y"]
+SAFE_NAMES = [
+  "a b",
+  "a#b",
+  "a%b",
+  "a:b",
+  "a'b",
+  'a"b',
+  "a~b",
+  "a$b",
+  "a!b",
+  "a,b",
+  "a;b",
+  "a=b",
+  "a&b",
+  "a@b",
+  "a^b",
+  "a|b",
+  "a<b>",
+  "a{b,c}",
+  "a(b)",
+  "a+b",
+  "é",
+  "a\tb",
+  "a-b_c.d",
+  "x/./y",
+]
 
 
 @pytest.mark.parametrize("name", UNSAFE_NAMES)
@@ -183,8 +236,7 @@ def _make_read_only(path):
 
 
 def _make_writable(path):
-  subprocess.run(["chattr", "-i", str(path)], check=False,
-                 capture_output=True)
+  subprocess.run(["chattr", "-i", str(path)], check=False, capture_output=True)
   path.chmod(stat.S_IRWXU)
 
 
@@ -233,10 +285,17 @@ except Exception as e:
 def _python(code, *args, timeout):
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
-      filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-  return subprocess.run([sys.executable, "-c", code, *map(str, args)],
-                        cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=timeout, check=False)
+    filter(None, [str(ROOT), env.get("PYTHONPATH")])
+  )
+  return subprocess.run(
+    [sys.executable, "-c", code, *map(str, args)],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
 
 
 @pytest.mark.parametrize("kind", ["file", "orbax"])
@@ -271,19 +330,27 @@ def test_kill_9_during_a_save_keeps_the_previous_step(tmp_path):
   directory = tmp_path / "ckpt"
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(
-      filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-  proc = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(directory)],
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True)
+    filter(None, [str(ROOT), env.get("PYTHONPATH")])
+  )
+  proc = subprocess.Popen(
+    [sys.executable, "-c", _KILLED_SAVE, str(directory)],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
+  )
   try:
     assert proc.stdout.readline().strip() == "saving"
     deadline = time.monotonic() + 120
     # Kill once the step is being written (its temporary directory exists).
     while time.monotonic() < deadline and not any(
-        n.startswith("2.") for n in listing(directory)):
+      n.startswith("2.") for n in listing(directory)
+    ):
       time.sleep(0.01)
     assert any(n.startswith("2.") for n in listing(directory)), (
-        "the save finished before it could be killed")
+      "the save finished before it could be killed"
+    )
     proc.send_signal(signal.SIGKILL)
   finally:
     proc.kill()
@@ -302,14 +369,17 @@ def test_kill_9_during_a_save_keeps_the_previous_step(tmp_path):
 # --- damaged files -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, damage", [
+@pytest.mark.parametrize(
+  "name, damage",
+  [
     ("params/_METADATA", b"garbage{"),
     ("params/_METADATA", b""),
     ("params/_METADATA", b"\xff\xfe\x00binary"),
     ("opt_state/_METADATA", b'{"tree_metadata": '),
     ("_CHECKPOINT_METADATA", b"{not json"),
     ("optimizer/metadata", b"[1, 2"),
-])
+  ],
+)
 def test_a_corrupted_metadata_file_is_named(tmp_path, name, damage):
   save(tmp_path, 1)
   (tmp_path / "1" / name).write_bytes(damage)
@@ -320,28 +390,37 @@ def test_a_corrupted_metadata_file_is_named(tmp_path, name, damage):
 
 def test_truncated_array_data_is_a_value_error(tmp_path):
   save(tmp_path, 1)
-  data = [p for p in (tmp_path / "1" / "params").rglob("*")
-          if p.is_file() and p.parent.name == "d"]
+  data = [
+    p
+    for p in (tmp_path / "1" / "params").rglob("*")
+    if p.is_file() and p.parent.name == "d"
+  ]
   assert data
   for p in data:
     p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3])
-  with pytest.raises(ValueError, match=r"step 1 in .* cannot be read "
-                     r"\(truncated or corrupted\?\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"step 1 in .* cannot be read "
+    r"\(truncated or corrupted\?\)",
+  ):
     restore(tmp_path, 1)
 
 
 # --- another optimizer configuration ----------------------------------------------
 
 OTHER_OPTIMIZERS = {
-    "weight_decay": bertadam(1e-2, warmup=0.1, t_total=20, weight_decay=0.02),
-    "b2": bertadam(1e-2, warmup=0.1, t_total=20, b2=0.98),
-    "lr": bertadam(2e-2, warmup=0.1, t_total=20),
-    "schedule": bertadam(1e-2, warmup=0.1, t_total=20,
-                         schedule="warmup_cosine"),
-    "t_total": bertadam(1e-2, warmup=0.1, t_total=40),
-    "max_grad_norm": bertadam(1e-2, warmup=0.1, t_total=20, max_grad_norm=2.0),
-    "adam": optax.chain(optax.identity(), optax.scale_by_adam(eps=1e-6),
-                        optax.identity(), optax.scale_by_learning_rate(1e-2)),
+  "weight_decay": bertadam(1e-2, warmup=0.1, t_total=20, weight_decay=0.02),
+  "b2": bertadam(1e-2, warmup=0.1, t_total=20, b2=0.98),
+  "lr": bertadam(2e-2, warmup=0.1, t_total=20),
+  "schedule": bertadam(1e-2, warmup=0.1, t_total=20, schedule="warmup_cosine"),
+  "t_total": bertadam(1e-2, warmup=0.1, t_total=40),
+  "max_grad_norm": bertadam(1e-2, warmup=0.1, t_total=20, max_grad_norm=2.0),
+  "adam": optax.chain(
+    optax.identity(),
+    optax.scale_by_adam(eps=1e-6),
+    optax.identity(),
+    optax.scale_by_learning_rate(1e-2),
+  ),
 }
 
 
@@ -350,8 +429,11 @@ def test_another_optimizer_configuration_is_refused(tmp_path, name):
   save(tmp_path, 1, optimizer=TX)
   other = OTHER_OPTIMIZERS[name]
   like = params_of(0.0)
-  with pytest.raises(ValueError, match=r"(?s)does not match.*optimizer "
-                     r"\(saved by bertadam-optax.*(differs|only in)"):
+  with pytest.raises(
+    ValueError,
+    match=r"(?s)does not match.*optimizer "
+    r"\(saved by bertadam-optax.*(differs|only in)",
+  ):
     restore_checkpoint(tmp_path, 1, like, other.init(like), optimizer=other)
 
 
@@ -359,26 +441,37 @@ def test_the_same_configuration_built_again_restores(tmp_path):
   save(tmp_path, 1, 6.0, optimizer=TX)
   again = bertadam(np.float32(1e-2), warmup=0.1, t_total=20)
   like = params_of(0.0)
-  params, _ = restore_checkpoint(tmp_path, 1, like, again.init(like),
-                                 optimizer=again)
+  params, _ = restore_checkpoint(
+    tmp_path, 1, like, again.init(like), optimizer=again
+  )
   chex.assert_trees_all_equal(params, params_of(6.0))
 
 
-@pytest.mark.parametrize("saved, other, line", [
-    (optax.MultiSteps(TX, 2), optax.MultiSteps(TX, 4),
-     "differs: _every_k_schedule.every_k_schedule (checkpoint 2, target 4)"),
-    (optax.inject_hyperparams(optax.adamw)(
-        learning_rate=optax.linear_schedule(0.0, 1e-3, 10)),
-     optax.inject_hyperparams(optax.adamw)(
-         learning_rate=optax.linear_schedule(0.0, 1e-3, 20)),
-     "differs: sched_hps.learning_rate.schedule_fn.transition_steps "
-     "(checkpoint 10, target 20)"),
-], ids=["MultiSteps every_k", "injected schedule"])
+@pytest.mark.parametrize(
+  "saved, other, line",
+  [
+    (
+      optax.MultiSteps(TX, 2),
+      optax.MultiSteps(TX, 4),
+      "differs: _every_k_schedule.every_k_schedule (checkpoint 2, target 4)",
+    ),
+    (
+      optax.inject_hyperparams(optax.adamw)(
+        learning_rate=optax.linear_schedule(0.0, 1e-3, 10)
+      ),
+      optax.inject_hyperparams(optax.adamw)(
+        learning_rate=optax.linear_schedule(0.0, 1e-3, 20)
+      ),
+      "differs: sched_hps.learning_rate.schedule_fn.transition_steps "
+      "(checkpoint 10, target 20)",
+    ),
+  ],
+  ids=["MultiSteps every_k", "injected schedule"],
+)
 def test_wrapped_optimizers_are_compared_inside(tmp_path, saved, other, line):
   params = params_of(1.0)
   save_checkpoint(tmp_path, 1, params, saved.init(params), optimizer=saved)
   chex.assert_trees_all_equal_structs(saved.init(params), other.init(params))
   with pytest.raises(ValueError, match="does not match") as e:
-    restore_checkpoint(tmp_path, 1, params, other.init(params),
-                       optimizer=other)
+    restore_checkpoint(tmp_path, 1, params, other.init(params), optimizer=other)
   assert line in str(e.value)

@@ -660,18 +660,7 @@ def attempt(name: str, arg: str, value: Any) -> tuple[str, str]:
 # _validation does not have yet (a policy for the whole package: which bound,
 # for which arguments); every factory takes it today.
 _ABSURD_ACCEPTED = [
-  ("bertadam", "lr"),
-  ("bertadam", "weight_decay"),
-  ("flat_bertadam", "lr"),
-  ("flat_bertadam", "weight_decay"),
-  ("transforms.scale_by_fused_lamb", "weight_decay"),
-  ("transforms.scale_by_learning_rate", "learning_rate"),
-  ("transforms.reduce_lr_on_plateau", "learning_rate"),
-  ("transforms.greedy", "learning_rate"),
-  ("transforms.add_scheduled_decayed_weights", "weight_decay"),
-  ("interop.from_deepspeed_config", "learning_rate"),
   ("interop.plan_deepspeed_config", "learning_rate"),
-  ("interop.from_training_arguments", "learning_rate"),
   ("interop.plan_training_arguments", "learning_rate"),
 ]
 KNOWN_GAPS: set[tuple[str, str, str]] = {

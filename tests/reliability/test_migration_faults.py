@@ -28,7 +28,8 @@ pytorch_pretrained_bert = require("pytorch_pretrained_bert")
 from bertadam_optax.interop import torch as interop
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:This overload of add_:UserWarning")
+  "ignore:This overload of add_:UserWarning"
+)
 
 STEPS = 3
 HPARAMS = dict(lr=1e-2, warmup=0.1, t_total=10, schedule="warmup_linear")
@@ -36,7 +37,6 @@ WHAT = "the torch optimizer state does not fit the optimizer"
 
 
 class Net(torch.nn.Module):
-
   def __init__(self):
     super().__init__()
     self.dense_0 = torch.nn.Linear(4, 3)
@@ -47,18 +47,26 @@ class Net(torch.nn.Module):
     return self.dense_1(torch.tanh(self.LayerNorm(self.dense_0(x))))
 
 
-PARAMS = {"dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)},
-          "LayerNorm": {"scale": jnp.zeros(3), "bias": jnp.zeros(3)},
-          "dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}
-MAPPING = {"dense_0.weight": "dense_0.kernel", "dense_0.bias": "dense_0.bias",
-           "LayerNorm.weight": "LayerNorm.scale",
-           "LayerNorm.bias": "LayerNorm.bias",
-           "dense_1.weight": "dense_1.kernel", "dense_1.bias": "dense_1.bias"}
+PARAMS = {
+  "dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)},
+  "LayerNorm": {"scale": jnp.zeros(3), "bias": jnp.zeros(3)},
+  "dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)},
+}
+MAPPING = {
+  "dense_0.weight": "dense_0.kernel",
+  "dense_0.bias": "dense_0.bias",
+  "LayerNorm.weight": "LayerNorm.scale",
+  "LayerNorm.bias": "LayerNorm.bias",
+  "dense_1.weight": "dense_1.kernel",
+  "dense_1.bias": "dense_1.bias",
+}
 NAMES = list(MAPPING)
 TX = alias.bertadam(
-    pretrained_bert.pretrained_bert_schedule(
-        HPARAMS["schedule"], HPARAMS["lr"], HPARAMS["t_total"],
-        HPARAMS["warmup"]), schedule=None)
+  pretrained_bert.pretrained_bert_schedule(
+    HPARAMS["schedule"], HPARAMS["lr"], HPARAMS["t_total"], HPARAMS["warmup"]
+  ),
+  schedule=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +85,23 @@ def trained():
 
 
 def convert(model_state_dict, optimizer_state_dict):
-  return interop.from_torch(model_state_dict, optimizer_state_dict,
-                            params=PARAMS, optimizer=TX, mapping=MAPPING,
-                            param_names=NAMES)
+  return interop.from_torch(
+    model_state_dict,
+    optimizer_state_dict,
+    params=PARAMS,
+    optimizer=TX,
+    mapping=MAPPING,
+    param_names=NAMES,
+  )
 
 
 def test_the_unmutated_state_converts(trained):
   params, opt_state = convert(*trained)
   assert int(opt_state[1].count) == STEPS
   np.testing.assert_array_equal(
-      opt_state[1].nu["dense_0"]["kernel"],
-      trained[1]["state"][0]["next_v"].numpy().T)
+    opt_state[1].nu["dense_0"]["kernel"],
+    trained[1]["state"][0]["next_v"].numpy().T,
+  )
   assert params["dense_1"]["kernel"].shape == (3, 2)
 
 
@@ -123,23 +137,33 @@ def _missing_and_extra(sd):
 
 
 KEY_FAULTS = {
-    "string keys": (_string_keys, [("state keys that are no id of "
-                                    "param_groups (6):"),
-                                   "'0' (str)", "'5' (str)",
-                                   "param_groups ids without a state (6):",
-                                   "string keys come from a JSON"]),
-    "offset ids": (_offset_ids, ["100 (int)", "105 (int)",
-                                 "param_groups ids without a state (6):"]),
-    "extra id": (_extra_id, ["state keys that are no id of param_groups (1):",
-                             "6 (int)"]),
-    "missing and extra": (_missing_and_extra, [
-        "42 (int)", "param_groups ids without a state (1):\n  2"]),
+  "string keys": (
+    _string_keys,
+    [
+      ("state keys that are no id of param_groups (6):"),
+      "'0' (str)",
+      "'5' (str)",
+      "param_groups ids without a state (6):",
+      "string keys come from a JSON",
+    ],
+  ),
+  "offset ids": (
+    _offset_ids,
+    ["100 (int)", "105 (int)", "param_groups ids without a state (6):"],
+  ),
+  "extra id": (
+    _extra_id,
+    ["state keys that are no id of param_groups (1):", "6 (int)"],
+  ),
+  "missing and extra": (
+    _missing_and_extra,
+    ["42 (int)", "param_groups ids without a state (1):\n  2"],
+  ),
 }
 
 
 @pytest.mark.parametrize("fault", sorted(KEY_FAULTS))
-def test_state_keys_that_are_not_the_param_group_ids_are_listed(trained,
-                                                               fault):
+def test_state_keys_that_are_not_the_param_group_ids_are_listed(trained, fault):
   mutate, lines = KEY_FAULTS[fault]
   with pytest.raises(ValueError, match=WHAT) as e:
     convert(trained[0], mutate(trained[1]))
@@ -152,23 +176,39 @@ def _set(index, **changes):
     state = entries(sd)
     state[index] = dict(state[index], **changes)
     return with_state(sd, state)
+
   return mutate
 
 
-BAD_STEPS = [-4, 3.7, "3", None, True, float("nan"), float("inf"),
-             torch.tensor(-1), torch.tensor(2.5), np.int64(-1), [3]]
+BAD_STEPS = [
+  -4,
+  3.7,
+  "3",
+  None,
+  True,
+  float("nan"),
+  float("inf"),
+  torch.tensor(-1),
+  torch.tensor(2.5),
+  np.int64(-1),
+  [3],
+]
 
 
 @pytest.mark.parametrize("step", BAD_STEPS, ids=repr)
 def test_a_step_that_is_not_a_non_negative_integer_is_refused(trained, step):
-  with pytest.raises(ValueError, match=r"(?s)steps that are not integers >= 0 "
-                     r"\(1\):\n  LayerNorm.weight: step=") as e:
+  with pytest.raises(
+    ValueError,
+    match=r"(?s)steps that are not integers >= 0 "
+    r"\(1\):\n  LayerNorm.weight: step=",
+  ) as e:
     convert(trained[0], _set(2, step=step)(trained[1]))
   assert repr(step) in str(e.value)
 
 
-@pytest.mark.parametrize("step", [np.int64(STEPS), torch.tensor(STEPS),
-                                  float(STEPS)], ids=repr)
+@pytest.mark.parametrize(
+  "step", [np.int64(STEPS), torch.tensor(STEPS), float(STEPS)], ids=repr
+)
 def test_integral_steps_of_other_types_are_taken(trained, step):
   state = entries(trained[1])
   for entry in state.values():
@@ -178,8 +218,11 @@ def test_integral_steps_of_other_types_are_taken(trained, step):
 
 
 def test_steps_that_disagree_are_listed(trained):
-  with pytest.raises(ValueError, match=r"(?s)different steps.*step 3: "
-                     r"dense_0.weight.*step 5: dense_1.bias"):
+  with pytest.raises(
+    ValueError,
+    match=r"(?s)different steps.*step 3: "
+    r"dense_0.weight.*step 5: dense_1.bias",
+  ):
     convert(trained[0], _set(5, step=5)(trained[1]))
 
 
@@ -189,6 +232,7 @@ def _moment(index, key, edit):
     value = state[index][key].clone()
     state[index] = dict(state[index], **{key: edit(value)})
     return with_state(sd, state)
+
   return mutate
 
 
@@ -198,21 +242,34 @@ def _put_at(value, x):
 
 
 MOMENT_FAULTS = {
-    "nan next_m": (_moment(0, "next_m", lambda v: _put_at(v, float("nan"))),
-                   "dense_0.weight: next_m holds 1 non-finite values"),
-    "inf next_m": (_moment(1, "next_m", lambda v: _put_at(v, float("inf"))),
-                   "dense_0.bias: next_m holds 1 non-finite values"),
-    "nan next_v": (_moment(3, "next_v", lambda v: _put_at(v, float("nan"))),
-                   "LayerNorm.bias: next_v holds 1 non-finite values"),
-    "-inf next_v": (_moment(4, "next_v", lambda v: _put_at(v, -float("inf"))),
-                    "dense_1.weight: next_v holds 1 non-finite values"),
-    "negative next_v": (_moment(5, "next_v", lambda v: _put_at(v, -1e-3)),
-                        "dense_1.bias: next_v holds 1 negative values"),
-    "integer next_m": (_moment(0, "next_m", lambda v: v.to(torch.int32)),
-                       ("dense_0.weight: next_m has dtype int32; expected "
-                        "floating")),
-    "bool next_v": (_moment(2, "next_v", lambda v: v > 0),
-                    "LayerNorm.weight: next_v has dtype bool"),
+  "nan next_m": (
+    _moment(0, "next_m", lambda v: _put_at(v, float("nan"))),
+    "dense_0.weight: next_m holds 1 non-finite values",
+  ),
+  "inf next_m": (
+    _moment(1, "next_m", lambda v: _put_at(v, float("inf"))),
+    "dense_0.bias: next_m holds 1 non-finite values",
+  ),
+  "nan next_v": (
+    _moment(3, "next_v", lambda v: _put_at(v, float("nan"))),
+    "LayerNorm.bias: next_v holds 1 non-finite values",
+  ),
+  "-inf next_v": (
+    _moment(4, "next_v", lambda v: _put_at(v, -float("inf"))),
+    "dense_1.weight: next_v holds 1 non-finite values",
+  ),
+  "negative next_v": (
+    _moment(5, "next_v", lambda v: _put_at(v, -1e-3)),
+    "dense_1.bias: next_v holds 1 negative values",
+  ),
+  "integer next_m": (
+    _moment(0, "next_m", lambda v: v.to(torch.int32)),
+    ("dense_0.weight: next_m has dtype int32; expected floating"),
+  ),
+  "bool next_v": (
+    _moment(2, "next_v", lambda v: v > 0),
+    "LayerNorm.weight: next_v has dtype bool",
+  ),
 }
 
 
@@ -225,9 +282,9 @@ def test_invalid_moments_are_listed(trained, fault):
 
 
 SHAPE_FAULTS = {
-    "transposed next_m": _moment(0, "next_m", lambda v: v.T.contiguous()),
-    "short next_v": _moment(1, "next_v", lambda v: v[:2]),
-    "flat next_m": _moment(4, "next_m", lambda v: v.reshape(-1)),
+  "transposed next_m": _moment(0, "next_m", lambda v: v.T.contiguous()),
+  "short next_v": _moment(1, "next_v", lambda v: v[:2]),
+  "flat next_m": _moment(4, "next_m", lambda v: v.reshape(-1)),
 }
 
 
@@ -242,28 +299,40 @@ def _drop(index, key):
     state = entries(sd)
     del state[index][key]
     return with_state(sd, state)
+
   return mutate
 
 
 CONTAINER_FAULTS = {
-    "entry without next_v": (_drop(0, "next_v"), "not BertAdam's"),
-    "entry without step": (_drop(3, "step"), "not BertAdam's"),
-    "entry is a list": (lambda sd: with_state(sd, {**entries(sd), 0: [1, 2]}),
-                        "not BertAdam's"),
-    "state is a list": (lambda sd: with_state(sd, list(entries(sd).values())),
-                        "is a list; expected a dict"),
-    "no param_groups": (lambda sd: {"state": entries(sd)},
-                        r"has no \['param_groups'\]"),
-    "param_groups a dict": (lambda sd: dict(sd, param_groups={"params": []}),
-                            "is not a list of dicts"),
-    "group without params": (
-        lambda sd: dict(sd, param_groups=[{"lr": 1.0}]),
-        "is not a list of dicts"),
-    "repeated ids": (
-        lambda sd: dict(sd, param_groups=[dict(
-            sd["param_groups"][0], params=[0, 1, 2, 3, 4, 4])]),
-        r"list the ids \['4'\] more than once"),
-    "state dict is None": (lambda sd: None, "is a NoneType"),
+  "entry without next_v": (_drop(0, "next_v"), "not BertAdam's"),
+  "entry without step": (_drop(3, "step"), "not BertAdam's"),
+  "entry is a list": (
+    lambda sd: with_state(sd, {**entries(sd), 0: [1, 2]}),
+    "not BertAdam's",
+  ),
+  "state is a list": (
+    lambda sd: with_state(sd, list(entries(sd).values())),
+    "is a list; expected a dict",
+  ),
+  "no param_groups": (
+    lambda sd: {"state": entries(sd)},
+    r"has no \['param_groups'\]",
+  ),
+  "param_groups a dict": (
+    lambda sd: dict(sd, param_groups={"params": []}),
+    "is not a list of dicts",
+  ),
+  "group without params": (
+    lambda sd: dict(sd, param_groups=[{"lr": 1.0}]),
+    "is not a list of dicts",
+  ),
+  "repeated ids": (
+    lambda sd: dict(
+      sd, param_groups=[dict(sd["param_groups"][0], params=[0, 1, 2, 3, 4, 4])]
+    ),
+    r"list the ids \['4'\] more than once",
+  ),
+  "state dict is None": (lambda sd: None, "is a NoneType"),
 }
 
 
@@ -281,10 +350,12 @@ def test_several_faults_come_in_one_error(trained):
   with pytest.raises(ValueError) as e:
     convert(trained[0], sd)
   message = str(e.value)
-  for line in ["steps that are not integers >= 0 (1):",
-               "dense_0.weight: step=-4",
-               "moments whose shapes do not match (1):",
-               "dense_1.bias: next_v holds 1 negative values"]:
+  for line in [
+    "steps that are not integers >= 0 (1):",
+    "dense_0.weight: step=-4",
+    "moments whose shapes do not match (1):",
+    "dense_1.bias: next_v holds 1 negative values",
+  ]:
     assert line in message
 
 
@@ -292,8 +363,13 @@ def test_several_faults_come_in_one_error(trained):
 
 
 def _back(params, opt_state, param_groups):
-  return interop.to_torch(params, opt_state, mapping=MAPPING,
-                          param_names=NAMES, param_groups=param_groups)
+  return interop.to_torch(
+    params,
+    opt_state,
+    mapping=MAPPING,
+    param_names=NAMES,
+    param_groups=param_groups,
+  )
 
 
 def test_to_torch_round_trips_the_real_state(trained):
@@ -302,8 +378,9 @@ def test_to_torch_round_trips_the_real_state(trained):
   assert sorted(sd["state"]) == sorted(trained[1]["state"])
   for pid, entry in trained[1]["state"].items():
     assert sd["state"][pid]["step"] == entry["step"]
-    np.testing.assert_array_equal(sd["state"][pid]["next_v"].numpy(),
-                                  entry["next_v"].numpy())
+    np.testing.assert_array_equal(
+      sd["state"][pid]["next_v"].numpy(), entry["next_v"].numpy()
+    )
 
 
 def _state_with(opt_state, **changes):
@@ -312,14 +389,28 @@ def _state_with(opt_state, **changes):
 
 
 TO_TORCH_FAULTS = {
-    "negative count": (lambda s: _state_with(s, count=jnp.asarray(
-        -2, jnp.int32)), "the BertAdam count is -2"),
-    "nan mu": (lambda s: _state_with(s, mu=dict(s[1].mu, dense_1=dict(
-        s[1].mu["dense_1"], bias=jnp.full(2, jnp.nan)))),
-               "dense_1.bias: next_m holds 2 non-finite values"),
-    "negative nu": (lambda s: _state_with(s, nu=dict(s[1].nu, LayerNorm=dict(
-        s[1].nu["LayerNorm"], scale=-jnp.ones(3)))),
-                    "LayerNorm.weight: next_v holds 3 negative values"),
+  "negative count": (
+    lambda s: _state_with(s, count=jnp.asarray(-2, jnp.int32)),
+    "the BertAdam count is -2",
+  ),
+  "nan mu": (
+    lambda s: _state_with(
+      s,
+      mu=dict(
+        s[1].mu, dense_1=dict(s[1].mu["dense_1"], bias=jnp.full(2, jnp.nan))
+      ),
+    ),
+    "dense_1.bias: next_m holds 2 non-finite values",
+  ),
+  "negative nu": (
+    lambda s: _state_with(
+      s,
+      nu=dict(
+        s[1].nu, LayerNorm=dict(s[1].nu["LayerNorm"], scale=-jnp.ones(3))
+      ),
+    ),
+    "LayerNorm.weight: next_v holds 3 negative values",
+  ),
 }
 
 
@@ -327,8 +418,7 @@ TO_TORCH_FAULTS = {
 def test_to_torch_refuses_invalid_states(trained, fault):
   params, opt_state = convert(*trained)
   mutate, line = TO_TORCH_FAULTS[fault]
-  with pytest.raises(ValueError,
-                     match="does not fit the torch optimizer") as e:
+  with pytest.raises(ValueError, match="does not fit the torch optimizer") as e:
     _back(params, mutate(opt_state), trained[1]["param_groups"])
   assert line in str(e.value)
 

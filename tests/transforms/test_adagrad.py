@@ -21,8 +21,9 @@ def test_matches_torch_adagrad(init, eps):
   params = jnp.ones(5)
   state = tx.init(params)
   tparam = torch.nn.Parameter(torch.ones(5, dtype=torch.float64))
-  opt = torch.optim.Adagrad([tparam], lr=0.1, initial_accumulator_value=init,
-                            eps=eps)
+  opt = torch.optim.Adagrad(
+    [tparam], lr=0.1, initial_accumulator_value=init, eps=eps
+  )
   for g in grads:
     u, state = tx.update(jnp.asarray(g), state)
     params = params - 0.1 * u
@@ -31,11 +32,14 @@ def test_matches_torch_adagrad(init, eps):
   np.testing.assert_allclose(params, tparam.detach().numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,name", [
+@pytest.mark.parametrize(
+  "kwargs,name",
+  [
     (dict(initial_accumulator_value=np.float32(-1)), "initial_accumulator"),
     (dict(eps=np.array(float("nan"))), "eps"),
     (dict(eps="1e-10"), "eps"),
-])
+  ],
+)
 def test_rejects_bad_hyperparameters(kwargs, name):
   with pytest.raises(ValueError, match=name):
     transforms.scale_by_adagrad_torch(**kwargs)

@@ -17,18 +17,19 @@ def _grads(seed=0):
   """Leaves of very different norms, a scalar and an empty array."""
   rng = np.random.RandomState(seed)
   return {
-      "big": (5.0 * rng.normal(size=(4, 5))).astype(np.float32),  # norm ~22
-      "near": (0.2 * rng.normal(size=(3, 4))).astype(np.float32),  # norm ~0.7
-      "small": (1e-3 * rng.normal(size=(7,))).astype(np.float32),
-      "scalar": np.float32(-3.0),
-      "empty": np.zeros((0, 2), np.float32),
+    "big": (5.0 * rng.normal(size=(4, 5))).astype(np.float32),  # norm ~22
+    "near": (0.2 * rng.normal(size=(3, 4))).astype(np.float32),  # norm ~0.7
+    "small": (1e-3 * rng.normal(size=(7,))).astype(np.float32),
+    "scalar": np.float32(-3.0),
+    "empty": np.zeros((0, 2), np.float32),
   }
 
 
 def _torch_clip(grads, max_norm, per_tensor):
   torch = require("torch")
-  params = {k: torch.nn.Parameter(torch.zeros(np.shape(g)))
-            for k, g in grads.items()}
+  params = {
+    k: torch.nn.Parameter(torch.zeros(np.shape(g))) for k, g in grads.items()
+  }
   for k, p in params.items():
     p.grad = torch.tensor(np.asarray(grads[k]))
   if per_tensor:
@@ -44,8 +45,9 @@ def test_clip_by_norm_per_tensor_matches_torch(max_norm):
   grads = _grads()
   tx = transforms.clip_by_norm_per_tensor(max_norm)
   clipped, _ = jax.jit(tx.update)(grads, tx.init(grads))
-  chex.assert_trees_all_close(clipped, _torch_clip(grads, max_norm, True),
-                              rtol=1e-6, atol=0)
+  chex.assert_trees_all_close(
+    clipped, _torch_clip(grads, max_norm, True), rtol=1e-6, atol=0
+  )
   # Clipping engaged on some tensors and not on others.
   norm = lambda g: float(np.linalg.norm(g))
   assert norm(clipped["big"]) < norm(grads["big"])
@@ -65,8 +67,9 @@ def test_clip_by_global_norm_torch_matches_torch(max_norm):
   grads = _grads()
   tx = transforms.clip_by_global_norm_torch(max_norm)
   clipped, _ = jax.jit(tx.update)(grads, tx.init(grads))
-  chex.assert_trees_all_close(clipped, _torch_clip(grads, max_norm, False),
-                              rtol=1e-6, atol=0)
+  chex.assert_trees_all_close(
+    clipped, _torch_clip(grads, max_norm, False), rtol=1e-6, atol=0
+  )
 
 
 def test_clip_by_global_norm_torch_differs_from_optax_by_the_epsilon():
@@ -97,9 +100,12 @@ def test_traced_max_norm(max_norm, clipped_norm):
 
 def test_clipping_keeps_bfloat16():
   grads = {"w": jnp.full((8,), 3.0, jnp.bfloat16)}
-  for tx in (transforms.clip_by_norm_per_tensor(1.0),
-             transforms.clip_by_global_norm_torch(1.0)):
+  for tx in (
+    transforms.clip_by_norm_per_tensor(1.0),
+    transforms.clip_by_global_norm_torch(1.0),
+  ):
     out, _ = tx.update(grads, tx.init(grads))
     assert out["w"].dtype == jnp.bfloat16
-    np.testing.assert_allclose(np.asarray(out["w"], np.float32),
-                               1 / np.sqrt(8), rtol=1e-2)
+    np.testing.assert_allclose(
+      np.asarray(out["w"], np.float32), 1 / np.sqrt(8), rtol=1e-2
+    )

@@ -7,8 +7,16 @@ import importlib
 
 import pytest
 
-MODULES = ["_adagrad", "_adam", "_bertadam", "_clipping", "_lamb",
-           "_learning_rate", "_masking", "_metric"]
+MODULES = [
+  "_adagrad",
+  "_adam",
+  "_bertadam",
+  "_clipping",
+  "_lamb",
+  "_learning_rate",
+  "_masking",
+  "_metric",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

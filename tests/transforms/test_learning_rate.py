@@ -11,7 +11,6 @@ import optax
 from bertadam_optax import transforms
 
 
-
 def test_scale_by_learning_rate_state_holds_the_next_rate():
   schedule = lambda count: 0.1 * (count + 1.0)
   tx = transforms.scale_by_learning_rate(schedule)
@@ -43,7 +42,8 @@ def test_scale_by_learning_rate_scalar_and_sign():
 
 def test_scale_by_learning_rate_does_not_retrace():
   tx = transforms.scale_by_learning_rate(
-      optax.linear_schedule(1.0, 0.0, transition_steps=10))
+    optax.linear_schedule(1.0, 0.0, transition_steps=10)
+  )
 
   @jax.jit
   @chex.assert_max_traces(n=1)
