@@ -158,7 +158,7 @@ def scale_by_onebit_adam(
   """
   _check_betas_eps(b1, b2, eps)
   freeze_step = _validation.check_int("freeze_step", freeze_step)
-  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
   mask_fn = checked_mask(weight_decay_mask)
   last_variance_step = max(freeze_step, 2)
 
@@ -279,7 +279,7 @@ def scale_by_zero_one_adam(
     ``deepspeed/runtime/fp16/onebit/zoadam.py`` (``ZeroOneAdam.step``).
   """
   _check_betas_eps(b1, b2, eps)
-  _validation.check_non_negative("learning_rate", learning_rate)
+  _validation.check_rate("learning_rate", learning_rate)
   var_freeze_step = _validation.check_int("var_freeze_step", var_freeze_step)
   var_update_scaler = _validation.check_int(
     "var_update_scaler", var_update_scaler, 1
@@ -290,7 +290,7 @@ def scale_by_zero_one_adam(
   local_step_clipper = _validation.check_int(
     "local_step_clipper", local_step_clipper, 1
   )
-  _validation.check_non_negative("weight_decay", weight_decay)
+  _validation.check_rate("weight_decay", weight_decay)
   # The freeze is decided after a step: frozen from the step after the first
   # one past var_freeze_step (the no-op first call never checks).
   last_variance_step = max(var_freeze_step + 1, 2)
@@ -487,8 +487,8 @@ def scale_by_onebit_lamb(
   """
   _check_betas_eps(b1, b2, eps)
   freeze_step = _validation.check_int("freeze_step", freeze_step)
+  _validation.check_rate("weight_decay", weight_decay)
   for name, value in (
-    ("weight_decay", weight_decay),
     ("max_coeff", max_coeff),
     ("min_coeff", min_coeff),
     ("factor_max", factor_max),
