@@ -376,7 +376,7 @@ def test_zero_one_adam_matches_deepspeed_one_worker(
 ):
   params, grads = _problem(seed=1, steps=60)
   betas, eps = (0.9, 0.99), 1e-8
-  schedule = lambda k: 1e-2 * (1.0 + 0.3 * np.cos(0.2 * float(k)))  # noqa: E731
+  schedule = lambda k: 1e-2 * (1.0 + 0.3 * np.cos(0.2 * float(k)))
   kwargs = dict(
     var_freeze_step=var_freeze_step,
     var_update_scaler=2,
@@ -384,7 +384,7 @@ def test_zero_one_adam_matches_deepspeed_one_worker(
     local_step_clipper=4,
     weight_decay=weight_decay,
   )
-  jax_schedule = lambda k: 1e-2 * (1.0 + 0.3 * jnp.cos(0.2 * k))  # noqa: E731
+  jax_schedule = lambda k: 1e-2 * (1.0 + 0.3 * jnp.cos(0.2 * k))
   tx = optax.chain(
     transforms.scale_by_zero_one_adam(jax_schedule, *betas, eps, **kwargs),
     transforms.scale_by_learning_rate(jax_schedule),
