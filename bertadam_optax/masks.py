@@ -26,6 +26,7 @@ __all__ = [
     "BERT_NO_DECAY_PATTERNS",
     "TRAINER_NO_DECAY_PATTERNS",
     "bert_weight_decay_mask",
+    "bing_bert_weight_decay_mask",
     "megatron_weight_decay_mask",
     "path_to_name",
     "trainer_weight_decay_mask",
@@ -236,3 +237,78 @@ def megatron_weight_decay_mask(params: Any, *,
     return not no_wd
 
   return jax.tree_util.tree_map_with_path(decays, params)
+
+
+def bing_bert_weight_decay_mask(
+    params: Any = None,
+    *,
+    deepspeed_transformer_kernel: bool = False,
+) -> Any:
+  r"""bing_bert's weight-decay groups: ``True`` where a leaf is decayed.
+
+  DeepSpeedExamples' ``prepare_optimizer_parameters`` puts a parameter in the
+  no-decay group when one of
+
+  .. math::
+    \text{no\_decay} = [\texttt{bias}, \texttt{LayerNorm.bias},
+      \texttt{LayerNorm.weight}]
+      \;(+\; [\texttt{attn\_nw}, \texttt{attn\_nb}, \texttt{norm\_w},
+      \texttt{norm\_b}, \texttt{attn\_qkvb}, \texttt{attn\_ob},
+      \texttt{inter\_b}, \texttt{output\_b}]
+      \text{ with --deepspeed\_transformer\_kernel})
+
+  is a *substring* of its torch name (so ``my_bias_free.weight`` is not
+  decayed either, as in the original). Torch names (flat ``name -> array``
+  dicts) are tested as they are; Flax trees are first named as torch names
+  them: leaves ``kernel``, ``scale`` and ``embedding`` are torch's ``weight``,
+  and Linen's auto-named ``LayerNorm_<n>`` module is a ``LayerNorm``.
+
+  The pooler, which bing_bert does not optimize at all, is not this mask's
+  business: :func:`bertadam_optax.interop.from_bing_bert` freezes it with
+  ``optax.multi_transform``.
+
+  Args:
+    params: a parameter pytree; if ``None``, a function ``params -> mask``.
+    deepspeed_transformer_kernel: add the fused
+      ``DeepSpeedTransformerLayer``'s bias and norm names.
+
+  Returns:
+    A pytree of bools shaped like ``params``, or a function building one.
+
+  Examples:
+    >>> bing_bert_weight_decay_mask({'attn_qkvw': 0., 'attn_nw': 0.},
+    ...                             deepspeed_transformer_kernel=True)
+    {'attn_nw': False, 'attn_qkvw': True}
+    >>> import jax.numpy as jnp
+    >>> mask = bing_bert_weight_decay_mask(
+    ...     {'LayerNorm_0': {'scale': jnp.ones(2), 'bias': jnp.ones(2)},
+    ...      'Dense_0': {'kernel': jnp.ones(2)}})
+    >>> mask['Dense_0'], mask['LayerNorm_0']
+    ({'kernel': True}, {'bias': False, 'scale': False})
+
+  References:
+    DeepSpeedExamples, ``training/bing_bert/deepspeed_train.py``
+    (``prepare_optimizer_parameters``).
+  """
+  _validation.check_bool("deepspeed_transformer_kernel",
+                         deepspeed_transformer_kernel)
+  no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight"]
+  if deepspeed_transformer_kernel:
+    no_decay += ["attn_nw", "attn_nb", "norm_w", "norm_b", "attn_qkvb",
+                 "attn_ob", "inter_b", "output_b"]
+  flax_leaf = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
+
+  def torch_name(path) -> str:
+    name = path_to_name(path)
+    if len(path) == 1 and isinstance(path[0], jax.tree_util.DictKey):
+      return name  # a flat dict keyed by torch names
+    *modules, leaf = name.split(".")
+    modules = [re.sub(r"^LayerNorm_\d+$", "LayerNorm", m) for m in modules]
+    return ".".join([*modules, flax_leaf.get(leaf, leaf)])
+
+  def build(tree: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: not any(nd in torch_name(path) for nd in no_decay),
+        tree)
+
+  return build if params is None else build(params)

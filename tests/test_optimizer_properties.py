@@ -285,6 +285,64 @@ CASES: dict[str, Case] = {
   "ds-OneBitAdam": Case(
     _ds({"type": "OneBitAdam", "params": {"lr": 1e-2, "weight_decay": 0.01}})
   ),
+  "ds-OneBitAdam-freeze": Case(
+    _ds(
+      {
+        "type": "OneBitAdam",
+        "params": {"lr": 1e-2, "weight_decay": 0.01, "freeze_step": 2},
+      }
+    )
+  ),
+  "ds-ZeroOneAdam-WarmupDecayLR": Case(
+    _ds(
+      {
+        "type": "ZeroOneAdam",
+        "params": {
+          "lr": 1e-2,
+          "weight_decay": 0.01,
+          "var_freeze_step": 2,
+          "local_step_scaler": 2,
+        },
+      },
+      scheduler=_WARMUP_DECAY,
+    )
+  ),
+  "ds-OneBitLamb-freeze": Case(
+    _ds(
+      {
+        "type": "OneBitLamb",
+        "params": {"lr": 1e-2, "weight_decay": 0.01, "freeze_step": 2},
+      },
+      gradient_clipping=1.0,
+    )
+  ),
+  "bing_bert-Lamb-EE": Case(
+    _quiet(
+      lambda: interop.from_bing_bert(
+        {
+          "mixed_seq_training": {
+            "128": {
+              "learning_rate": 1e-2,
+              "warmup_proportion": 0.1,
+              "total_training_steps": 20,
+              "decay_rate": 0.9,
+              "decay_step": 5,
+            }
+          }
+        },
+        {
+          "train_batch_size": 4,
+          "train_micro_batch_size_per_gpu": 2,
+          "gradient_clipping": 1.0,
+          "fp16": {"enabled": True},
+          "optimizer": {"type": "Lamb", "params": {"lr": 1e-2}},
+        },
+        max_seq_length=128,
+        lr_schedule="EE",
+        lr_offset=1e-4,
+      )
+    )
+  ),
   "trainer-adamw_torch-linear": Case(_trainer(optim="adamw_torch")),
   "trainer-sgd-cosine-accumulation": Case(
     _trainer(

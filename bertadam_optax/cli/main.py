@@ -537,7 +537,7 @@ def build_parser() -> _Parser:
   from bertadam_optax.cli import port
   port.register(commands)
   commands.choices["port"].set_defaults(
-      checked_inputs=(("config", "CONFIG"),),
+      checked_inputs=(("config", "FILE"),),
       checked_outputs=(("output", "-o/--output", False),))
   bench.register(commands)
   parser.command_names = tuple(commands.choices)
@@ -570,8 +570,11 @@ def _check_files(args: argparse.Namespace) -> None:
   flag), ...), checked_outputs=((dest, flag, is_directory), ...))``.
   """
   for dest, flag in getattr(args, "checked_inputs", ()):
-    if getattr(args, dest, None) is not None:
-      readable_file(getattr(args, dest), flag)
+    value = getattr(args, dest, None)
+    # nargs="+" inputs (port's FILE ...) are checked one by one.
+    for item in value if isinstance(value, list) else [value]:
+      if item is not None:
+        readable_file(item, flag)
   for dest, flag, directory in getattr(args, "checked_outputs", ()):
     if getattr(args, dest, None) is not None:
       setattr(args, dest, writable_path(getattr(args, dest), flag,
@@ -599,6 +602,8 @@ def _input_error(error: BaseException, args: argparse.Namespace | None
   for dest, _ in getattr(args, "checked_inputs", ()):
     if getattr(args, dest, None) is not None:
       source = getattr(args, dest)
+      if isinstance(source, list):
+        source = " + ".join(source)
   where = f"{source}: " if source else ""
   if isinstance(error, json.JSONDecodeError):
     return (f"{prefix}{where}not valid JSON: {error.msg} (line {error.lineno}"

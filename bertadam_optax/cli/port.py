@@ -1,12 +1,14 @@
 """The ``bertadam-optax port CONFIG`` command.
 
-Reads a DeepSpeed ``ds_config.json`` or a JSON of transformers
-``TrainingArguments`` fields, prints what the optimizer does (optimizer,
-hyperparameters, clipping, accumulation, the learning rate at key steps) and
-the optax code that builds the same optimizer by hand, and draws the learning
-rate (and beta1 where it moves) into a PNG. The config is read once, into a
-:class:`~bertadam_optax.interop.specs.Plan`; what is printed is the plan's
-``describe()`` and ``to_source()``.
+Reads a DeepSpeed ``ds_config.json``, a JSON of transformers
+``TrainingArguments`` fields (with or without ``deepspeed``), a bing_bert
+``--cf`` file with its ds_config, or a bash launch script, tells which from
+the contents (:func:`bertadam_optax.interop.detect_run_kind`) and says how it
+decided, prints what the optimizer does (optimizer, hyperparameters,
+clipping, accumulation, the learning rate at key steps) and the optax code
+that builds the same optimizer by hand, and draws the learning rate (and
+beta1 where it moves) into a PNG. The files are read once, into a plan;
+what is printed is the plan's ``describe()`` and ``to_source()``.
 """
 
 from __future__ import annotations
@@ -25,22 +27,25 @@ import numpy as np
 from bertadam_optax import _validation
 from bertadam_optax import alias
 from bertadam_optax.cli import main as cli_main
+from bertadam_optax.interop import bing_bert
 from bertadam_optax.interop import deepspeed_config
+from bertadam_optax.interop import detect
+from bertadam_optax.interop import launch_script
 from bertadam_optax.interop import specs
 from bertadam_optax.interop import training_arguments
 
 __all__ = ["learning_rate_trace", "register"]
 
-KINDS = ("deepspeed", "training_arguments")
-
-_DEEPSPEED_KEYS = ("optimizer", "scheduler", "train_batch_size",
-                   "train_micro_batch_size_per_gpu", "gradient_clipping",
-                   "zero_optimization", "fp16", "bf16")
+KINDS = detect.RUN_KINDS
 
 _EXAMPLES = f"""\
 examples:
   {cli_main.PROG} port ds_config.json -o lr.png
-  {cli_main.PROG} port training_args.json --kind training_arguments --steps 5000
+  {cli_main.PROG} port training_args.json --steps 5000
+  {cli_main.PROG} port ds_train_bert_bsz64k_seq128.sh
+  {cli_main.PROG} port bert_large_lamb.json deepspeed_config.json \\
+      --max-seq-length 128 --lr-schedule EE --lr-offset 1e-3
+  {cli_main.PROG} port ds_config.json --data-parallel-size 16
 """
 
 
@@ -54,12 +59,31 @@ def register(subparsers: Any) -> None:
       "DeepSpeed ds_config.json or a transformers TrainingArguments JSON: "
       "its hyperparameters, its learning rate at key steps, the optax code "
       "that builds it, and a plot.")
-  port.add_argument("config", metavar="CONFIG", help="the JSON file")
+  port.add_argument("config", metavar="FILE", nargs="+",
+                    help="a ds_config or TrainingArguments JSON, a launch "
+                    "script, or a bing_bert --cf JSON and its ds_config")
   port.add_argument("--kind", choices=KINDS,
-                    help="what CONFIG is, when its keys do not tell")
+                    help="what FILE is, when its contents do not tell")
+  port.add_argument("--data-parallel-size", type=_positive, default=None,
+                    metavar="N",
+                    help="data-parallel processes of the run (default: the "
+                    "launch script's, else 1)")
   port.add_argument("--steps", type=_steps, default=None,
                     help="optimizer steps to show and draw (default: the "
-                    "scheduler's total_num_steps or max_steps, else 1000)")
+                    "run's total steps, else 1000)")
+  bing = port.add_argument_group("bing_bert (a --cf file and its ds_config)")
+  bing.add_argument("--max-seq-length", type=_positive, default=512,
+                    help="--max_seq_length of deepspeed_train.py (default: "
+                    "%(default)s)")
+  bing.add_argument("--lr-schedule", default="LE",
+                    help="--lr_schedule: EE, EP or LE (default: %(default)s)")
+  bing.add_argument("--lr-offset", type=float, default=0.0,
+                    help="--lr_offset (default: %(default)s)")
+  bing.add_argument("--deepspeed-transformer-kernel", action="store_true",
+                    help="--deepspeed_transformer_kernel")
+  port.add_argument("--resume-step", type=_positive, default=None,
+                    metavar="K",
+                    help="the global step a --rewarmup resume restored")
   port.add_argument("-o", "--output", default="port.png", metavar="PNG",
                     help="output file (default: %(default)s)")
   port.set_defaults(func=_cmd_port)
@@ -76,24 +100,42 @@ def _steps(text: str) -> int:
     raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _positive(text: str) -> int:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  try:
+    return _validation.check_int("value", value, 1)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _usage(message: str) -> cli_main.UsageError:
   return cli_main.UsageError(f"{cli_main.PROG} port: error: {message}")
 
 
-def _kind(config: dict, requested: str | None) -> str:
-  if requested is not None:
-    return requested
-  if any(key in config for key in _DEEPSPEED_KEYS):
-    return "deepspeed"
-  if any(key in config
-         for key in training_arguments.TRAINING_ARGUMENTS_DEFAULTS):
-    return "training_arguments"
-  raise _usage("cannot tell whether the config is a ds_config or "
-               "TrainingArguments; pass --kind")
+def _kind(paths: list[str], requested: str | None) -> detect.RunKind:
+  if requested is None:
+    return detect.detect_run_kind(paths)
+  if requested == "bing_bert":
+    found = detect.detect_run_kind(paths)
+    if found.kind != "bing_bert":
+      raise ValueError(f"--kind bing_bert: {found.reason}; expected a --cf "
+                       "file and its ds_config.")
+    return found
+  if len(paths) != 1:
+    raise ValueError(f"--kind {requested} takes one file, not {len(paths)}.")
+  return detect.RunKind(requested, tuple(paths), "--kind given")
 
 
-def _default_steps(config: Mapping[str, Any], kind: str) -> int:
-  """The scheduler's ``total_num_steps`` or ``max_steps``, else 1000."""
+def _default_steps(plan: Any, kind: str, config: Mapping[str, Any]) -> int:
+  """The run's total optimizer steps where the files say, else 1000."""
+  if isinstance(plan, bing_bert.BingBertPlan):
+    total = plan.training.get("total_training_steps", 1000)
+    return _validation.check_int("total_training_steps", total, 1)
+  if getattr(plan, "train_iters", None):
+    return plan.train_iters
   if kind == "deepspeed":
     section = config.get("scheduler")
     params = section.get("params") if isinstance(section, Mapping) else None
@@ -109,14 +151,58 @@ def _default_steps(config: Mapping[str, Any], kind: str) -> int:
   return max_steps if max_steps > 0 else 1000
 
 
-def _plan(config: dict, kind: str, steps: int) -> specs.Plan:
+def _training_arguments(path: str) -> dict:
+  """A TrainingArguments JSON, its ``deepspeed`` path resolved against the
+  JSON's folder when the file is there."""
+  config = deepspeed_config.load_config(path)
+  value = config.get("deepspeed")
+  if isinstance(value, str) and not value.startswith("{"):
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    if not os.path.isabs(value) and os.path.exists(beside):
+      config["deepspeed"] = beside
+  return config
+
+
+def _plan(run: detect.RunKind, steps: int | None, args: argparse.Namespace):
+  """The plan of the run, and the step count to show."""
+  dp = args.data_parallel_size
+  config: Mapping[str, Any] = {}
   # The plan's notes carry what the warnings say; port prints them once.
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    if kind == "deepspeed":
-      return deepspeed_config.plan_deepspeed_config(config, total_steps=steps)
-    return training_arguments.plan_training_arguments(
-        config, num_training_steps=steps)
+    if run.kind == "launch_script":
+      plan = launch_script.plan_launch_script(
+          run.paths[0], data_parallel_size=dp,
+          **({} if args.resume_step is None else
+             {"resume_step": args.resume_step}))
+    elif run.kind == "bing_bert":
+      plan = bing_bert.plan_bing_bert(
+          run.paths[0], run.paths[1], max_seq_length=args.max_seq_length,
+          lr_schedule=args.lr_schedule, lr_offset=args.lr_offset,
+          data_parallel_size=dp or 1,
+          deepspeed_transformer_kernel=args.deepspeed_transformer_kernel,
+          rewarmup=args.resume_step is not None,
+          resume_step=args.resume_step)
+    else:
+      config = (_training_arguments(run.paths[0])
+                if run.kind == "training_arguments" else
+                deepspeed_config.load_config(run.paths[0]))
+      # The schedule's length when --steps does not give it: a first read.
+      probe = steps or 1000
+      if run.kind == "deepspeed":
+        plan = deepspeed_config.plan_deepspeed_config(
+            config, total_steps=probe, data_parallel_size=dp or 1)
+      else:
+        plan = training_arguments.plan_training_arguments(
+            config, num_training_steps=probe, data_parallel_size=dp or 1)
+    steps = steps or _default_steps(plan, run.kind, config)
+    if run.kind == "deepspeed" and steps != 1000:
+      plan = deepspeed_config.plan_deepspeed_config(
+          config, total_steps=steps, data_parallel_size=dp or 1)
+    elif run.kind == "training_arguments" and steps != 1000:
+      plan = training_arguments.plan_training_arguments(
+          config, num_training_steps=steps, data_parallel_size=dp or 1)
+  return plan, steps
 
 
 def learning_rate_trace(plan: specs.Plan, steps: int) -> Callable[[], Any]:
@@ -127,6 +213,8 @@ def learning_rate_trace(plan: specs.Plan, steps: int) -> Callable[[], Any]:
   between optimizer steps, so the trace (and its compile time) does not grow
   with ``plan.accumulation_steps``. One ``update`` is traced, inside a scan.
   """
+  # A bing_bert plan's learning rate is that of its ds_config plan.
+  plan = getattr(plan, "deepspeed", plan)
   tx = dataclasses.replace(plan, accumulation_steps=1).build()
   metric = isinstance(plan.learning_rate, specs.MetricScheduleSpec)
   extra = {"value": jnp.float32(1.0)} if metric else {}
@@ -176,11 +264,6 @@ def _plot(lrs, beta1, path: str, title: str) -> str:
 
 
 def _cmd_port(args: argparse.Namespace) -> int:
-  try:
-    config = deepspeed_config.load_config(args.config)
-  except ValueError as e:
-    raise _usage(str(e)) from None
-  kind = _kind(config, args.kind)
   directory = os.path.dirname(os.path.abspath(args.output))
   if not os.path.isdir(directory):
     raise _usage(f"argument -o/--output: directory {directory!r} does not "
@@ -189,8 +272,8 @@ def _cmd_port(args: argparse.Namespace) -> int:
     raise _usage(f"argument -o/--output: directory {directory!r} is not "
                  "writable")
   try:
-    steps = args.steps or _default_steps(config, kind)
-    plan = _plan(config, kind, steps)
+    run = _kind(list(args.config), args.kind)
+    plan, steps = _plan(run, args.steps, args)
   except ValueError as e:
     raise _usage(str(e)) from None
   lrs = np.asarray(jax.jit(learning_rate_trace(plan, steps))())
@@ -198,7 +281,13 @@ def _cmd_port(args: argparse.Namespace) -> int:
   beta1 = (np.asarray(jax.vmap(beta1_spec.build())(jnp.arange(steps + 1)))
            if isinstance(beta1_spec, specs.MomentumScheduleSpec) else None)
   milestone = getattr(plan.learning_rate, "milestone", lambda: None)()
-  print(f"{os.path.basename(args.config)}: {kind}, {steps} optimizer steps")
+  names = " + ".join(os.path.basename(p) for p in run.paths)
+  print(f"{names}: {run.kind}, {steps} optimizer steps")
+  print(f"kind:          {run.kind} ({run.reason})")
+  dp = getattr(plan, "data_parallel_size", args.data_parallel_size or 1)
+  print(f"data parallel: {dp} processes"
+        + ("" if args.data_parallel_size else " (pass --data-parallel-size "
+           "to change)"))
   print("\n".join(plan.describe()))
   print("\nlearning rate (value the optimizer step applies):")
   for label, k in _key_points(steps, milestone):
@@ -206,7 +295,6 @@ def _cmd_port(args: argparse.Namespace) -> int:
     print(f"  {label:<11} step {k:>7}  lr={lrs[k]:.6e}{extra}")
   print("\noptax code:\n")
   print(plan.to_source())
-  path = _plot(lrs, beta1, args.output,
-               f"{os.path.basename(args.config)} ({kind})")
+  path = _plot(lrs, beta1, args.output, f"{names} ({run.kind})")
   print(f"\nwrote {path}")
   return 0

@@ -8,11 +8,12 @@ message names the key path (``optimizer.params.lr``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from bertadam_optax import _validation
 
-__all__ = ["boolean", "integer", "number", "refuse_text"]
+__all__ = ["auto_keys", "boolean", "integer", "number", "refuse_auto",
+           "refuse_text"]
 
 
 def refuse_text(path: str, value: Any) -> None:
@@ -50,3 +51,37 @@ def boolean(path: str, value: Any) -> bool:
   """A JSON boolean: ``"false"`` and ``0`` are refused."""
   refuse_text(path, value)
   return _validation.check_bool(path, value)
+
+
+def auto_keys(config: Mapping[str, Any]) -> list[str]:
+  """The dotted key paths of ``config`` whose value is ``"auto"``, in order.
+
+  Examples:
+    >>> auto_keys({'optimizer': {'params': {'lr': 'auto', 'eps': 1e-8}},
+    ...            'train_batch_size': 'auto'})
+    ['optimizer.params.lr', 'train_batch_size']
+  """
+  found = []
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      path = f"{prefix}{key}"
+      if isinstance(value, Mapping):
+        walk(value, path + ".")
+      elif isinstance(value, str) and value == "auto":
+        found.append(path)
+
+  walk(config, "")
+  return found
+
+
+def refuse_auto(config: Mapping[str, Any]) -> None:
+  """Raises, listing every ``"auto"`` key, for a ds_config given alone."""
+  found = auto_keys(config)
+  if found:
+    raise ValueError(
+        f"ds_config keys {', '.join(found)} are 'auto': the transformers "
+        "Trainer fills them from its TrainingArguments. Port the "
+        "TrainingArguments with this config as their 'deepspeed' field "
+        "(from_training_arguments), or fill them first "
+        "(bertadam_optax.interop.fill_deepspeed_auto).")

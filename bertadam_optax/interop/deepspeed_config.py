@@ -15,7 +15,7 @@ the same steps as DeepSpeed's engine:
   ``torch.optim.Adam``/``AdamW`` with ``torch_adam``), ``Lamb``
   (``FusedLamb``'s CUDA kernel, as :func:`scale_by_fused_lamb`), ``Lion``
   (``FusedLion``), ``Adagrad`` (``torch.optim.Adagrad``); the 1-bit variants
-  map to their uncompressed math.
+  as one worker computes them (variance freezes and momentum resets included).
 * ``scheduler``: :func:`bertadam_optax.schedules.deepspeed_schedule`; OneCycle's
   momentum cycle drives beta1 through ``optax.inject_hyperparams``.
 
@@ -243,30 +243,16 @@ def _optimizer_spec(name: str, params: Mapping[str, Any],
   if read.flag("amsgrad", False):
     raise ValueError("optimizer.params.amsgrad=True is not supported "
                      "(DeepSpeed's fused and CPU optimizers refuse it too).")
-  lamb = kind in ("lamb", "onebitlamb")
   if kind in _COMPRESSED:
-    message = (f"from_deepspeed_config: {_COMPRESSED[kind]} is run as its "
-               f"uncompressed math ({'Lamb' if lamb else 'Adam'} without bias "
-               "correction, weight decay added to the update); the "
-               "compression only changes the communication.")
-    warnings.warn(message, stacklevel=4)
-    notes.append(message)
-    if read.flag("eps_inside_sqrt", False):
-      raise ValueError("optimizer.params.eps_inside_sqrt=True is not "
-                       "supported; expected false.")
-  if lamb:
-    # The 1-bit Lamb's uncompressed stage neither corrects the bias nor reads
-    # eps_inside_sqrt.
+    return _compressed_spec(kind, params, read, b1, b2, eps, weight_decay,
+                            notes)
+  if kind == "lamb":
     return specs.LambSpec(
-        b1, b2, eps,
-        eps_inside_sqrt=kind == "lamb" and read.flag("eps_inside_sqrt", False),
-        bias_correction=kind == "lamb" and read.flag("bias_correction", True),
+        b1, b2, eps, eps_inside_sqrt=read.flag("eps_inside_sqrt", False),
+        bias_correction=read.flag("bias_correction", True),
         weight_decay=weight_decay or 0.0,
         max_coeff=read.number("max_coeff", 10.0),
         min_coeff=read.number("min_coeff", 0.01), name=name)
-  if kind in _COMPRESSED:
-    return specs.AdamSpec(b1, b2, eps, weight_decay or 0.0,
-                          bias_correction=False, decoupled=True, name=name)
   torch_adam = read.flag("torch_adam", False)
   decoupled = kind == "adamw" or read.flag("adam_w_mode", True)
   if torch_adam and "bias_correction" in params:
@@ -282,6 +268,48 @@ def _optimizer_spec(name: str, params: Mapping[str, Any],
   return specs.AdamSpec(b1, b2, eps, weight_decay,
                         bias_correction=read.flag("bias_correction", True),
                         decoupled=decoupled, name=name)
+
+
+def _compressed_spec(kind, params, read, b1, b2, eps, weight_decay, notes):
+  """The spec of a 1-bit optimizer: what one worker computes."""
+  name = _COMPRESSED[kind]
+  if not isinstance(b1, float) and not _validation.is_number(b1):
+    raise ValueError(f"optimizer.type={name!r} with the OneCycle momentum "
+                     "cycle is not supported.")
+  for key in ("bias_correction", "eps_inside_sqrt"):
+    if key in params:
+      read.flag(key, False)
+      notes.append(f"optimizer.params.{key}={params[key]!r}: {name} reads "
+                   "it but never applies it (no effect).")
+  for key in ("cuda_aware", "comm_backend_name"):
+    if key in params:
+      notes.append(f"optimizer.params.{key}: communication only; one worker "
+                   "has nothing to compress.")
+
+  def count(key, default, low=0):
+    if key not in params:
+      return default
+    return _validation.check_int(f"optimizer.params.{key}", params[key], low)
+
+  weight_decay = weight_decay or 0.0
+  if kind == "onebitadam":
+    return specs.OneBitAdamSpec(b1, b2, eps, weight_decay,
+                                freeze_step=count("freeze_step", 100000))
+  if kind == "zerooneadam":
+    return specs.ZeroOneAdamSpec(
+        b1, b2, eps, weight_decay,
+        var_freeze_step=count("var_freeze_step", 100000),
+        var_update_scaler=count("var_update_scaler", 16, 1),
+        local_step_scaler=count("local_step_scaler", 32678, 1),
+        local_step_clipper=count("local_step_clipper", 16, 1))
+  return specs.OneBitLambSpec(
+      b1, b2, eps, weight_decay, freeze_step=count("freeze_step", 100000),
+      max_coeff=read.number("max_coeff", 10.0),
+      min_coeff=read.number("min_coeff", 0.01),
+      coeff_beta=read.number("coeff_beta", 0.9, 0.0, 1.0),
+      factor_max=read.number("factor_max", 4.0),
+      factor_min=read.number("factor_min", 0.5),
+      factor_threshold=read.number("factor_threshold", 0.1))
 
 
 def _section(config: Mapping[str, Any], key: str) -> tuple[str, dict]:
@@ -346,6 +374,7 @@ def plan_deepspeed_config(
     >>> tx = plan.build()
   """
   config = load_config(config)
+  _reading.refuse_auto(config)
   notes: list[str] = []
   ignored = _validation.unknown_keys(config, _READ_KEYS,
                                     what="a DeepSpeed config key")
@@ -429,10 +458,12 @@ def from_deepspeed_config(
     ratio).
   * ``Lion``: FusedLion (betas default ``(0.9, 0.999)``, decoupled decay).
   * ``Adagrad``: torch's Adagrad (L2 decay, ``eps`` outside the square root).
-  * ``OneBitAdam``/``ZeroOneAdam``/``OneBitLamb``: their uncompressed math,
-    Adam (Lamb) without bias correction and with the decay added to the
-    update, with a warning. The 1-bit optimizers' first step, which only
-    initializes the moments, is not reproduced.
+  * ``OneBitAdam``/``ZeroOneAdam``/``OneBitLamb``: what one worker computes
+    (:func:`~bertadam_optax.transforms.scale_by_onebit_adam`: the variance
+    frozen after ``freeze_step``;
+    :func:`~bertadam_optax.transforms.scale_by_zero_one_adam`;
+    :func:`~bertadam_optax.transforms.scale_by_onebit_lamb`), first no-op
+    step included.
 
   With a ``OneCycle`` scheduler and an optimizer with betas, beta1 follows
   :func:`~bertadam_optax.schedules.one_cycle_momentum` and beta2 is 0.99, as

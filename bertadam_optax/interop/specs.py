@@ -6,8 +6,9 @@ run asked for into frozen dataclasses, each validated at construction:
 
 * one *optimizer spec* per optimizer math (:class:`AdamSpec`,
   :class:`LambSpec`, :class:`LionSpec`, :class:`AdagradSpec`,
-  :class:`SGDSpec`): the transformation between the clip and the learning
-  rate;
+  :class:`SGDSpec`, and DeepSpeed's 1-bit :class:`OneBitAdamSpec`,
+  :class:`ZeroOneAdamSpec`, :class:`OneBitLambSpec`): the transformation
+  between the clip and the learning rate;
 * one *schedule spec* per schedule family (:class:`DeepSpeedScheduleSpec`,
   :class:`MomentumScheduleSpec`, :class:`TransformersScheduleSpec`,
   :class:`MetricScheduleSpec`);
@@ -21,6 +22,7 @@ one new spec class here plus the lines of the reader that choose it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping, Union
 
 import jax.numpy as jnp
@@ -34,15 +36,19 @@ from bertadam_optax import transforms
 __all__ = [
     "AdagradSpec",
     "AdamSpec",
+    "BingBertScheduleSpec",
     "DeepSpeedScheduleSpec",
     "LambSpec",
     "LionSpec",
     "MetricScheduleSpec",
     "MomentumScheduleSpec",
     "NamedMask",
+    "OneBitAdamSpec",
+    "OneBitLambSpec",
     "Plan",
     "SGDSpec",
     "TransformersScheduleSpec",
+    "ZeroOneAdamSpec",
 ]
 
 _IMPORTS = ("import jax.numpy as jnp", "import optax",
@@ -315,6 +321,147 @@ class SGDSpec:
             f"{self.weight_decay!r}")
 
 
+def _kwargs_source(spec: Any, names: tuple[str, ...]) -> str:
+  return "".join(f", {k}={getattr(spec, k)!r}" for k in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneBitAdamSpec:
+  """DeepSpeed ``OnebitAdam`` on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_onebit_adam` (variance frozen
+  after ``freeze_step``, decay added to the update, no bias correction)."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  freeze_step: int = 100000
+  name: str = "OneBitAdam"
+
+  _KEYS = ("freeze_step", "weight_decay")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay")
+    _validation.check_int("freeze_step", self.freeze_step)
+
+  def build(self, weight_decay_mask: Any = None) -> optax.GradientTransformation:
+    return transforms.scale_by_onebit_adam(
+        self.b1, self.b2, self.eps, freeze_step=self.freeze_step,
+        weight_decay=self.weight_decay, weight_decay_mask=weight_decay_mask)
+
+  def to_source(self) -> str:
+    return (f"transforms.scale_by_onebit_adam({self.b1!r}, {self.b2!r}, "
+            f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: Adam without bias correction, variance "
+            f"frozen after step {self.freeze_step}, decay in the update): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}, "
+            f"weight_decay={self.weight_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZeroOneAdamSpec:
+  """DeepSpeed ``ZeroOneAdam`` (0/1 Adam) on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_zero_one_adam`. Its momentum
+  resets are weighted by the learning rate, which :class:`Plan` passes to
+  ``build``."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  var_freeze_step: int = 100000
+  var_update_scaler: int = 16
+  local_step_scaler: int = 32678
+  local_step_clipper: int = 16
+  name: str = "ZeroOneAdam"
+
+  needs_learning_rate = True
+  _KEYS = ("var_freeze_step", "var_update_scaler", "local_step_scaler",
+           "local_step_clipper", "weight_decay")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay")
+    _validation.check_int("var_freeze_step", self.var_freeze_step)
+    for name in ("var_update_scaler", "local_step_scaler",
+                 "local_step_clipper"):
+      _validation.check_int(name, getattr(self, name), 1)
+
+  def build(self, weight_decay_mask: Any = None,
+            learning_rate: Any = None) -> optax.GradientTransformation:
+    if learning_rate is None:
+      raise ValueError("ZeroOneAdamSpec.build needs learning_rate: its "
+                       "momentum resets weight the steps by it.")
+    return transforms.scale_by_zero_one_adam(
+        learning_rate, self.b1, self.b2, self.eps,
+        weight_decay_mask=weight_decay_mask,
+        **{k: getattr(self, k) for k in self._KEYS})
+
+  def to_source(self, learning_rate: str = "learning_rate") -> str:
+    return (f"transforms.scale_by_zero_one_adam({learning_rate}, {self.b1!r}, "
+            f"{self.b2!r}, {self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: variance at doubling intervals up to "
+            f"step {self.var_freeze_step}, then frozen with momentum resets): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}"
+            f"{_kwargs_source(self, self._KEYS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OneBitLambSpec:
+  """DeepSpeed ``OnebitLamb`` on one worker:
+  :func:`~bertadam_optax.transforms.scale_by_onebit_lamb` (Lamb until
+  ``freeze_step``, then the frozen trust ratio scaled by a bounded factor)."""
+
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  freeze_step: int = 100000
+  max_coeff: float = 10.0
+  min_coeff: float = 0.01
+  coeff_beta: float = 0.9
+  factor_max: float = 4.0
+  factor_min: float = 0.5
+  factor_threshold: float = 0.1
+  name: str = "OneBitLamb"
+
+  _KEYS = ("freeze_step", "weight_decay", "max_coeff", "min_coeff",
+           "coeff_beta", "factor_max", "factor_min", "factor_threshold")
+
+  def __post_init__(self):
+    _check_beta("b1", self.b1)
+    _check_beta("b2", self.b2)
+    _check_common(self, "eps", "weight_decay", "max_coeff", "min_coeff",
+                  "factor_max", "factor_min", "factor_threshold")
+    _validation.check_number("coeff_beta", self.coeff_beta, 0.0, 1.0)
+    _validation.check_int("freeze_step", self.freeze_step)
+
+  def build(self, weight_decay_mask: Any = None) -> optax.GradientTransformation:
+    return transforms.scale_by_onebit_lamb(
+        self.b1, self.b2, self.eps, weight_decay_mask=weight_decay_mask,
+        **{k: getattr(self, k) for k in self._KEYS})
+
+  def to_source(self) -> str:
+    return (f"transforms.scale_by_onebit_lamb({self.b1!r}, {self.b2!r}, "
+            f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
+            "weight_decay_mask=weight_decay_mask)")
+
+  def describe(self) -> str:
+    return (f"{self.name} (one worker: Lamb until step {self.freeze_step}, "
+            "then the frozen trust ratio times a bounded factor): "
+            f"b1={self.b1!r}, b2={self.b2!r}, eps={self.eps!r}"
+            f"{_kwargs_source(self, self._KEYS)}")
+
+
 # Schedule specs -----------------------------------------------------------
 
 
@@ -417,6 +564,73 @@ class TransformersScheduleSpec:
             f"warmup {self.num_warmup_steps} steps{extra}")
 
 
+@dataclasses.dataclass(frozen=True)
+class BingBertScheduleSpec:
+  r"""bing_bert's ``update_learning_rate``:
+  :func:`bertadam_optax.schedules.bert_schedule` of the ``--lr_schedule``
+  (``EE``: ``warmup_exp_decay_exp``, ``EP``: ``warmup_exp_decay_poly``, else
+  ``warmup_linear_decay_exp``) plus ``lr_offset``, at ``count - restore_step``
+  (``--rewarmup``)."""
+
+  name: str
+  learning_rate: float
+  total_training_steps: int
+  warmup_proportion: float
+  decay_rate: float | None = None
+  decay_step: float | None = None
+  lr_offset: float = 0.0
+  restore_step: int = 0
+
+  def __post_init__(self):
+    _validation.check_int("restore_step", self.restore_step)
+    self.build()
+
+  def _base_source(self) -> str:
+    decay = ("" if self.decay_rate is None else
+             f", decay_rate={self.decay_rate!r}, "
+             f"decay_steps={self.decay_step!r}")
+    return (f"schedules.bert_schedule({self.name!r}, {self.learning_rate!r}, "
+            f"{self.total_training_steps!r}, {self.warmup_proportion!r}"
+            f"{decay}, lr_offset={self.lr_offset!r})")
+
+  def build(self) -> optax.Schedule:
+    kwargs = {}
+    if self.decay_rate is not None:
+      kwargs = dict(decay_rate=self.decay_rate, decay_steps=self.decay_step)
+    base = schedules.bert_schedule(
+        self.name, self.learning_rate, self.total_training_steps,
+        self.warmup_proportion, lr_offset=self.lr_offset, **kwargs)
+    if not self.restore_step:
+      return base
+    restore = self.restore_step
+    return lambda count: base(count - restore)
+
+  def to_source(self) -> str:
+    if not self.restore_step:
+      return self._base_source()
+    return (f"(lambda base: lambda count: base(count - {self.restore_step!r}))"
+            f"({self._base_source()})")
+
+  def stage(self) -> optax.GradientTransformation:
+    return _scale_stage(self.build())
+
+  def stage_source(self) -> str:
+    return f"transforms.scale_by_learning_rate({self.to_source()})"
+
+  def milestone(self) -> tuple[str, int] | None:
+    end = math.ceil(self.warmup_proportion * self.total_training_steps)
+    return ("warmup end", self.restore_step + end) if end > 0 else None
+
+  def describe(self) -> str:
+    decay = ("" if self.decay_rate is None else
+             f", decay {self.decay_rate!r} every {self.decay_step!r} steps")
+    restart = (f", restarted at step {self.restore_step} (--rewarmup)"
+               if self.restore_step else "")
+    return (f"bing_bert {self.name}: peak {self.learning_rate!r}, warmup "
+            f"{self.warmup_proportion!r} of {self.total_training_steps} "
+            f"steps{decay}, + lr_offset {self.lr_offset!r}{restart}")
+
+
 _METRIC_STAGES = {"reduce_lr_on_plateau": transforms.reduce_lr_on_plateau,
                   "greedy": transforms.greedy}
 
@@ -459,24 +673,27 @@ class MetricScheduleSpec:
 # Masks --------------------------------------------------------------------
 
 _MASKS = {"bert_weight_decay_mask": masks.bert_weight_decay_mask,
+          "bing_bert_weight_decay_mask": masks.bing_bert_weight_decay_mask,
           "trainer_weight_decay_mask": masks.trainer_weight_decay_mask}
 
 
 @dataclasses.dataclass(frozen=True)
 class NamedMask:
-  """A weight-decay mask of :mod:`bertadam_optax.masks`, called with its
-  default arguments, that knows its source."""
+  """A weight-decay mask of :mod:`bertadam_optax.masks`, called with
+  ``kwargs`` (its defaults if empty), that knows its source."""
 
   name: str
+  kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     _validation.check_choice("name", self.name, tuple(_MASKS))
 
   def __call__(self, params: Any) -> Any:
-    return _MASKS[self.name](params)
+    return _MASKS[self.name](params, **self.kwargs)
 
   def to_source(self) -> str:
-    return f"masks.{self.name}()"
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+    return f"masks.{self.name}({kwargs})"
 
 
 def _mask_source(mask: Any) -> str | None:
@@ -565,11 +782,26 @@ class Plan:
       return self.learning_rate.stage()
     return transforms.scale_by_learning_rate(self.learning_rate)
 
+  def _schedule(self) -> Any:
+    """The learning rate as a float or ``count -> lr``, for optimizers that
+    weight their state by it (:class:`ZeroOneAdamSpec`)."""
+    if isinstance(self.learning_rate, MetricScheduleSpec):
+      raise ValueError(
+          f"{self.optimizer.name} weights its momentum resets by the "
+          f"learning rate, which {self.learning_rate.name} decides from the "
+          "loss during the run; not supported.")
+    if _is_spec(self.learning_rate):
+      return self.learning_rate.build()
+    return self.learning_rate
+
   def build(self) -> optax.GradientTransformation:
     """The optax optimizer: ``get_lr`` reads its next learning rate."""
+    extra = ({"learning_rate": self._schedule()}
+             if getattr(self.optimizer, "needs_learning_rate", False) else {})
     inner = optax.chain(
         transforms.clip_by_global_norm_torch(self.clip),
-        self.optimizer.build(weight_decay_mask=self.weight_decay_mask),
+        self.optimizer.build(weight_decay_mask=self.weight_decay_mask,
+                             **extra),
         self._stage())
     if self.accumulation_steps == 1:
       return inner
@@ -620,9 +852,17 @@ class Plan:
       stage = "transforms.scale_by_learning_rate(learning_rate)"
     else:
       stage = f"transforms.scale_by_learning_rate({self.learning_rate!r})"
+    if getattr(self.optimizer, "needs_learning_rate", False):
+      if _is_spec(self.learning_rate):
+        lines.append(f"learning_rate = {self.learning_rate.to_source()}")
+      elif not callable(self.learning_rate):
+        lines.append(f"learning_rate = {self.learning_rate!r}")
+      optimizer_source = self.optimizer.to_source("learning_rate")
+    else:
+      optimizer_source = self.optimizer.to_source()
     lines += ["optimizer = optax.chain(",
               f"    transforms.clip_by_global_norm_torch({self.clip!r}),",
-              f"    {self.optimizer.to_source()},",
+              f"    {optimizer_source},",
               f"    {stage},",
               ")"]
     if self.accumulation_steps > 1:

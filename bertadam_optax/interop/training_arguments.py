@@ -28,7 +28,8 @@ paths. transformers itself is imported only to read an instance given to it.
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import json
 import types
 import warnings
 from typing import Any, Mapping
@@ -36,7 +37,12 @@ from typing import Any, Mapping
 import optax
 
 from bertadam_optax import _validation
+from bertadam_optax import schedules
 from bertadam_optax.interop import _reading
+from bertadam_optax.interop import _trainer_fields
+from bertadam_optax.interop._trainer_fields import warmup_steps
+from bertadam_optax.interop import deepspeed_config as ds_reader
+from bertadam_optax.interop import hf_deepspeed
 from bertadam_optax.interop import specs
 from bertadam_optax.masks import TRAINER_NO_DECAY_PATTERNS
 from bertadam_optax.masks import trainer_weight_decay_mask
@@ -81,16 +87,18 @@ TRAINING_ARGUMENTS_DEFAULTS = types.MappingProxyType({
 })
 """TrainingArguments' defaults (transformers 5) for the fields read here."""
 
-def _read_args(args: Any) -> dict:
-  """The fields read here, from an instance or a mapping, with defaults."""
+def _read_args(args: Any) -> tuple[dict, list[str], list[str]]:
+  """The fields read here, with defaults; the ignored keys; notes."""
+  read = (*TRAINING_ARGUMENTS_DEFAULTS, "deepspeed")
   if isinstance(args, Mapping):
-    ignored = _validation.unknown_keys(args, TRAINING_ARGUMENTS_DEFAULTS,
-                                      what="a TrainingArguments field")
+    ignored, notes = _trainer_fields.classify_fields(args, read)
     values = {k: args.get(k, v) for k, v in TRAINING_ARGUMENTS_DEFAULTS.items()}
+    values["deepspeed"] = args.get("deepspeed")
   elif hasattr(args, "learning_rate") and hasattr(args, "optim"):
-    ignored = []
+    ignored, notes = [], []
     values = {k: getattr(args, k, v)
               for k, v in TRAINING_ARGUMENTS_DEFAULTS.items()}
+    values["deepspeed"] = getattr(args, "deepspeed", None)
   else:
     raise ValueError(f"args={args!r} is neither a transformers "
                      "TrainingArguments nor a mapping of its fields.")
@@ -98,42 +106,9 @@ def _read_args(args: Any) -> dict:
     values[key] = getattr(values[key], "value", values[key])
     if not isinstance(values[key], str):
       raise ValueError(f"{key}={values[key]!r} is not a string.")
-  return values, ignored
-
-
-def warmup_steps(fields: Mapping[str, Any], num_training_steps: int) -> int:
-  """The Trainer's warmup steps (``TrainingArguments.get_warmup_steps``).
-
-  ``warmup_steps`` when it is at least 1; a ``warmup_steps`` below 1 is a
-  ratio of ``num_training_steps`` (transformers 5); else ``warmup_ratio``.
-
-  Examples:
-    >>> warmup_steps({'warmup_steps': 0.25}, 100)
-    25
-  """
-  steps = _reading.number("warmup_steps", fields.get("warmup_steps", 0), 0.0)
-  ratio = _reading.number("warmup_ratio", fields.get("warmup_ratio") or 0.0,
-                          0.0, 1.0)
-  if steps >= 1:
-    return int(steps)  # as get_warmup_steps
-  if steps > 0:
-    return math.ceil(num_training_steps * steps)
-  return math.ceil(num_training_steps * ratio)
-
-
-def _optim_args(text: Any) -> dict:
-  if not text:
-    return {}
-  if not isinstance(text, str):
-    raise ValueError(f"optim_args={text!r} is not a string of key=value "
-                     "pairs.")
-  parsed = {}
-  for item in text.replace(" ", "").split(","):
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"optim_args={text!r}: {item!r} is not key=value.")
-    parsed[key] = value
-  return parsed
+  values["lr_scheduler_kwargs"] = _trainer_fields.parse_lr_scheduler_kwargs(
+      values["lr_scheduler_kwargs"])
+  return values, ignored, notes
 
 
 def _optim_number(extra: Mapping[str, str], key: str, default: float,
@@ -153,7 +128,7 @@ def _optimizer(values: Mapping[str, Any], weight_decay: float
                ) -> tuple[Any, float]:
   """The Trainer's optimizer spec, and Adagrad's ``lr_decay`` (else 0)."""
   optim = _validation.check_choice("optim", values["optim"], SUPPORTED_OPTIMS)
-  extra = _optim_args(values["optim_args"])
+  extra = _trainer_fields.parse_optim_args(values["optim_args"])
   if optim.startswith("adamw"):
     return specs.AdamSpec(
         _reading.number("adam_beta1", values["adam_beta1"], 0.0, 1.0,
@@ -193,6 +168,7 @@ def plan_training_arguments(
     num_training_steps: int,
     weight_decay_mask: Any = None,
     learning_rate: Any = None,
+    data_parallel_size: int = 1,
 ) -> specs.Plan:
   r"""What ``TrainingArguments`` ask of the Trainer, as a typed :class:`~bertadam_optax.interop.specs.Plan`.
 
@@ -207,10 +183,13 @@ def plan_training_arguments(
       :func:`bertadam_optax.masks.trainer_weight_decay_mask`.
     learning_rate: replaces the schedule the fields describe (a float or an
       optax schedule); ``None`` keeps it.
+    data_parallel_size: the Trainer's world size (with ``deepspeed``: the
+      ``train_batch_size`` it fills and checks).
 
   Returns:
     A :class:`~bertadam_optax.interop.specs.Plan` with
-    ``source="training_arguments"``.
+    ``source="training_arguments"`` (``"training_arguments+deepspeed"`` with
+    a ``deepspeed`` field).
 
   Raises:
     ValueError: naming the field and its value.
@@ -225,8 +204,7 @@ def plan_training_arguments(
     >>> plan.learning_rate.num_warmup_steps
     10
   """
-  values, ignored = _read_args(args)
-  notes = []
+  values, ignored, notes = _read_args(args)
   if ignored:
     message = ("from_training_arguments: fields that do not change the "
                "optimizer math are ignored: "
@@ -243,12 +221,13 @@ def plan_training_arguments(
       "max_grad_norm", max_norm, 0.0)
   weight_decay = _reading.number("weight_decay", values["weight_decay"], 0.0)
   optimizer, lr_decay = _optimizer(values, weight_decay)
+  explicit_mask = weight_decay_mask is not None
   if weight_decay_mask is None:
     weight_decay_mask = specs.NamedMask("trainer_weight_decay_mask")
+  data_parallel_size = _validation.check_int("data_parallel_size",
+                                             data_parallel_size, 1)
   name = values["lr_scheduler_type"]
-  kwargs = values["lr_scheduler_kwargs"] or {}
-  if not isinstance(kwargs, Mapping):
-    raise ValueError(f"lr_scheduler_kwargs={kwargs!r} is not a mapping.")
+  kwargs = values["lr_scheduler_kwargs"]
   for key, value in kwargs.items():
     _reading.refuse_text(f"lr_scheduler_kwargs.{key}", value)
   kwargs = dict(kwargs)
@@ -261,13 +240,109 @@ def plan_training_arguments(
     schedule = specs.TransformersScheduleSpec(
         name, lr, warmup_steps(values, num_training_steps),
         num_training_steps, kwargs, lr_decay)
-  if learning_rate is not None:
-    notes.append("learning rate replaced by the learning_rate argument.")
-    schedule = learning_rate
-  return specs.Plan(source="training_arguments", optimizer=optimizer,
+  plan = specs.Plan(source="training_arguments", optimizer=optimizer,
                     learning_rate=schedule, clip=max_norm,
                     accumulation_steps=steps,
                     weight_decay_mask=weight_decay_mask, notes=tuple(notes))
+  if values["deepspeed"]:
+    plan = _with_deepspeed(plan, args, values, num_training_steps,
+                           data_parallel_size, explicit_mask)
+  if learning_rate is not None:
+    plan = dataclasses.replace(
+        plan, learning_rate=learning_rate, notes=plan.notes + (
+            "learning rate replaced by the learning_rate argument.",))
+  return plan
+
+
+def _deepspeed_config(value: Any) -> dict:
+  """The ``deepspeed`` field as a dict.
+
+  A mapping, a JSON object string (as TrainingArguments parses one) or the
+  path of a JSON file.
+  """
+  if isinstance(value, str) and value.startswith("{"):
+    try:
+      loaded = json.loads(value)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"deepspeed={value!r} is not valid JSON: {e.msg}."
+                       ) from e
+    return dict(loaded)
+  try:
+    return ds_reader.load_config(value)
+  except ValueError as e:
+    raise ValueError(str(e).replace("config=", "deepspeed=", 1)) from None
+
+
+def _with_deepspeed(plan: specs.Plan, args: Any, values: Mapping[str, Any],
+                    num_training_steps: int, data_parallel_size: int,
+                    explicit_mask: bool) -> specs.Plan:
+  """What the Trainer runs with ``deepspeed``.
+
+  The ``"auto"`` values filled, the ds_config's optimizer and scheduler
+  winning over the Trainer's.
+  """
+  config = _deepspeed_config(values["deepspeed"])
+  auto = _reading.auto_keys(config)
+  zero = [k for k in auto if k.startswith("zero_optimization.")]
+  filled = hf_deepspeed.fill_deepspeed_auto(
+      config, args, num_training_steps=num_training_steps,
+      world_size=data_parallel_size, hidden_size=1 if zero else None)
+  notes = list(plan.notes)
+  if auto:
+    notes.append("ds_config 'auto' values filled from the TrainingArguments "
+                 f"as HfTrainerDeepSpeedConfig does: {', '.join(auto)}"
+                 + (" (the ZeRO bucket sizes, which leave the optimizer "
+                    "alone, with hidden_size 1)" if zero else "") + ".")
+  if "optimizer" in filled:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      deepspeed = ds_reader.plan_deepspeed_config(
+          filled, total_steps=num_training_steps,
+          data_parallel_size=data_parallel_size,
+          weight_decay_mask=plan.weight_decay_mask if explicit_mask else None)
+    notes += [n for n in deepspeed.notes if "are ignored" not in n]
+    notes.append("the ds_config's optimizer runs: deepspeed_init hands "
+                 "DeepSpeed every parameter in one group, so every parameter "
+                 "decays." if not explicit_mask else
+                 "the ds_config's optimizer runs, with the mask given.")
+    learning_rate = deepspeed.learning_rate
+    if "scheduler" not in filled:
+      # The Trainer's scheduler, created on DeepSpeed's optimizer: its base
+      # rate is that optimizer's lr.
+      learning_rate = dataclasses.replace(
+          plan.learning_rate, learning_rate=deepspeed.learning_rate)
+      notes.append(f"the Trainer's {values['lr_scheduler_type']} schedule "
+                   "drives the ds_config's optimizer (no 'scheduler' "
+                   "section).")
+    return dataclasses.replace(
+        deepspeed, source="training_arguments+deepspeed",
+        learning_rate=learning_rate, notes=tuple(notes))
+  optimizer = plan.optimizer
+  learning_rate = plan.learning_rate
+  if "scheduler" in filled:
+    kind = filled["scheduler"].get("type")
+    section = dict(filled["scheduler"].get("params") or {})
+    lr = plan.learning_rate.learning_rate
+    learning_rate = specs.DeepSpeedScheduleSpec(kind, section, lr)
+    if (schedules.deepspeed_momentum_schedule(kind, section) is not None and
+        hasattr(optimizer, "b1")):
+      optimizer = dataclasses.replace(
+          optimizer, b1=specs.MomentumScheduleSpec(kind, section),
+          b2=schedules.ONE_CYCLE_BETA2)
+    notes.append(f"the ds_config's {kind} scheduler drives the Trainer's "
+                 f"{optimizer.name}.")
+  else:
+    notes.append(f"the Trainer's {optimizer.name} and "
+                 f"{values['lr_scheduler_type']} schedule run (no "
+                 "'optimizer' or 'scheduler' section in the ds_config).")
+  clip = _reading.number("gradient_clipping",
+                         filled.get("gradient_clipping", 0.0), 0.0)
+  return dataclasses.replace(
+      plan, source="training_arguments+deepspeed", optimizer=optimizer,
+      learning_rate=learning_rate, clip=clip,
+      accumulation_steps=ds_reader.accumulation_steps(filled,
+                                                      data_parallel_size),
+      notes=tuple(notes))
 
 
 def from_training_arguments(
@@ -276,6 +351,7 @@ def from_training_arguments(
     num_training_steps: int,
     weight_decay_mask: Any = None,
     learning_rate: Any = None,
+    data_parallel_size: int = 1,
 ) -> optax.GradientTransformation:
   r"""The optax optimizer the transformers ``Trainer`` builds from ``args``.
 
@@ -294,6 +370,15 @@ def from_training_arguments(
   ``torch.optim.Adagrad`` (L2 decay; ``lr_decay``/``eps`` from
   ``optim_args``; ``lr_decay`` divides the rate by ``1 + k lr_decay``).
 
+  With a ``deepspeed`` field (a dict, a JSON string or a path) it is what
+  the Trainer runs under DeepSpeed: the ds_config's ``"auto"`` values filled
+  as ``HfTrainerDeepSpeedConfig`` fills them
+  (:func:`~bertadam_optax.interop.fill_deepspeed_auto`), then the
+  ds_config's ``optimizer`` (every parameter in one group, as
+  ``deepspeed_init`` hands them: every parameter decays) and ``scheduler``
+  where present, the Trainer's otherwise, with the ds_config's clipping and
+  accumulation.
+
   ``reduce_lr_on_plateau`` and ``greedy`` end the chain with
   :func:`~bertadam_optax.transforms.reduce_lr_on_plateau` /
   :func:`~bertadam_optax.transforms.greedy` instead, so ``update`` then
@@ -309,6 +394,7 @@ def from_training_arguments(
       :func:`bertadam_optax.masks.trainer_weight_decay_mask`.
     learning_rate: replaces the schedule the fields describe (a float or an
       optax schedule); ``None`` keeps it.
+    data_parallel_size: the Trainer's world size (used with ``deepspeed``).
 
   Returns:
     An ``optax.GradientTransformation`` (``GradientTransformationExtraArgs``
@@ -338,4 +424,5 @@ def from_training_arguments(
   return plan_training_arguments(
       args, num_training_steps=num_training_steps,
       weight_decay_mask=weight_decay_mask,
-      learning_rate=learning_rate).build()
+      learning_rate=learning_rate,
+      data_parallel_size=data_parallel_size).build()

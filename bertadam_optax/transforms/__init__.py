@@ -19,6 +19,9 @@ r"""Every gradient transformation of the package, by concept.
   coefficient follows a schedule, Megatron-LM's ``--weight-decay-incr-style``)
   and its reader :func:`get_weight_decay`.
 * :func:`checked_mask`: a weight-decay mask checked against the parameters.
+* DeepSpeed's 1-bit optimizers as one worker computes them:
+  :func:`scale_by_onebit_adam`, :func:`scale_by_zero_one_adam`,
+  :func:`scale_by_onebit_lamb`.
 """
 
 from bertadam_optax.transforms._adagrad import scale_by_adagrad_torch
@@ -40,6 +43,12 @@ from bertadam_optax.transforms._metric import GreedyState
 from bertadam_optax.transforms._metric import ReduceLROnPlateauState
 from bertadam_optax.transforms._metric import greedy
 from bertadam_optax.transforms._metric import reduce_lr_on_plateau
+from bertadam_optax.transforms._onebit import ScaleByOneBitAdamState
+from bertadam_optax.transforms._onebit import ScaleByOneBitLambState
+from bertadam_optax.transforms._onebit import ScaleByZeroOneAdamState
+from bertadam_optax.transforms._onebit import scale_by_onebit_adam
+from bertadam_optax.transforms._onebit import scale_by_onebit_lamb
+from bertadam_optax.transforms._onebit import scale_by_zero_one_adam
 from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState
 from bertadam_optax.transforms._weight_decay import add_scheduled_decayed_weights
 from bertadam_optax.transforms._weight_decay import get_weight_decay
@@ -52,7 +61,11 @@ __all__ = [
     "ScaleByAdamTorchState",
     "ScaleByBertAdamState",
     "ScaleByLearningRateState",
+    "ScaleByOneBitAdamState",
+    "ScaleByOneBitLambState",
+    "ScaleByZeroOneAdamState",
     "TORCH_CLIP_EPS",
+    "add_scheduled_decayed_weights",
     "checked_mask",
     "clip_by_global_norm_torch",
     "clip_by_norm_per_tensor",
@@ -60,11 +73,13 @@ __all__ = [
     "greedy",
     "reduce_lr_on_plateau",
     "scale_by_adagrad_torch",
-    "add_scheduled_decayed_weights",
     "scale_by_adam_torch",
     "scale_by_bertadam",
     "scale_by_clamped_trust_ratio",
     "scale_by_fused_lamb",
     "scale_by_learning_rate",
+    "scale_by_onebit_adam",
+    "scale_by_onebit_lamb",
+    "scale_by_zero_one_adam",
     "torch_clip_coefficient",
 ]

@@ -29,6 +29,7 @@ import bertadam_optax
 from bertadam_optax import masks
 from bertadam_optax import transforms
 from bertadam_optax.interop import deepspeed_config as dc
+from bertadam_optax.interop import specs
 from tests.references import require
 
 SHAPES = {"encoder.dense.weight": (4, 3), "encoder.dense.bias": (4,),
@@ -303,25 +304,68 @@ def test_lion_matches_deepspeed_cpu_lion(weight_decay):
       groups, lr=1e-3, betas=(0.9, 0.98), weight_decay=weight_decay))
 
 
-def test_one_bit_adam_is_bertadam_math_with_a_warning():
-  config = {"train_batch_size": 4,
+def test_one_bit_adam_runs_the_one_worker_variance_freeze():
+  # OnebitAdam on one worker (tests/transforms/test_onebit.py checks the
+  # transform against a float64 transcription of OnebitAdam.step): the
+  # variance stops after freeze_step, so the run leaves plain BertAdam math.
+  def config(freeze_step):
+    return {"train_batch_size": 4, "gradient_clipping": 1.0,
             "optimizer": {"type": "OneBitAdam",
-                          "params": {"lr": 1e-3, "freeze_step": 10,
-                                     "weight_decay": 0.01}}}
-  with pytest.warns(UserWarning, match="OneBitAdam") as record:
-    tx = dc.from_deepspeed_config(config)
-  assert len(record) == 1
-  equivalent = dc.from_deepspeed_config({
-      "train_batch_size": 4,
-      "optimizer": {"type": "Adam", "params": {"lr": 1e-3,
-                                               "weight_decay": 0.01,
-                                               "bias_correction": False}}})
-  grads = _gradients(5)
-  a, _ = _optax_run(tx, grads, 1)
-  b, _ = _optax_run(equivalent, grads, 1)
-  for x, y in zip(a, b):
+                          "params": {"lr": 1e-3, "freeze_step": freeze_step,
+                                     "weight_decay": 0.01,
+                                     "comm_backend_name": "nccl"}}}
+
+  plan = dc.plan_deepspeed_config(config(3))
+  assert plan.optimizer == specs.OneBitAdamSpec(
+      0.9, 0.999, 1e-8, 0.01, freeze_step=3)
+  assert any("comm_backend_name" in n for n in plan.notes)
+  by_hand = optax.chain(
+      transforms.clip_by_global_norm_torch(1.0),
+      transforms.scale_by_onebit_adam(freeze_step=3, weight_decay=0.01),
+      transforms.scale_by_learning_rate(1e-3))
+  grads = _gradients(8)
+  ours, _ = _optax_run(plan.build(), grads, 1)
+  want, _ = _optax_run(by_hand, grads, 1)
+  never, _ = _optax_run(dc.from_deepspeed_config(config(10**6)), grads, 1)
+  for step, (a, b, c) in enumerate(zip(ours, want, never, strict=True)):
+    for k in SHAPES:
+      np.testing.assert_array_equal(a[k], b[k])
+      if step < 3:  # the same until the freeze
+        np.testing.assert_array_equal(a[k], c[k])
+  assert max(np.max(np.abs(ours[-1][k] - never[-1][k])) for k in SHAPES) > 0
+
+
+def test_zero_one_adam_and_one_bit_lamb_specs_and_sources():
+  zero_one = dc.plan_deepspeed_config({
+      "train_batch_size": 2, "optimizer": {"type": "ZeroOneAdam", "params": {
+          "lr": 4e-4, "var_freeze_step": 5, "local_step_scaler": 3}},
+      "scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 4}}})
+  assert zero_one.optimizer == specs.ZeroOneAdamSpec(
+      var_freeze_step=5, local_step_scaler=3)
+  source = zero_one.to_source()
+  assert "learning_rate = schedules.deepspeed_schedule(" in source
+  assert "transforms.scale_by_zero_one_adam(learning_rate" in source
+  namespace = {}
+  exec(source, namespace)  # noqa: S102  the printed code runs
+  grads = _gradients(10)
+  a, _ = _optax_run(zero_one.build(), grads, 1)
+  b, _ = _optax_run(namespace["optimizer"], grads, 1)
+  for x, y in zip(a, b, strict=True):
     for k in SHAPES:
       np.testing.assert_array_equal(x[k], y[k])
+  lamb = dc.plan_deepspeed_config({"optimizer": {"type": "OneBitLamb",
+                                                 "params": {
+      "freeze_step": 7, "eps_inside_sqrt": True, "coeff_beta": 0.8}}})
+  assert lamb.optimizer == specs.OneBitLambSpec(freeze_step=7, coeff_beta=0.8)
+  assert any("eps_inside_sqrt" in n and "no effect" in n for n in lamb.notes)
+  with pytest.raises(ValueError, match="OneCycle"):
+    dc.plan_deepspeed_config({"optimizer": {"type": "OneBitAdam"},
+                              "scheduler": {"type": "OneCycle", "params": {
+                                  "cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
+                                  "cycle_first_step_size": 4}}})
+  with pytest.raises(ValueError, match="var_update_scaler"):
+    dc.plan_deepspeed_config({"optimizer": {"type": "ZeroOneAdam", "params": {
+        "var_update_scaler": 0}}})
 
 
 def test_total_steps_fills_the_schedulers_total_and_reads_a_file(tmp_path):
@@ -704,9 +748,12 @@ def test_lamb_config_matches_the_kernel_formula(scheduler, params):
   assert min(norms) < 1.0 < max(norms)
 
 
-def test_one_bit_lamb_is_lamb_math_without_bias_correction_with_a_warning():
+def test_one_bit_lamb_warmup_stage_is_fused_lamb_after_a_no_op_step():
   # The optimizer section of DeepSpeedExamples bing_bert's
-  # deepspeed_bsz64k_onebitlamb_config_seq128_nccl.json.
+  # deepspeed_bsz64k_onebitlamb_config_seq128_nccl.json. Before freeze_step
+  # OnebitLamb is FusedLamb's math without bias correction (it reads neither
+  # bias_correction nor eps_inside_sqrt), after a first call that only
+  # allocates buffers.
   section = {"type": "OneBitLamb",
              "params": {"lr": 11e-3, "weight_decay": 0.01,
                         "bias_correction": True, "max_coeff": 0.3,
@@ -714,24 +761,21 @@ def test_one_bit_lamb_is_lamb_math_without_bias_correction_with_a_warning():
                         "cuda_aware": False, "comm_backend_name": "nccl",
                         "coeff_beta": 0.9, "factor_max": 4.0,
                         "factor_min": 0.5, "factor_threshold": 0.1}}
-  with pytest.warns(UserWarning, match="OneBitLamb") as record:
-    tx = dc.from_deepspeed_config({"train_batch_size": 4,
-                                   "gradient_clipping": 1.0,
-                                   "optimizer": section})
-  assert len(record) == 1
-  assert "Lamb without bias correction" in str(record[0].message)
+  tx = dc.from_deepspeed_config({"train_batch_size": 4,
+                                 "gradient_clipping": 1.0,
+                                 "optimizer": section})
   grads = _gradients(NUM_STEPS)
   ours, _ = _optax_run(tx, grads, 1, _lamb_initial_params())
-  # OnebitLamb's uncompressed stage ignores bias_correction (and
-  # eps_inside_sqrt): FusedLamb's math with bias_correction=False.
+  for k, v in _lamb_initial_params().items():
+    np.testing.assert_array_equal(ours[0][k], v)
   reference, _ = _fused_lamb_reference(
-      _lamb_initial_params(), grads, [11e-3] * NUM_STEPS,
-      [(0.9, 0.999)] * NUM_STEPS, bias_correction=False, weight_decay=0.01,
-      max_coeff=0.3, min_coeff=0.01, clip=1.0)
-  for step, (a, b) in enumerate(zip(ours, reference)):
+      _lamb_initial_params(), grads[1:], [11e-3] * (NUM_STEPS - 1),
+      [(0.9, 0.999)] * (NUM_STEPS - 1), bias_correction=False,
+      weight_decay=0.01, max_coeff=0.3, min_coeff=0.01, clip=1.0)
+  for step, (a, b) in enumerate(zip(ours[1:], reference, strict=True)):
     for k in SHAPES:
       np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7,
-                                 err_msg=f"step {step}, {k}")
+                                 err_msg=f"step {step + 1}, {k}")
 
 
 @pytest.mark.parametrize("section,match", [
@@ -749,8 +793,8 @@ def test_one_bit_lamb_is_lamb_math_without_bias_correction_with_a_warning():
      r"optimizer\.params\.eps_inside_sqrt=1 is not a boolean"),
     ({"type": "Lamb", "params": {"betas": [0.9, 1.0]}},
      r"optimizer\.params\.betas\[1\]=1.0"),
-    ({"type": "OneBitLamb", "params": {"eps_inside_sqrt": True}},
-     r"optimizer\.params\.eps_inside_sqrt=True is not supported"),
+    ({"type": "OneBitLamb", "params": {"eps_inside_sqrt": 1}},
+     r"optimizer\.params\.eps_inside_sqrt=1 is not a boolean"),
 ])
 def test_bad_lamb_sections_raise_value_error(section, match):
   with warnings.catch_warnings():
@@ -837,17 +881,17 @@ def test_lamb_readme_snippet(capsys):
 
 @pytest.mark.parametrize("config,match", [
     ({"optimizer": {"type": "Adam", "params": {"lr": "auto"}}},
-     r"optimizer\.params\.lr='auto'.*TrainingArguments"),
+     r"keys optimizer\.params\.lr are 'auto'.*TrainingArguments"),
     ({"optimizer": {"type": "Adam", "params": {"betas": "auto"}}},
-     r"optimizer\.params\.betas='auto'.*TrainingArguments"),
+     r"keys optimizer\.params\.betas are 'auto'.*TrainingArguments"),
     ({"gradient_clipping": "auto", "optimizer": {"type": "Adam"}},
-     r"gradient_clipping='auto'.*TrainingArguments"),
+     r"keys gradient_clipping are 'auto'.*TrainingArguments"),
     ({"train_batch_size": "auto", "optimizer": {"type": "Adam"}},
-     r"train_batch_size='auto'.*TrainingArguments"),
+     r"keys train_batch_size are 'auto'.*TrainingArguments"),
     ({"optimizer": {"type": "Adam"},
       "scheduler": {"type": "WarmupLR",
                     "params": {"warmup_max_lr": "auto"}}},
-     r"scheduler\.params\.warmup_max_lr='auto'.*TrainingArguments"),
+     r"keys scheduler\.params\.warmup_max_lr are 'auto'.*TrainingArguments"),
     ({"optimizer": {"type": "Adam", "params": {"adam_w_mode": "false"}}},
      r"optimizer\.params\.adam_w_mode='false' is not a boolean"),
     ({"optimizer": {"type": "Adam", "params": {"torch_adam": "true"}}},

@@ -160,7 +160,12 @@ _DEEPSPEED = {
   "data_parallel_size": STEPS,
   **_INTEROP,
 }
-_TRAINER = {"args": Config(), "num_training_steps": STEPS, **_INTEROP}
+_TRAINER = {
+  "args": Config(),
+  "num_training_steps": STEPS,
+  "data_parallel_size": STEPS,
+  **_INTEROP,
+}
 _MEGATRON = {"args": Config(), "data_parallel_size": STEPS}
 _STEP = Num(0, integer=True, int32=False)
 
@@ -235,6 +240,49 @@ TABLE: dict[str, tuple[Callable, dict[str, Any]]] = {
       "max_coeff": Num(0.0),
       "min_coeff": Num(0.0),
       "weight_decay_mask": Mask(),
+    },
+  ),
+  "transforms.scale_by_onebit_adam": (
+    transforms.scale_by_onebit_adam,
+    {
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "freeze_step": Num(0, integer=True),
+      "weight_decay": Num(0.0, absurd=True),
+      "weight_decay_mask": Mask(),
+    },
+  ),
+  "transforms.scale_by_zero_one_adam": (
+    transforms.scale_by_zero_one_adam,
+    {
+      "learning_rate": LR,
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "var_freeze_step": Num(0, integer=True),
+      "var_update_scaler": Num(1, integer=True),
+      "local_step_scaler": Num(1, integer=True),
+      "local_step_clipper": Num(1, integer=True),
+      "weight_decay": Num(0.0, absurd=True),
+      "weight_decay_mask": Mask(),
+    },
+  ),
+  "transforms.scale_by_onebit_lamb": (
+    transforms.scale_by_onebit_lamb,
+    {
+      "b1": Num(**UNIT),
+      "b2": Num(**UNIT),
+      "eps": Num(0.0),
+      "freeze_step": Num(0, integer=True),
+      "weight_decay": Num(0.0, absurd=True),
+      "weight_decay_mask": Mask(),
+      "max_coeff": Num(0.0),
+      "min_coeff": Num(0.0),
+      "coeff_beta": Num(0.0, 1.0),
+      "factor_max": Num(0.0),
+      "factor_min": Num(0.0),
+      "factor_threshold": Num(0.0),
     },
   ),
   "transforms.scale_by_learning_rate": (
@@ -386,8 +434,14 @@ def _base(name: str) -> dict[str, Any]:
     if name == "flat_bertadam":
       base["layout"] = flatten.layout_of(PARAMS)
     return base
-  if name == "transforms.scale_by_fused_lamb":
+  if name in (
+    "transforms.scale_by_fused_lamb",
+    "transforms.scale_by_onebit_adam",
+    "transforms.scale_by_onebit_lamb",
+  ):
     return dict(weight_decay=0.01)
+  if name == "transforms.scale_by_zero_one_adam":
+    return dict(learning_rate=1e-3, weight_decay=0.01)
   if name in ("transforms.reduce_lr_on_plateau", "transforms.greedy"):
     return dict(learning_rate=1e-3)
   if name == "transforms.scale_by_learning_rate":
