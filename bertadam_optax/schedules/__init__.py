@@ -16,6 +16,8 @@ of the registry:
   ``deepspeed.runtime.lr_schedules`` that a ``ds_config.json`` names.
 * :mod:`~bertadam_optax.schedules.megatron`: Megatron-LM's learning-rate and
   weight-decay schedules (``OptimizerParamScheduler``).
+* :mod:`~bertadam_optax.schedules.modifiers`: a schedule shifted in the step
+  (a restart) or divided by torch Adagrad's inverse-time ``lr_decay``.
 
 :mod:`~bertadam_optax.schedules.registry` puts their entries in one table
 (with family-qualified names where names collide) and builds any of them from
@@ -29,12 +31,14 @@ import importlib as _importlib
 from bertadam_optax.schedules import bing_bert
 from bertadam_optax.schedules import deepspeed_runtime
 from bertadam_optax.schedules import megatron
+from bertadam_optax.schedules import modifiers
 from bertadam_optax.schedules import pretrained_bert
 from bertadam_optax.schedules import registry
 from bertadam_optax.schedules import transformers
 from bertadam_optax.schedules.bing_bert import *  # noqa: F403
 from bertadam_optax.schedules.deepspeed_runtime import *  # noqa: F403
 from bertadam_optax.schedules.megatron import *  # noqa: F403
+from bertadam_optax.schedules.modifiers import *  # noqa: F403
 from bertadam_optax.schedules.pretrained_bert import *  # noqa: F403
 from bertadam_optax.schedules.registry import *  # noqa: F403
 from bertadam_optax.schedules.transformers import *  # noqa: F403
@@ -44,6 +48,7 @@ __all__ = (
     "bing_bert",
     "deepspeed_runtime",
     "megatron",
+    "modifiers",
     "pretrained_bert",
     "registry",
     "transformers",
@@ -54,6 +59,7 @@ __all__ = (
   + list(registry.__all__)
   + list(transformers.__all__)
   + list(megatron.__all__)
+  + list(modifiers.__all__)
 )
 
 _DEPRECATED_MODULES = ("deepspeed", "modern")
