@@ -87,7 +87,8 @@ def path_to_name(path: Sequence[Any]) -> str:
     >>> import jax.numpy as jnp
     >>> from bertadam_optax.masks import path_to_name
     >>> tree = {"encoder": {"LayerNorm_0": {"scale": jnp.ones(2)}}}
-    >>> [path_to_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    >>> leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    >>> [path_to_name(p) for p, _ in leaves]
     ['encoder.LayerNorm_0.scale']
   """
   return ".".join(_key_name(k) for k in path if not _is_variable_wrapper(k))
@@ -209,7 +210,9 @@ def trainer_weight_decay_mask(
 def megatron_weight_decay_mask(
   params: Any, *, apply_wd_to_qk_layernorm: bool = False
 ) -> Any:
-  """Megatron's default no-decay rule as a mask: True where weight decay applies.
+  """Megatron's default no-decay rule as a mask.
+
+  True where weight decay applies.
 
   A parameter gets ``wd_mult = 0`` (no decay) when it is 1-D or its name ends
   in ``.bias``. The name is the leaf's path joined with dots, so both a Flax

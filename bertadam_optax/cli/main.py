@@ -60,6 +60,11 @@ class HelpFormatter(argparse.HelpFormatter):
   """Wraps descriptions to the terminal; prints the examples as written."""
 
   def __init__(self, prog: str):
+    """Makes the formatter.
+
+    Args:
+      prog: the program name shown in the usage line.
+    """
     super().__init__(prog, max_help_position=30)
 
   def _fill_text(self, text, width, indent):
@@ -256,11 +261,11 @@ def _add_schedule_options(
 
 
 def _check_names(names: Sequence[str]) -> None:
-  for name in names:
-    try:
+  try:
+    for name in names:
       registry.schedule_info(name)
-    except ValueError as e:
-      raise UsageError(f"{PROG}: error: {e}") from None
+  except ValueError as e:
+    raise UsageError(f"{PROG}: error: {e}") from None
 
 
 def schedule_options(args: argparse.Namespace, t_total: int) -> dict[str, Any]:
@@ -342,7 +347,7 @@ def build_schedule(name: str, options: dict[str, Any]):
 def _need_extra(command: str):
   """Imports what ``command`` needs; a missing ``cli`` extra is one line."""
   try:
-    import matplotlib  # pylint: disable=unused-import
+    import matplotlib  # noqa: F401  imported only to check the cli extra
 
     if command == "demo":
       from bertadam_optax.cli import demo as module

@@ -194,8 +194,10 @@ def _default_steps(plan: Any, kind: str, config: Mapping[str, Any]) -> int:
 
 
 def _training_arguments(path: str) -> dict:
-  """A TrainingArguments JSON, its ``deepspeed`` path resolved against the
-  JSON's folder when the file is there.
+  """Reads a TrainingArguments JSON.
+
+  Its ``deepspeed`` path is resolved against the JSON's folder when the file
+  is there.
   """
   config = deepspeed_config.load_config(path)
   value = config.get("deepspeed")

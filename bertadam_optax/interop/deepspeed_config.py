@@ -8,9 +8,9 @@ the same steps as DeepSpeed's engine:
 
 * ``gradient_clipping``: the engine's global-norm clip,
   ``coef = min(1, c / (norm + 1e-6))``, on the accumulated gradient.
-* ``gradient_accumulation_steps`` (or the batch-size triple): ``optax.MultiSteps``
-  with the mean of the micro-batch gradients, which DeepSpeed's division of
-  the loss by the accumulation steps gives.
+* ``gradient_accumulation_steps`` (or the batch-size triple):
+  ``optax.MultiSteps`` with the mean of the micro-batch gradients, which
+  DeepSpeed's division of the loss by the accumulation steps gives.
 * ``optimizer``: ``Adam``/``AdamW`` (DeepSpeed's ``FusedAdam``, or
   ``torch.optim.Adam``/``AdamW`` with ``torch_adam``), ``Lamb``
   (``FusedLamb``'s CUDA kernel, as :func:`scale_by_fused_lamb`), ``Lion``
@@ -23,7 +23,8 @@ The chain ends in :func:`bertadam_optax.transforms.scale_by_learning_rate`, so
 :func:`bertadam_optax.get_lr` reads the learning rate of the next step.
 :func:`plan_deepspeed_config` stops one step earlier, at the typed
 :class:`~bertadam_optax.interop.specs.Plan` (inspect, replace fields, print
-its source); :func:`from_deepspeed_config` is ``plan_deepspeed_config(...).build()``.
+its source); :func:`from_deepspeed_config` is
+``plan_deepspeed_config(...).build()``.
 The gradient transformations themselves live in
 :mod:`bertadam_optax.transforms`; :func:`scale_by_fused_lamb` is re-exported
 here for the old import path.
@@ -486,7 +487,9 @@ def plan_deepspeed_config(
   weight_decay_mask: Any = None,
   learning_rate: Any = None,
 ) -> specs.Plan:
-  r"""What a ``ds_config.json`` asks for, checked, as a typed :class:`~bertadam_optax.interop.specs.Plan`.
+  r"""What a ``ds_config.json`` asks for, checked, as a typed plan.
+
+  The result is a :class:`~bertadam_optax.interop.specs.Plan`.
 
   The optimizer, scheduler, clip and accumulation of
   :func:`from_deepspeed_config`, before anything is built:

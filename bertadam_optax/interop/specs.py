@@ -97,17 +97,20 @@ def _check_common(spec: Any, *names: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class MomentumScheduleSpec:
-  """DeepSpeed's OneCycle momentum cycle as beta1: see
-  :func:`bertadam_optax.schedules.deepspeed_momentum_schedule`.
+  """DeepSpeed's OneCycle momentum cycle as beta1.
+
+  See :func:`bertadam_optax.schedules.deepspeed_momentum_schedule`.
   """
 
   type: str
   params: Mapping[str, Any]
 
   def build(self) -> optax.Schedule:
+    """Builds the schedule this spec stands for."""
     return schedules.deepspeed_momentum_schedule(self.type, dict(self.params))
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     return (
       f"schedules.deepspeed_momentum_schedule({self.type!r}, "
       f"{dict(self.params)!r})"
@@ -132,6 +135,7 @@ class AdamSpec:
   name: str = "Adam"
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(self, "eps", "weight_decay")
@@ -141,6 +145,16 @@ class AdamSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     if isinstance(self.b1, MomentumScheduleSpec):
       moments = optax.inject_hyperparams(
         transforms.scale_by_adam_torch, static_args=("bias_correction",)
@@ -160,6 +174,7 @@ class AdamSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     if isinstance(self.b1, MomentumScheduleSpec):
       moments = (
         "optax.inject_hyperparams(transforms.scale_by_adam_torch, "
@@ -178,6 +193,7 @@ class AdamSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     kind = "decoupled" if self.decoupled else "L2"
     return (
       f"{self.name} (Adam math, {kind} weight decay): b1={_fmt(self.b1)}, "
@@ -188,7 +204,10 @@ class AdamSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LambSpec:
-  """DeepSpeed ``FusedLamb``: :func:`~bertadam_optax.transforms.scale_by_fused_lamb`."""
+  """DeepSpeed ``FusedLamb``.
+
+  See :func:`~bertadam_optax.transforms.scale_by_fused_lamb`.
+  """
 
   b1: float | MomentumScheduleSpec = 0.9
   b2: float = 0.999
@@ -201,6 +220,7 @@ class LambSpec:
   name: str = "Lamb"
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(self, "eps", "weight_decay", "max_coeff", "min_coeff")
@@ -223,6 +243,16 @@ class LambSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     if isinstance(self.b1, MomentumScheduleSpec):
       # Only beta1 moves; the rest stay Python numbers (float32 bias
       # corrections from expm1, no decay stage when weight_decay is 0).
@@ -240,6 +270,7 @@ class LambSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     kwargs = "".join(f", {k}={v!r}" for k, v in self._kwargs().items())
     if isinstance(self.b1, MomentumScheduleSpec):
       return (
@@ -254,6 +285,7 @@ class LambSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (FusedLamb math, weight decay inside the per-tensor "
       f"trust ratio): b1={_fmt(self.b1)}, b2={self.b2!r}, "
@@ -271,6 +303,7 @@ class LionSpec:
   name: str = "Lion"
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(self, "weight_decay")
@@ -278,6 +311,16 @@ class LionSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     if isinstance(self.b1, MomentumScheduleSpec):
       core = optax.inject_hyperparams(optax.scale_by_lion)(
         b1=self.b1.build(), b2=self.b2
@@ -287,6 +330,7 @@ class LionSpec:
     return optax.chain(core, _decay(self.weight_decay, weight_decay_mask))
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     if isinstance(self.b1, MomentumScheduleSpec):
       core = (
         f"optax.inject_hyperparams(optax.scale_by_lion)(b1="
@@ -297,6 +341,7 @@ class LionSpec:
     return _chain_source([core, _decay_source(self.weight_decay)])
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (Lion math, decoupled weight decay): b1="
       f"{_fmt(self.b1)}, b2={self.b2!r}, weight_decay="
@@ -306,8 +351,9 @@ class LionSpec:
 
 @dataclasses.dataclass(frozen=True)
 class AdagradSpec:
-  """torch ``Adagrad``: L2 decay, then
-  :func:`~bertadam_optax.transforms.scale_by_adagrad_torch`.
+  """torch ``Adagrad``: L2 decay, then Adagrad's moments.
+
+  The moments are :func:`~bertadam_optax.transforms.scale_by_adagrad_torch`.
   """
 
   eps: float = 1e-10
@@ -316,11 +362,22 @@ class AdagradSpec:
   name: str = "Adagrad"
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_common(self, "eps", "initial_accumulator_value", "weight_decay")
 
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     return optax.chain(
       _decay(self.weight_decay, weight_decay_mask),
       transforms.scale_by_adagrad_torch(
@@ -329,6 +386,7 @@ class AdagradSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     return _chain_source(
       [
         _decay_source(self.weight_decay),
@@ -338,6 +396,7 @@ class AdagradSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (torch Adagrad math, L2 weight decay): eps="
       f"{self.eps!r}, initial_accumulator_value="
@@ -356,6 +415,7 @@ class SGDSpec:
   name: str = "sgd"
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_number("momentum", self.momentum, 0.0, 1.0)
     _validation.check_bool("nesterov", self.nesterov)
     _check_common(self, "weight_decay")
@@ -367,6 +427,16 @@ class SGDSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     moments = (
       optax.trace(self.momentum, nesterov=self.nesterov)
       if self.momentum
@@ -375,6 +445,7 @@ class SGDSpec:
     return optax.chain(_decay(self.weight_decay, weight_decay_mask), moments)
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     moments = (
       f"optax.trace({self.momentum!r}, nesterov={self.nesterov!r})"
       if self.momentum
@@ -387,6 +458,7 @@ class SGDSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (torch SGD math, L2 weight decay): momentum="
       f"{self.momentum!r}, nesterov={self.nesterov!r}, weight_decay="
@@ -400,7 +472,8 @@ def _kwargs_source(spec: Any, names: tuple[str, ...]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class OneBitAdamSpec:
-  """DeepSpeed ``OnebitAdam`` on one worker:
+  """DeepSpeed ``OnebitAdam`` on one worker.
+
   :func:`~bertadam_optax.transforms.scale_by_onebit_adam` (variance frozen
   after ``freeze_step``, decay added to the update, no bias correction).
   """
@@ -415,6 +488,7 @@ class OneBitAdamSpec:
   _KEYS = ("freeze_step", "weight_decay")
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(self, "eps", "weight_decay")
@@ -423,6 +497,16 @@ class OneBitAdamSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     return transforms.scale_by_onebit_adam(
       self.b1,
       self.b2,
@@ -433,6 +517,7 @@ class OneBitAdamSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     return (
       f"transforms.scale_by_onebit_adam({self.b1!r}, {self.b2!r}, "
       f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
@@ -440,6 +525,7 @@ class OneBitAdamSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (one worker: Adam without bias correction, variance "
       f"frozen after step {self.freeze_step}, decay in the update): "
@@ -450,7 +536,8 @@ class OneBitAdamSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ZeroOneAdamSpec:
-  """DeepSpeed ``ZeroOneAdam`` (0/1 Adam) on one worker:
+  """DeepSpeed ``ZeroOneAdam`` (0/1 Adam) on one worker.
+
   :func:`~bertadam_optax.transforms.scale_by_zero_one_adam`. Its momentum
   resets are weighted by the learning rate, which :class:`Plan` passes to
   ``build``.
@@ -476,6 +563,7 @@ class ZeroOneAdamSpec:
   )
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(self, "eps", "weight_decay")
@@ -490,6 +578,17 @@ class ZeroOneAdamSpec:
   def build(
     self, weight_decay_mask: Any = None, learning_rate: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+      learning_rate: the learning rate or schedule; required here.
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     if learning_rate is None:
       raise ValueError(
         "ZeroOneAdamSpec.build needs learning_rate: its "
@@ -505,6 +604,14 @@ class ZeroOneAdamSpec:
     )
 
   def to_source(self, learning_rate: str = "learning_rate") -> str:
+    """The Python source that builds :meth:`build`'s result.
+
+    Args:
+      learning_rate: the source expression of the learning rate.
+
+    Returns:
+      One Python expression.
+    """
     return (
       f"transforms.scale_by_zero_one_adam({learning_rate}, {self.b1!r}, "
       f"{self.b2!r}, {self.eps!r}{_kwargs_source(self, self._KEYS)}, "
@@ -512,6 +619,7 @@ class ZeroOneAdamSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (one worker: variance at doubling intervals up to "
       f"step {self.var_freeze_step}, then frozen with momentum resets): "
@@ -522,7 +630,8 @@ class ZeroOneAdamSpec:
 
 @dataclasses.dataclass(frozen=True)
 class OneBitLambSpec:
-  """DeepSpeed ``OnebitLamb`` on one worker:
+  """DeepSpeed ``OnebitLamb`` on one worker.
+
   :func:`~bertadam_optax.transforms.scale_by_onebit_lamb` (Lamb until
   ``freeze_step``, then the frozen trust ratio scaled by a bounded factor).
   """
@@ -552,6 +661,7 @@ class OneBitLambSpec:
   )
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _check_beta("b1", self.b1)
     _check_beta("b2", self.b2)
     _check_common(
@@ -570,6 +680,16 @@ class OneBitLambSpec:
   def build(
     self, weight_decay_mask: Any = None
   ) -> optax.GradientTransformation:
+    """Builds the optax transformation this spec stands for.
+
+    Args:
+      weight_decay_mask: a pytree of booleans like the params, or a
+        callable returning one: which leaves get weight decay (all if
+        None).
+
+    Returns:
+      The transformation, without the learning-rate stage.
+    """
     return transforms.scale_by_onebit_lamb(
       self.b1,
       self.b2,
@@ -579,6 +699,7 @@ class OneBitLambSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     return (
       f"transforms.scale_by_onebit_lamb({self.b1!r}, {self.b2!r}, "
       f"{self.eps!r}{_kwargs_source(self, self._KEYS)}, "
@@ -586,6 +707,7 @@ class OneBitLambSpec:
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} (one worker: Lamb until step {self.freeze_step}, "
       "then the frozen trust ratio times a bounded factor): "
@@ -603,8 +725,9 @@ def _scale_stage(schedule: Any) -> optax.GradientTransformation:
 
 @dataclasses.dataclass(frozen=True)
 class DeepSpeedScheduleSpec:
-  """A ds_config ``scheduler`` section:
-  :func:`bertadam_optax.schedules.deepspeed_schedule`.
+  """A ds_config ``scheduler`` section.
+
+  See :func:`bertadam_optax.schedules.deepspeed_schedule`.
   """
 
   type: str
@@ -612,24 +735,29 @@ class DeepSpeedScheduleSpec:
   learning_rate: float
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_number("learning_rate", self.learning_rate, 0.0)
     self.build()  # the schedule's own checks, at construction
 
   def build(self) -> optax.Schedule:
+    """Builds the schedule this spec stands for."""
     return schedules.deepspeed_schedule(
       self.type, dict(self.params), learning_rate=self.learning_rate
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     return (
       f"schedules.deepspeed_schedule({self.type!r}, "
       f"{dict(self.params)!r}, learning_rate={self.learning_rate!r})"
     )
 
   def stage(self) -> optax.GradientTransformation:
+    """This schedule as a chain stage that scales the updates by it."""
     return _scale_stage(self.build())
 
   def stage_source(self) -> str:
+    """The Python source of :meth:`stage`, for the generated script."""
     return f"transforms.scale_by_learning_rate({self.to_source()})"
 
   def milestone(self) -> tuple[str, int] | None:
@@ -644,12 +772,14 @@ class DeepSpeedScheduleSpec:
     return None
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return f"{self.type} {dict(self.params)}"
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformersScheduleSpec:
-  """A ``transformers.get_scheduler`` schedule:
+  """A ``transformers.get_scheduler`` schedule.
+
   :func:`bertadam_optax.schedules.get_schedule`, divided by
   ``1 + k lr_decay`` for torch Adagrad's ``lr_decay``.
   """
@@ -662,6 +792,7 @@ class TransformersScheduleSpec:
   lr_decay: float = 0.0
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_number("learning_rate", self.learning_rate, 0.0)
     _validation.check_int("num_warmup_steps", self.num_warmup_steps)
     _validation.check_int("num_training_steps", self.num_training_steps, 1)
@@ -669,6 +800,7 @@ class TransformersScheduleSpec:
     self.build()
 
   def build(self) -> optax.Schedule:
+    """Builds the schedule this spec stands for."""
     base = schedules.get_schedule(
       self.name,
       self.learning_rate,
@@ -684,6 +816,7 @@ class TransformersScheduleSpec:
     )
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     kwargs = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
     base = (
       f"schedules.get_schedule({self.name!r}, {self.learning_rate!r}, "
@@ -697,17 +830,21 @@ class TransformersScheduleSpec:
     )
 
   def stage(self) -> optax.GradientTransformation:
+    """This schedule as a chain stage that scales the updates by it."""
     return _scale_stage(self.build())
 
   def stage_source(self) -> str:
+    """The Python source of :meth:`stage`, for the generated script."""
     return f"transforms.scale_by_learning_rate({self.to_source()})"
 
   def milestone(self) -> tuple[str, int] | None:
+    """The step worth printing besides the quarters, or None."""
     return (
       ("warmup end", self.num_warmup_steps) if self.num_warmup_steps else None
     )
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     extra = f", lr_decay {self.lr_decay!r}" if self.lr_decay else ""
     return (
       f"{self.name} {dict(self.kwargs)}, peak {self.learning_rate!r}, "
@@ -717,7 +854,8 @@ class TransformersScheduleSpec:
 
 @dataclasses.dataclass(frozen=True)
 class BingBertScheduleSpec:
-  r"""bing_bert's ``update_learning_rate``:
+  r"""bing_bert's ``update_learning_rate``.
+
   :func:`bertadam_optax.schedules.bert_schedule` of the ``--lr_schedule``
   (``EE``: ``warmup_exp_decay_exp``, ``EP``: ``warmup_exp_decay_poly``, else
   ``warmup_linear_decay_exp``) plus ``lr_offset``, at ``count - restore_step``
@@ -734,6 +872,7 @@ class BingBertScheduleSpec:
   restore_step: int = 0
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_int("restore_step", self.restore_step)
     self.build()
 
@@ -750,6 +889,7 @@ class BingBertScheduleSpec:
     )
 
   def build(self) -> optax.Schedule:
+    """Builds the schedule this spec stands for."""
     kwargs = {}
     if self.decay_rate is not None:
       kwargs = dict(decay_rate=self.decay_rate, decay_steps=self.decay_step)
@@ -767,6 +907,7 @@ class BingBertScheduleSpec:
     return lambda count: base(count - restore)
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     if not self.restore_step:
       return self._base_source()
     return (
@@ -775,16 +916,20 @@ class BingBertScheduleSpec:
     )
 
   def stage(self) -> optax.GradientTransformation:
+    """This schedule as a chain stage that scales the updates by it."""
     return _scale_stage(self.build())
 
   def stage_source(self) -> str:
+    """The Python source of :meth:`stage`, for the generated script."""
     return f"transforms.scale_by_learning_rate({self.to_source()})"
 
   def milestone(self) -> tuple[str, int] | None:
+    """The step worth printing besides the quarters, or None."""
     end = math.ceil(self.warmup_proportion * self.total_training_steps)
     return ("warmup end", self.restore_step + end) if end > 0 else None
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     decay = (
       ""
       if self.decay_rate is None
@@ -810,7 +955,8 @@ _METRIC_STAGES = {
 
 @dataclasses.dataclass(frozen=True)
 class MetricScheduleSpec:
-  """A loss-driven learning-rate stage:
+  """A loss-driven learning-rate stage.
+
   :func:`~bertadam_optax.transforms.reduce_lr_on_plateau` or
   :func:`~bertadam_optax.transforms.greedy`; ``update`` then takes
   ``value=loss``.
@@ -821,6 +967,7 @@ class MetricScheduleSpec:
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_choice(
       "lr_scheduler_type", self.name, tuple(_METRIC_STAGES)
     )
@@ -833,16 +980,20 @@ class MetricScheduleSpec:
       ) from e
 
   def stage(self) -> optax.GradientTransformationExtraArgs:
+    """This schedule as a chain stage that scales the updates by it."""
     return _METRIC_STAGES[self.name](self.learning_rate, **self.kwargs)
 
   def stage_source(self) -> str:
+    """The Python source of :meth:`stage`, for the generated script."""
     kwargs = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
     return f"transforms.{self.name}({self.learning_rate!r}{kwargs})"
 
   def milestone(self) -> None:
+    """The step worth printing besides the quarters, or None."""
     return None
 
   def describe(self) -> str:
+    """One line for the port report: the math and the values kept."""
     return (
       f"{self.name} {dict(self.kwargs)} from {self.learning_rate!r} "
       "(metric-driven: update(..., value=loss))"
@@ -860,20 +1011,31 @@ _MASKS = {
 
 @dataclasses.dataclass(frozen=True)
 class NamedMask:
-  """A weight-decay mask of :mod:`bertadam_optax.masks`, called with
-  ``kwargs`` (its defaults if empty), that knows its source.
+  """A weight-decay mask of :mod:`bertadam_optax.masks` that knows its source.
+
+  It is called with ``kwargs`` (its defaults if empty).
   """
 
   name: str
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     _validation.check_choice("name", self.name, tuple(_MASKS))
 
   def __call__(self, params: Any) -> Any:
+    """Builds the mask for ``params``.
+
+    Args:
+      params: the parameter pytree to mask.
+
+    Returns:
+      A pytree of booleans like ``params``.
+    """
     return _MASKS[self.name](params, **self.kwargs)
 
   def to_source(self) -> str:
+    """The Python source that builds :meth:`build`'s result."""
     kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
     return f"masks.{self.name}({kwargs})"
 
@@ -931,7 +1093,8 @@ class Plan:
     ...     plan, learning_rate=optax.linear_schedule(0.0, 1e-3, 100))
     >>> tx = warm.build()
     >>> print(plan.to_source().splitlines()[-1])
-    optimizer = optax.MultiSteps(optimizer, every_k_schedule=4, use_grad_mean=True).gradient_transformation()
+    optimizer = optax.MultiSteps(optimizer, every_k_schedule=4,
+        use_grad_mean=True).gradient_transformation()
   """
 
   source: str
@@ -943,6 +1106,7 @@ class Plan:
   notes: tuple[str, ...] = ()
 
   def __post_init__(self):
+    """Checks every field at construction (ValueError naming it)."""
     if not isinstance(self.source, str):
       raise ValueError(f"source={self.source!r} is not a string.")
     if not (
@@ -970,8 +1134,9 @@ class Plan:
     return transforms.scale_by_learning_rate(self.learning_rate)
 
   def _schedule(self) -> Any:
-    """The learning rate as a float or ``count -> lr``, for optimizers that
-    weight their state by it (:class:`ZeroOneAdamSpec`).
+    """The learning rate as a float or ``count -> lr``.
+
+    For optimizers that weight their state by it (:class:`ZeroOneAdamSpec`).
     """
     if isinstance(self.learning_rate, MetricScheduleSpec):
       raise ValueError(

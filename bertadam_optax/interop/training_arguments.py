@@ -202,7 +202,9 @@ def plan_training_arguments(
   learning_rate: Any = None,
   data_parallel_size: int = 1,
 ) -> specs.Plan:
-  r"""What ``TrainingArguments`` ask of the Trainer, as a typed :class:`~bertadam_optax.interop.specs.Plan`.
+  r"""What ``TrainingArguments`` ask of the Trainer, as a typed plan.
+
+  The result is a :class:`~bertadam_optax.interop.specs.Plan`.
 
   The optimizer, schedule, clip and accumulation of
   :func:`from_training_arguments`, before anything is built.

@@ -14,7 +14,8 @@ name                        multiplier (``x`` = progress in [0, 1])
 ==========================  ==================================================
 ``warmup_cosine``           ``x/w`` if ``x < w`` else ``0.5 (1 + cos(pi x))``
 ``warmup_constant``         ``x/w`` if ``x < w`` else ``1``
-``warmup_linear``           ``1`` if ``w == 0``; ``x/w`` if ``x < w``; else ``1 - x``
+``warmup_linear``           ``1`` if ``w == 0``; ``x/w`` if ``x < w``;
+                            else ``1 - x``
 ``warmup_linear_decay_exp`` ``1`` if ``w == 0``; ``x/w`` if ``x < w``; else
                             ``r ** ((s - w T) / d)``
 ``warmup_exp_decay_exp``    as above, warmup part ``(x/w) ** degree``
@@ -30,7 +31,8 @@ Optax schedule and is where the safety lives: it holds progress at 1 past
 ``t_total``.
 
 Every function accepts Python numbers, arrays or tracers, branches with
-``jnp.where`` only, and so works under ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+``jnp.where`` only, and so works under ``jax.jit``, ``jax.vmap`` and
+``jax.grad``.
 """
 
 from __future__ import annotations

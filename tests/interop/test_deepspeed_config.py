@@ -273,7 +273,7 @@ def test_torch_adamw_default_decay_and_one_cycle_momentum(scheduler):
 
 
 def _bing_bert_config(scheduler=None):
-  """In the shape of DeepSpeedExamples training/bing_bert/deepspeed_bsz*.json."""
+  """In the shape of DeepSpeedExamples bing_bert/deepspeed_bsz*.json."""
   config = {
     "train_batch_size": 16,
     "train_micro_batch_size_per_gpu": 8,
