@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
@@ -97,12 +98,16 @@ def number_type(
       ) from None
     try:
       if kind is int:
-        top = _validation.INT32_MAX if high is None else high
+        top = (
+          _validation.INT32_MAX
+          if high is None
+          else int(high) - (not high_inclusive)
+        )
         _validation.check_int(
           "value",
           value,
-          None if low is None else low + (not low_inclusive),
-          top - (not high_inclusive) if high is not None else top,
+          None if low is None else int(low) + (not low_inclusive),
+          top,
         )
       else:
         _validation.check_number(
@@ -179,7 +184,8 @@ def _keyword(text: str) -> tuple[str, Any]:
       parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
       parsed = value  # A bare word such as warmup_type=linear stays a string.
-  if _validation.is_number(parsed) and math.isnan(parsed):
+  # Only a float can be NaN: literal_eval gives no NumPy scalars.
+  if isinstance(parsed, float) and math.isnan(parsed):
     raise argparse.ArgumentTypeError(
       f"{key}={value}: NaN is not a value of any schedule keyword"
     )
@@ -344,7 +350,7 @@ def build_schedule(name: str, options: dict[str, Any]):
   return schedule
 
 
-def _need_extra(command: str):
+def _need_extra(command: str) -> types.ModuleType:
   """Imports what ``command`` needs; a missing ``cli`` extra is one line."""
   try:
     import matplotlib  # noqa: F401  imported only to check the cli extra
@@ -759,7 +765,7 @@ def _check_files(args: argparse.Namespace) -> None:
       )
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
   return "; ".join(
     line.strip() for line in str(text).splitlines() if line.strip()
   )

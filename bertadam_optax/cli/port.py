@@ -263,7 +263,9 @@ def _plan(run: detect.RunKind, steps: int | None, args: argparse.Namespace):
   return plan, steps
 
 
-def learning_rate_trace(plan: specs.Plan, steps: int) -> Callable[[], Any]:
+def learning_rate_trace(
+  plan: specs.Plan | bing_bert.BingBertPlan, steps: int
+) -> Callable[[], Any]:
   """A function returning the learning rate of optimizer steps ``0 .. steps``.
 
   The rate is read by :func:`bertadam_optax.get_lr` from the plan's optimizer

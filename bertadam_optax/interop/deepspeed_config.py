@@ -245,17 +245,18 @@ def accumulation_steps(
   batch = values.get("train_batch_size")
   micro = values.get("train_micro_batch_size_per_gpu")
   steps = values.get("gradient_accumulation_steps")
-  if batch is None and micro is None:
-    return 1 if steps is None else steps
-  if batch is not None and micro is not None and steps is None:
-    steps = batch // micro // dp
-  elif batch is not None and steps is not None and micro is None:
-    micro = batch // dp // steps
+  if micro is None:
+    if batch is None:
+      return 1 if steps is None else steps
+    if steps is None:
+      steps, micro = 1, batch // dp
+    else:
+      micro = batch // dp // steps
   elif batch is None:
     steps = 1 if steps is None else steps
     batch = micro * steps * dp
-  elif micro is None:
-    steps, micro = 1, batch // dp
+  elif steps is None:
+    steps = batch // micro // dp
   if steps <= 0 or micro <= 0 or batch != micro * steps * dp:
     raise ValueError(
       f"train_batch_size={batch!r} != train_micro_batch_size_per_gpu="
@@ -298,12 +299,13 @@ class _Params:
         f"optimizer.params.betas={betas!r} is not a pair; "
         "expected [beta1, beta2]."
       )
-    return tuple(
+    b1, b2 = (
       _reading.number(
         f"optimizer.params.betas[{i}]", b, 0.0, 1.0, high_inclusive=False
       )
       for i, b in enumerate(betas)
     )
+    return b1, b2
 
 
 def _optimizer_spec(
@@ -320,7 +322,10 @@ def _optimizer_spec(
   for key in params:
     _validation.check_choice("optimizer.params key", key, _PARAMS[kind])
   read = _Params(params)
-  weight_decay = read.number("weight_decay", None)
+  # None when absent: the Adams' default depends on the variant.
+  weight_decay = (
+    read.number("weight_decay", 0.0) if "weight_decay" in params else None
+  )
 
   def with_momentum(b1: float, b2: float) -> tuple[Any, float]:
     if beta1 is None:

@@ -25,6 +25,8 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
+from typing import Protocol
+from typing import TypeGuard
 
 import jax.numpy as jnp
 import optax
@@ -78,8 +80,8 @@ def _decay_source(weight_decay: float) -> str | None:
 
 
 def _chain_source(parts: list[str | None]) -> str:
-  parts = [p for p in parts if p]
-  return "optax.chain(" + ", ".join(parts) + ")"
+  kept = [p for p in parts if p]
+  return "optax.chain(" + ", ".join(kept) + ")"
 
 
 def _check_beta(name: str, value: Any) -> None:
@@ -107,7 +109,15 @@ class MomentumScheduleSpec:
 
   def build(self) -> optax.Schedule:
     """Builds the schedule this spec stands for."""
-    return schedules.deepspeed_momentum_schedule(self.type, dict(self.params))
+    schedule = schedules.deepspeed_momentum_schedule(
+      self.type, dict(self.params)
+    )
+    if schedule is None:
+      raise ValueError(
+        f"scheduler {self.type!r} with params {dict(self.params)!r} has no "
+        "momentum cycle; expected OneCycle with cycle_momentum."
+      )
+    return schedule
 
   def to_source(self) -> str:
     """The Python source that builds :meth:`build`'s result."""
@@ -1035,7 +1045,7 @@ class NamedMask:
     return _MASKS[self.name](params, **self.kwargs)
 
   def to_source(self) -> str:
-    """The Python source that builds :meth:`build`'s result."""
+    """The Python source of this mask, for the generated script."""
     kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
     return f"masks.{self.name}({kwargs})"
 
@@ -1053,7 +1063,21 @@ def _mask_source(mask: Any) -> str | None:
 # The plan -----------------------------------------------------------------
 
 
-def _is_spec(value: Any) -> bool:
+class _ScheduleSpec(Protocol):
+  """What :class:`Plan` calls on a learning-rate spec."""
+
+  def build(self) -> Any: ...
+
+  def to_source(self) -> str: ...
+
+  def describe(self) -> str: ...
+
+  def stage(self) -> optax.GradientTransformation: ...
+
+  def stage_source(self) -> str: ...
+
+
+def _is_spec(value: Any) -> TypeGuard[_ScheduleSpec]:
   return hasattr(value, "stage") and hasattr(value, "stage_source")
 
 

@@ -124,7 +124,9 @@ def _formula(
     if name == "warmup_exp_decay_exp":
       ramp = ramp**degree
     if (
-      _validation.is_number(decay_rate)
+      decay_rate is not None
+      and decay_steps is not None
+      and _validation.is_number(decay_rate)
       and _validation.is_number(decay_steps)
       and decay_rate > 0
     ):
@@ -444,8 +446,8 @@ def bert_schedule(
       "warm_degree; expected None."
     )
   # A negative exponent turns the warmup's 0 into an infinity.
-  degree = 2.0 if degree is None else _number("degree", degree)
-  warm_degree = (
+  power = 2.0 if degree is None else _number("degree", degree)
+  warm_power = (
     1.5 if warm_degree is None else _number("warm_degree", warm_degree)
   )
   lr_offset = _number("lr_offset", lr_offset)
@@ -470,8 +472,8 @@ def bert_schedule(
       warmup,
       decay_rate=decay_rate,
       decay_steps=decay_steps,
-      degree=degree,
-      warm_degree=warm_degree,
+      degree=power,
+      warm_degree=warm_power,
     )
 
   def schedule(count):
@@ -501,7 +503,11 @@ def _build(source: str):
         **extra,
       }
     return bert_schedule(
-      source, opts.lr, opts.t_total, **_table.fraction_or_default(opts), **extra
+      source,
+      opts.lr,
+      _table.total_steps(source, opts),
+      **_table.fraction_or_default(opts),
+      **extra,
     )
 
   return build
