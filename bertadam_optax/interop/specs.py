@@ -1116,7 +1116,8 @@ class Plan:
     >>> warm = dataclasses.replace(
     ...     plan, learning_rate=optax.linear_schedule(0.0, 1e-3, 100))
     >>> tx = warm.build()
-    >>> print(plan.to_source().splitlines()[-1])
+    >>> line = plan.to_source().splitlines()[-1]
+    >>> print(line)  # doctest: +NORMALIZE_WHITESPACE
     optimizer = optax.MultiSteps(optimizer, every_k_schedule=4,
         use_grad_mean=True).gradient_transformation()
   """
