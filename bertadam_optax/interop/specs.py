@@ -305,7 +305,11 @@ class LambSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LionSpec:
-  """DeepSpeed ``FusedLion``: ``optax.scale_by_lion``, decoupled decay."""
+  """DeepSpeed ``FusedLion``: ``optax.scale_by_lion``, decoupled decay.
+
+  The momentum is kept in float32 whatever the parameters' dtype, as in every
+  other port (``optax.scale_by_lion`` would follow a bfloat16 parameter).
+  """
 
   b1: float | MomentumScheduleSpec = 0.9
   b2: float = 0.999
@@ -332,22 +336,25 @@ class LionSpec:
       The transformation, without the learning-rate stage.
     """
     if isinstance(self.b1, MomentumScheduleSpec):
-      core = optax.inject_hyperparams(optax.scale_by_lion)(
-        b1=self.b1.build(), b2=self.b2
-      )
+      core = optax.inject_hyperparams(
+        optax.scale_by_lion, static_args=("mu_dtype",)
+      )(b1=self.b1.build(), b2=self.b2, mu_dtype=jnp.float32)
     else:
-      core = optax.scale_by_lion(self.b1, self.b2)
+      core = optax.scale_by_lion(self.b1, self.b2, mu_dtype=jnp.float32)
     return optax.chain(core, _decay(self.weight_decay, weight_decay_mask))
 
   def to_source(self) -> str:
     """The Python source that builds :meth:`build`'s result."""
     if isinstance(self.b1, MomentumScheduleSpec):
       core = (
-        f"optax.inject_hyperparams(optax.scale_by_lion)(b1="
-        f"{self.b1.to_source()}, b2={self.b2!r})"
+        "optax.inject_hyperparams(optax.scale_by_lion, "
+        f"static_args=('mu_dtype',))(b1={self.b1.to_source()}, "
+        f"b2={self.b2!r}, mu_dtype=jnp.float32)"
       )
     else:
-      core = f"optax.scale_by_lion({self.b1!r}, {self.b2!r})"
+      core = (
+        f"optax.scale_by_lion({self.b1!r}, {self.b2!r}, mu_dtype=jnp.float32)"
+      )
     return _chain_source([core, _decay_source(self.weight_decay)])
 
   def describe(self) -> str:

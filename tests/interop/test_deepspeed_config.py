@@ -368,6 +368,40 @@ def test_lion_matches_float64_formula():
       np.testing.assert_allclose(ours[step][k], p[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+  "scheduler",
+  [
+    None,
+    {
+      "type": "OneCycle",
+      "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3},
+    },
+  ],
+)
+def test_lion_keeps_float32_momentum_for_bfloat16_params(scheduler):
+  # Every port keeps float32 moments; optax.scale_by_lion alone would keep
+  # the momentum in the parameters' bfloat16.
+  config = {"optimizer": {"type": "Lion", "params": {"lr": 1e-3}}}
+  if scheduler is not None:
+    config["scheduler"] = scheduler
+  plan = dc.plan_deepspeed_config(config)
+  namespace = {}
+  exec(plan.to_source(), namespace)  # the code under test
+  params = {"w": jnp.ones((3, 2), jnp.bfloat16)}
+  for tx in (plan.build(), namespace["optimizer"]):
+    state = tx.init(params)
+    moments = [
+      x for x in jax.tree.leaves(state) if getattr(x, "shape", ()) == (3, 2)
+    ]
+    assert moments
+    assert all(x.dtype == jnp.float32 for x in moments), moments
+    _, state = tx.update(params, state, params)
+    moments = [
+      x for x in jax.tree.leaves(state) if getattr(x, "shape", ()) == (3, 2)
+    ]
+    assert all(x.dtype == jnp.float32 for x in moments), moments
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adagrad_matches_deepspeed_cpu_adagrad(weight_decay):
   # DeepSpeed's own C++ Adagrad, which the engine runs with CPU offload.
