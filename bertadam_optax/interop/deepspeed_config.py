@@ -32,6 +32,7 @@ here for the old import path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -529,6 +530,9 @@ def plan_deepspeed_config(
     2
     >>> tx = plan.build()
   """
+  if learning_rate is not None and not dataclasses.is_dataclass(learning_rate):
+    # A float or a schedule; a schedule spec (a dataclass) checks itself.
+    _validation.check_rate("learning_rate", learning_rate)
   config = load_config(config)
   _reading.refuse_auto(config)
   notes: list[str] = []

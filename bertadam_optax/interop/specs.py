@@ -1149,7 +1149,7 @@ class Plan:
         "spec (with build() and to_source())."
       )
     if not _is_spec(self.learning_rate):
-      _validation.check_non_negative("learning_rate", self.learning_rate)
+      _validation.check_rate("learning_rate", self.learning_rate)
     _validation.check_number("clip", self.clip, 0.0)
     _validation.check_int("accumulation_steps", self.accumulation_steps, 1)
     if isinstance(self.weight_decay_mask, (str, bytes)):

@@ -238,6 +238,9 @@ def plan_training_arguments(
     >>> plan.learning_rate.num_warmup_steps
     10
   """
+  if learning_rate is not None and not dataclasses.is_dataclass(learning_rate):
+    # A float or a schedule; a schedule spec (a dataclass) checks itself.
+    _validation.check_rate("learning_rate", learning_rate)
   values, ignored, notes = _read_args(args)
   if ignored:
     message = (

@@ -26,10 +26,12 @@ import optax
 import pytest
 
 import bertadam_optax
+from bertadam_optax import _validation
 from bertadam_optax import masks
 from bertadam_optax import transforms
 from bertadam_optax.interop import deepspeed_config as dc
 from bertadam_optax.interop import specs
+from bertadam_optax.interop import training_arguments
 from tests.references import require
 
 SHAPES = {
@@ -1359,3 +1361,33 @@ def test_old_import_paths_still_work():
   assert interop.reduce_lr_on_plateau is transforms.reduce_lr_on_plateau
   assert interop.greedy is transforms.greedy
   assert interop.trainer_weight_decay_mask is masks.trainer_weight_decay_mask
+
+
+def _plan_ds(learning_rate):
+  return dc.plan_deepspeed_config(
+    {"optimizer": {"type": "Adam", "params": {"lr": 1e-3}}},
+    learning_rate=learning_rate,
+  )
+
+
+def _plan_ta(learning_rate):
+  return training_arguments.plan_training_arguments(
+    {"learning_rate": 1e-3}, num_training_steps=10, learning_rate=learning_rate
+  )
+
+
+@pytest.mark.parametrize("plan", [_plan_ds, _plan_ta])
+def test_learning_rate_override_is_bounded_at_plan_time(plan):
+  # Refused by the planner itself, before any build (issue 12's 1e30).
+  for value in (1e30, np.float32(1e30), -1.0, float("inf")):
+    with pytest.raises(ValueError, match=r"learning_rate=.*\[0\.0, 1000\.0\]"):
+      plan(value)
+  # The bound is inclusive, and a schedule passes through to the plan.
+  assert plan(_validation.MAX_RATE).learning_rate == _validation.MAX_RATE
+  schedule = optax.constant_schedule(1e-4)
+  assert plan(schedule).learning_rate is schedule
+
+
+def test_plan_refuses_an_absurd_learning_rate():
+  with pytest.raises(ValueError, match=r"learning_rate=1e\+30"):
+    specs.Plan(source="by hand", optimizer=specs.AdamSpec(), learning_rate=1e30)
