@@ -15,34 +15,39 @@ on the same name test.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 
 from bertadam_optax import _validation
 
 __all__ = [
-    "BERT_NO_DECAY_PATTERNS",
-    "TRAINER_NO_DECAY_PATTERNS",
-    "bert_weight_decay_mask",
-    "bing_bert_weight_decay_mask",
-    "megatron_weight_decay_mask",
-    "path_to_name",
-    "trainer_weight_decay_mask",
+  "BERT_NO_DECAY_PATTERNS",
+  "TRAINER_NO_DECAY_PATTERNS",
+  "bert_weight_decay_mask",
+  "bing_bert_weight_decay_mask",
+  "megatron_weight_decay_mask",
+  "path_to_name",
+  "trainer_weight_decay_mask",
 ]
 
 BERT_NO_DECAY_PATTERNS: tuple[str, ...] = (
-    r"(^|\.)bias$",  # every bias
-    r"(^|\.)scale$",  # Flax norm layers (LayerNorm, RMSNorm, ...) hold `scale`
-    r"(?i)norm[^.]*\.(weight|gamma|beta)$",  # torch/TF-style norm parameters
+  r"(^|\.)bias$",  # every bias
+  r"(^|\.)scale$",  # Flax norm layers (LayerNorm, RMSNorm, ...) hold `scale`
+  r"(?i)norm[^.]*\.(weight|gamma|beta)$",  # torch/TF-style norm parameters
 )
 """Regular expressions (``re.search``) on a leaf's dotted path that exclude it
 from weight decay."""
 
 TRAINER_NO_DECAY_PATTERNS: tuple[str, ...] = (
-    r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)",
-    r"_norm(?:$|\.)",
+  r"bias",
+  r"layernorm",
+  r"rmsnorm",
+  r"(?:^|\.)norm(?:$|\.)",
+  r"_norm(?:$|\.)",
 )
 """The Trainer's ``forbidden_name_patterns`` (``re.search`` on the lower-cased
 dotted name) of ``Trainer.get_decay_parameter_names``."""
@@ -58,8 +63,10 @@ def _key_name(key: Any) -> str:
 def _is_variable_wrapper(key: Any) -> bool:
   # NNX states hold each array in a Variable whose pytree path ends in
   # `.value`; it names the wrapper, not the parameter.
-  return (isinstance(key, jax.tree_util.GetAttrKey) and
-          key.name in ("value", "raw_value"))
+  return isinstance(key, jax.tree_util.GetAttrKey) and key.name in (
+    "value",
+    "raw_value",
+  )
 
 
 def path_to_name(path: Sequence[Any]) -> str:
@@ -80,16 +87,17 @@ def path_to_name(path: Sequence[Any]) -> str:
     >>> import jax.numpy as jnp
     >>> from bertadam_optax.masks import path_to_name
     >>> tree = {"encoder": {"LayerNorm_0": {"scale": jnp.ones(2)}}}
-    >>> [path_to_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    >>> leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    >>> [path_to_name(p) for p, _ in leaves]
     ['encoder.LayerNorm_0.scale']
   """
   return ".".join(_key_name(k) for k in path if not _is_variable_wrapper(k))
 
 
 def bert_weight_decay_mask(
-    params: Any = None,
-    *,
-    no_decay: Sequence[str] = BERT_NO_DECAY_PATTERNS,
+  params: Any = None,
+  *,
+  no_decay: Sequence[str] = BERT_NO_DECAY_PATTERNS,
 ) -> Any:
   r"""The BERT weight-decay mask: ``True`` where a leaf is decayed.
 
@@ -123,15 +131,21 @@ def bert_weight_decay_mask(
 
 def _compile(name: str, patterns: Sequence[str]) -> list[re.Pattern]:
   """The regular expressions, refusing a bare string (a sequence of chars)."""
-  if isinstance(patterns, (str, bytes)) or not isinstance(
-      patterns, Iterable) or not all(isinstance(p, str) for p in patterns):
-    raise ValueError(f"{name}={patterns!r} is not a sequence of regular "
-                     "expressions; expected e.g. ['bias', 'LayerNorm'].")
+  if (
+    isinstance(patterns, (str, bytes))
+    or not isinstance(patterns, Iterable)
+    or not all(isinstance(p, str) for p in patterns)
+  ):
+    raise ValueError(
+      f"{name}={patterns!r} is not a sequence of regular "
+      "expressions; expected e.g. ['bias', 'LayerNorm']."
+    )
   try:
     return [re.compile(p) for p in patterns]
   except re.error as e:
-    raise ValueError(f"{name}={patterns!r} holds an invalid regular "
-                     f"expression: {e}.") from None
+    raise ValueError(
+      f"{name}={patterns!r} holds an invalid regular expression: {e}."
+    ) from None
 
 
 def _by_name(excluded: Callable[[str], bool], params: Any) -> Any:
@@ -139,15 +153,16 @@ def _by_name(excluded: Callable[[str], bool], params: Any) -> Any:
 
   def build(tree: Any) -> Any:
     return jax.tree_util.tree_map_with_path(
-        lambda path, leaf: not excluded(path_to_name(path)), tree)
+      lambda path, leaf: not excluded(path_to_name(path)), tree
+    )
 
   return build if params is None else build(params)
 
 
 def trainer_weight_decay_mask(
-    params: Any = None,
-    *,
-    norm_modules: Sequence[str] = (),
+  params: Any = None,
+  *,
+  norm_modules: Sequence[str] = (),
 ) -> Any:
   r"""The transformers ``Trainer``'s weight-decay mask: ``True`` where decayed.
 
@@ -192,9 +207,12 @@ def trainer_weight_decay_mask(
   return _by_name(excluded, params)
 
 
-def megatron_weight_decay_mask(params: Any, *,
-                               apply_wd_to_qk_layernorm: bool = False) -> Any:
-  """Megatron's default no-decay rule as a mask: True where weight decay applies.
+def megatron_weight_decay_mask(
+  params: Any, *, apply_wd_to_qk_layernorm: bool = False
+) -> Any:
+  """Megatron's default no-decay rule as a mask.
+
+  True where weight decay applies.
 
   A parameter gets ``wd_mult = 0`` (no decay) when it is 1-D or its name ends
   in ``.bias``. The name is the leaf's path joined with dots, so both a Flax
@@ -222,17 +240,21 @@ def megatron_weight_decay_mask(params: Any, *,
     megatron-core 0.16.1 ``megatron/core/optimizer/__init__.py``
     (``get_standard_config_overrides``).
   """
-
   # A string such as "false" would be truthy: only a real boolean is taken.
   apply_wd_to_qk_layernorm = _validation.check_bool(
-      "apply_wd_to_qk_layernorm", apply_wd_to_qk_layernorm)
+    "apply_wd_to_qk_layernorm", apply_wd_to_qk_layernorm
+  )
 
   def decays(path, leaf):
     name = path_to_name(path)
-    no_wd = len(getattr(leaf, "shape", ())) == 1 or name.endswith(".bias") or (
-        name == "bias")
-    if apply_wd_to_qk_layernorm and ("q_layernorm." in name or
-                                     "k_layernorm." in name):
+    no_wd = (
+      len(getattr(leaf, "shape", ())) == 1
+      or name.endswith(".bias")
+      or (name == "bias")
+    )
+    if apply_wd_to_qk_layernorm and (
+      "q_layernorm." in name or "k_layernorm." in name
+    ):
       no_wd = False
     return not no_wd
 
@@ -240,9 +262,9 @@ def megatron_weight_decay_mask(params: Any, *,
 
 
 def bing_bert_weight_decay_mask(
-    params: Any = None,
-    *,
-    deepspeed_transformer_kernel: bool = False,
+  params: Any = None,
+  *,
+  deepspeed_transformer_kernel: bool = False,
 ) -> Any:
   r"""bing_bert's weight-decay groups: ``True`` where a leaf is decayed.
 
@@ -290,12 +312,21 @@ def bing_bert_weight_decay_mask(
     DeepSpeedExamples, ``training/bing_bert/deepspeed_train.py``
     (``prepare_optimizer_parameters``).
   """
-  _validation.check_bool("deepspeed_transformer_kernel",
-                         deepspeed_transformer_kernel)
+  _validation.check_bool(
+    "deepspeed_transformer_kernel", deepspeed_transformer_kernel
+  )
   no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight"]
   if deepspeed_transformer_kernel:
-    no_decay += ["attn_nw", "attn_nb", "norm_w", "norm_b", "attn_qkvb",
-                 "attn_ob", "inter_b", "output_b"]
+    no_decay += [
+      "attn_nw",
+      "attn_nb",
+      "norm_w",
+      "norm_b",
+      "attn_qkvb",
+      "attn_ob",
+      "inter_b",
+      "output_b",
+    ]
   flax_leaf = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
 
   def torch_name(path) -> str:
@@ -308,7 +339,7 @@ def bing_bert_weight_decay_mask(
 
   def build(tree: Any) -> Any:
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: not any(nd in torch_name(path) for nd in no_decay),
-        tree)
+      lambda path, _: not any(nd in torch_name(path) for nd in no_decay), tree
+    )
 
   return build if params is None else build(params)

@@ -443,10 +443,9 @@ def assert_within_ulp(a, b, ulps=1, what=""):
 
 # Measured: at most 3 (Adam's bias correction, global clips, Lamb).
 JIT_ULPS = 4
-# Ports whose moments follow bfloat16 parameters: DeepSpeed Lion is
-# optax.scale_by_lion, whose mu_dtype defaults to the parameter's dtype, where
-# every other optimizer keeps float32 moments (interop/specs.py: LionSpec).
-BF16_MOMENTS = ("ds-Lion",)
+# Ports whose moments follow bfloat16 parameters (none: DeepSpeed Lion sets
+# optax.scale_by_lion's mu_dtype to float32, as every other port keeps).
+BF16_MOMENTS = ()
 
 
 # --- the properties ---------------------------------------------------------
@@ -516,8 +515,7 @@ def test_bf16_params_keep_dtypes_with_float32_moments(name):
     and x.ndim > 0
     and jnp.issubdtype(x.dtype, jnp.floating)
   ]
-  # bf16 moments by request (mu_dtype), or optax.scale_by_lion's default
-  # (the moment in the parameter's dtype; see BF16_MOMENTS).
+  # bf16 moments by request (mu_dtype), or a port listed in BF16_MOMENTS.
   bf16_mu = name in ("bertadam-bias_correction-bf16mu", *BF16_MOMENTS)
   for x in moments:
     # Accumulated gradients (MultiSteps) keep the gradients' dtype.

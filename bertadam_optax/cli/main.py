@@ -19,15 +19,25 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import types
+from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 from bertadam_optax import _validation
 from bertadam_optax.cli import schedule_options as uniform_options
 from bertadam_optax.schedules import registry
 
-__all__ = ["HelpFormatter", "UsageError", "atomic_output", "build_parser",
-           "main", "number_type", "readable_file", "writable_path"]
+__all__ = [
+  "HelpFormatter",
+  "UsageError",
+  "atomic_output",
+  "build_parser",
+  "main",
+  "number_type",
+  "readable_file",
+  "writable_path",
+]
 
 PROG = "bertadam-optax"
 
@@ -51,6 +61,11 @@ class HelpFormatter(argparse.HelpFormatter):
   """Wraps descriptions to the terminal; prints the examples as written."""
 
   def __init__(self, prog: str):
+    """Makes the formatter.
+
+    Args:
+      prog: the program name shown in the usage line.
+    """
     super().__init__(prog, max_help_position=30)
 
   def _fill_text(self, text, width, indent):
@@ -59,9 +74,14 @@ class HelpFormatter(argparse.HelpFormatter):
     return super()._fill_text(text, width, indent)
 
 
-def number_type(kind: type, low: float | None = None,
-                high: float | None = None, *, low_inclusive: bool = True,
-                high_inclusive: bool = False):
+def number_type(
+  kind: type,
+  low: float | None = None,
+  high: float | None = None,
+  *,
+  low_inclusive: bool = True,
+  high_inclusive: bool = False,
+):
   """An argparse ``type`` that parses ``kind`` and checks its range.
 
   The check is :mod:`bertadam_optax._validation`'s, so a flag refuses what
@@ -74,19 +94,30 @@ def number_type(kind: type, low: float | None = None,
       value = kind(text)
     except ValueError:
       raise argparse.ArgumentTypeError(
-          f"expected {'an integer' if kind is int else 'a number'}, got "
-          f"{text!r}") from None
+        f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+      ) from None
     try:
       if kind is int:
-        top = _validation.INT32_MAX if high is None else high
+        top = (
+          _validation.INT32_MAX
+          if high is None
+          else int(high) - (not high_inclusive)
+        )
         _validation.check_int(
-            "value", value,
-            None if low is None else low + (not low_inclusive),
-            top - (not high_inclusive) if high is not None else top)
+          "value",
+          value,
+          None if low is None else int(low) + (not low_inclusive),
+          top,
+        )
       else:
-        _validation.check_number("value", value, low, high,
-                                 low_inclusive=low_inclusive,
-                                 high_inclusive=high_inclusive)
+        _validation.check_number(
+          "value",
+          value,
+          low,
+          high,
+          low_inclusive=low_inclusive,
+          high_inclusive=high_inclusive,
+        )
     except ValueError as e:
       # "value=1e+400 is not finite; ..." -> "1e400 is not finite; ...": the
       # flag is named by argparse in front of the message.
@@ -105,19 +136,32 @@ def _warmup(text: str) -> float:
   value = number_type(float)(text)
   if value != -1 and not 0 <= value < 1:
     raise argparse.ArgumentTypeError(
-        f"{text} is out of range; expected a fraction of the total steps in "
-        "[0, 1), or -1 for none")
+      f"{text} is out of range; expected a fraction of the total steps in "
+      "[0, 1), or -1 for none"
+    )
   return value
 
 
-_OPTION_FLAGS = {"lr": "--lr", "t_total": "--t-total",
-                 "warmup": "--warmup", "warmup_steps": "--warmup-steps",
-                 "min_lr": "--min-lr", "decay_rate": "--decay-rate",
-                 "decay_steps": "--decay-steps", "steps": "--steps"}
+_OPTION_FLAGS = {
+  "lr": "--lr",
+  "t_total": "--t-total",
+  "warmup": "--warmup",
+  "warmup_steps": "--warmup-steps",
+  "min_lr": "--min-lr",
+  "decay_rate": "--decay-rate",
+  "decay_steps": "--decay-steps",
+  "steps": "--steps",
+}
 
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf,
-               "-inf": -math.inf, "infinity": math.inf,
-               "+infinity": math.inf, "-infinity": -math.inf}
+_NON_FINITE = {
+  "nan": math.nan,
+  "inf": math.inf,
+  "+inf": math.inf,
+  "-inf": -math.inf,
+  "infinity": math.inf,
+  "+infinity": math.inf,
+  "-infinity": -math.inf,
+}
 
 
 def _keyword(text: str) -> tuple[str, Any]:
@@ -131,7 +175,8 @@ def _keyword(text: str) -> tuple[str, Any]:
     raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
   if key in _OPTION_FLAGS:
     raise argparse.ArgumentTypeError(
-        f"{key} is set by {_OPTION_FLAGS[key]}, not --set")
+      f"{key} is set by {_OPTION_FLAGS[key]}, not --set"
+    )
   if value.strip().lower() in _NON_FINITE:
     parsed = _NON_FINITE[value.strip().lower()]
   else:
@@ -139,58 +184,94 @@ def _keyword(text: str) -> tuple[str, Any]:
       parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
       parsed = value  # A bare word such as warmup_type=linear stays a string.
-  if _validation.is_number(parsed) and math.isnan(parsed):
-    raise argparse.ArgumentTypeError(f"{key}={value}: NaN is not a value of "
-                                     "any schedule keyword")
+  # Only a float can be NaN: literal_eval gives no NumPy scalars.
+  if isinstance(parsed, float) and math.isnan(parsed):
+    raise argparse.ArgumentTypeError(
+      f"{key}={value}: NaN is not a value of any schedule keyword"
+    )
   return key, parsed
 
 
-def _add_schedule_options(parser: argparse.ArgumentParser, *, lr: float,
-                          t_total: bool) -> None:
+def _add_schedule_options(
+  parser: argparse.ArgumentParser, *, lr: float, t_total: bool
+) -> None:
   group = parser.add_argument_group(
-      "schedule options", "Each schedule reads the ones it needs; "
-      "`bertadam-optax list` says which.")
-  group.add_argument("--lr", type=number_type(float, 0), default=lr,
-                     help="peak learning rate (default: %(default)g)")
+    "schedule options",
+    "Each schedule reads the ones it needs; `bertadam-optax list` says which.",
+  )
+  group.add_argument(
+    "--lr",
+    type=number_type(float, 0),
+    default=lr,
+    help="peak learning rate (default: %(default)g)",
+  )
   if t_total:
-    group.add_argument("--t-total", type=number_type(int, 1), default=1000,
-                       metavar="STEPS",
-                       help="total number of steps, at most 2**31 - 1 "
-                       "(default: %(default)s); only the steps shown or "
-                       "drawn are evaluated")
+    group.add_argument(
+      "--t-total",
+      type=number_type(int, 1),
+      default=1000,
+      metavar="STEPS",
+      help="total number of steps, at most 2**31 - 1 "
+      "(default: %(default)s); only the steps shown or "
+      "drawn are evaluated",
+    )
   warmup = group.add_mutually_exclusive_group()
-  warmup.add_argument("--warmup", type=_warmup, default=None,
-                      metavar="FRACTION",
-                      help="warmup as a fraction of the total steps, in "
-                      "[0, 1) or -1 for none (default: 0.1)")
-  warmup.add_argument("--warmup-steps", type=number_type(int, 0),
-                      default=None,
-                      metavar="STEPS", help="warmup as a number of steps")
-  group.add_argument("--min-lr", type=number_type(float, 0),
-                     default=None,
-                     help="floor of the decay (transformers' min_lr and "
-                     "lr_end, DeepSpeed's warmup_min_lr, cycle_min_lr ...)")
-  group.add_argument("--decay-rate", type=number_type(float, 0),
-                     default=None,
-                     help="rate of the exponential decays and of OneCycle")
-  group.add_argument("--decay-steps", type=number_type(int, 0), default=None,
-                     metavar="STEPS",
-                     help="period of the exponential decays, OneCycle's "
-                     "decay_step_size, the decay length of "
-                     "transformers.warmup_stable_decay")
-  group.add_argument("--set", type=_keyword, action="append", default=[],
-                     metavar="KEY=VALUE", dest="extra",
-                     help="any other keyword of the schedule's factory, e.g. "
-                     "--set degree=3 or --set warmup_type=linear "
-                     "(repeatable)")
+  warmup.add_argument(
+    "--warmup",
+    type=_warmup,
+    default=None,
+    metavar="FRACTION",
+    help="warmup as a fraction of the total steps, in "
+    "[0, 1) or -1 for none (default: 0.1)",
+  )
+  warmup.add_argument(
+    "--warmup-steps",
+    type=number_type(int, 0),
+    default=None,
+    metavar="STEPS",
+    help="warmup as a number of steps",
+  )
+  group.add_argument(
+    "--min-lr",
+    type=number_type(float, 0),
+    default=None,
+    help="floor of the decay (transformers' min_lr and "
+    "lr_end, DeepSpeed's warmup_min_lr, cycle_min_lr ...)",
+  )
+  group.add_argument(
+    "--decay-rate",
+    type=number_type(float, 0),
+    default=None,
+    help="rate of the exponential decays and of OneCycle",
+  )
+  group.add_argument(
+    "--decay-steps",
+    type=number_type(int, 0),
+    default=None,
+    metavar="STEPS",
+    help="period of the exponential decays, OneCycle's "
+    "decay_step_size, the decay length of "
+    "transformers.warmup_stable_decay",
+  )
+  group.add_argument(
+    "--set",
+    type=_keyword,
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    dest="extra",
+    help="any other keyword of the schedule's factory, e.g. "
+    "--set degree=3 or --set warmup_type=linear "
+    "(repeatable)",
+  )
 
 
 def _check_names(names: Sequence[str]) -> None:
-  for name in names:
-    try:
+  try:
+    for name in names:
       registry.schedule_info(name)
-    except ValueError as e:
-      raise UsageError(f"{PROG}: error: {e}") from None
+  except ValueError as e:
+    raise UsageError(f"{PROG}: error: {e}") from None
 
 
 def schedule_options(args: argparse.Namespace, t_total: int) -> dict[str, Any]:
@@ -199,13 +280,21 @@ def schedule_options(args: argparse.Namespace, t_total: int) -> dict[str, Any]:
   if warmup is None and args.warmup_steps is None:
     warmup = 0.1
   if args.warmup_steps is not None and args.warmup_steps >= t_total:
-    raise UsageError(f"{PROG}: error: argument --warmup-steps: "
-                     f"{args.warmup_steps} is out of range; expected fewer "
-                     f"than the {t_total} total steps")
-  return dict(lr=args.lr, t_total=t_total, warmup=warmup,
-              warmup_steps=args.warmup_steps, min_lr=args.min_lr,
-              decay_rate=args.decay_rate, decay_steps=args.decay_steps,
-              **dict(args.extra))
+    raise UsageError(
+      f"{PROG}: error: argument --warmup-steps: "
+      f"{args.warmup_steps} is out of range; expected fewer "
+      f"than the {t_total} total steps"
+    )
+  return dict(
+    lr=args.lr,
+    t_total=t_total,
+    warmup=warmup,
+    warmup_steps=args.warmup_steps,
+    min_lr=args.min_lr,
+    decay_rate=args.decay_rate,
+    decay_steps=args.decay_steps,
+    **dict(args.extra),
+  )
 
 
 def build_schedule(name: str, options: dict[str, Any]):
@@ -219,39 +308,53 @@ def build_schedule(name: str, options: dict[str, Any]):
   """
   # Imported here: plots imports jax, which `list` does without.
   from bertadam_optax.cli import plots  # pylint: disable=g-import-not-at-top
+
   try:
     uniform_options.check_required(name, options)
     schedule = registry.make_schedule(name, **options)
   except uniform_options.MissingScheduleOptionError as e:
-    flag = ("--warmup or --warmup-steps" if e.option == "warmup" else
-            "--" + e.option.replace("_", "-"))
+    flag = (
+      "--warmup or --warmup-steps"
+      if e.option == "warmup"
+      else "--" + e.option.replace("_", "-")
+    )
     raise UsageError(
-        f"{PROG}: error: schedule {name!r} requires {flag}") from None
+      f"{PROG}: error: schedule {name!r} requires {flag}"
+    ) from None
   except (ValueError, TypeError) as e:
     raise UsageError(f"{PROG}: error: schedule {name!r}: {e}") from None
-  extra = "".join(f" --set {k}={v!r}" for k, v in options.items()
-                  if k not in uniform_options.OPTION_NAMES)
+  extra = "".join(
+    f" --set {k}={v!r}"
+    for k, v in options.items()
+    if k not in uniform_options.OPTION_NAMES
+  )
   steps = [step for _, step in plots.key_points(name, options)]
   try:
     values = plots.schedule_values_at(schedule, steps)
   except (ValueError, TypeError, ArithmeticError) as e:
     raise UsageError(
-        f"{PROG}: error: schedule {name!r} cannot be evaluated with these "
-        f"options{extra}: {type(e).__name__}: {e}") from None
-  bad = [(step, value) for step, value in zip(steps, values)
-         if not math.isfinite(value)]
+      f"{PROG}: error: schedule {name!r} cannot be evaluated with these "
+      f"options{extra}: {type(e).__name__}: {e}"
+    ) from None
+  bad = [
+    (step, value)
+    for step, value in zip(steps, values)
+    if not math.isfinite(value)
+  ]
   if bad:
     step, value = bad[0]
     raise UsageError(
-        f"{PROG}: error: schedule {name!r} gives the learning rate {value} at "
-        f"step {step} with these options{extra}; expected a finite value")
+      f"{PROG}: error: schedule {name!r} gives the learning rate {value} at "
+      f"step {step} with these options{extra}; expected a finite value"
+    )
   return schedule
 
 
-def _need_extra(command: str):
+def _need_extra(command: str) -> types.ModuleType:
   """Imports what ``command`` needs; a missing ``cli`` extra is one line."""
   try:
-    import matplotlib  # pylint: disable=unused-import
+    import matplotlib  # noqa: F401  imported only to check the cli extra
+
     if command == "demo":
       from bertadam_optax.cli import demo as module
     else:
@@ -259,15 +362,18 @@ def _need_extra(command: str):
   except ImportError as e:
     missing = getattr(e, "name", None) or str(e)
     raise UsageError(
-        f"{PROG}: error: `{PROG} {command}` needs the cli extra (missing "
-        f"{missing!r}); install it with pip install 'bertadam-optax[cli]'"
+      f"{PROG}: error: `{PROG} {command}` needs the cli extra (missing "
+      f"{missing!r}); install it with pip install 'bertadam-optax[cli]'"
     ) from None
   return module
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-  entries = [e for e in registry.SCHEDULE_REGISTRY.values()
-             if args.family is None or e.family == args.family]
+  entries = [
+    e
+    for e in registry.SCHEDULE_REGISTRY.values()
+    if args.family is None or e.family == args.family
+  ]
   name_w = max(len(e.name) for e in entries)
   family_w = max(len(e.family) for e in entries)
   print(f"{'NAME':<{name_w}}  {'FAMILY':<{family_w}}  FORMULA")
@@ -278,6 +384,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
   from bertadam_optax.cli import plots
+
   _check_names([args.name])
   options = schedule_options(args, args.t_total)
   schedule = build_schedule(args.name, options)
@@ -309,15 +416,19 @@ def writable_path(path: str, flag: str, *, directory: bool) -> str:
     except OSError:
       writable = False
   if not writable:
-    raise UsageError(f"{PROG}: error: argument {flag}: cannot write {path!r}:"
-                     f" {parent!r} is not a writable directory")
+    raise UsageError(
+      f"{PROG}: error: argument {flag}: cannot write {path!r}:"
+      f" {parent!r} is not a writable directory"
+    )
   if directory and os.path.isdir(path):
     try:
       with tempfile.TemporaryFile(dir=path):
         pass
     except OSError:
-      raise UsageError(f"{PROG}: error: argument {flag}: cannot write into "
-                       f"{path!r}: not a writable directory") from None
+      raise UsageError(
+        f"{PROG}: error: argument {flag}: cannot write into "
+        f"{path!r}: not a writable directory"
+      ) from None
   return path
 
 
@@ -330,20 +441,25 @@ def readable_file(path: str, flag: str) -> str:
   """
   absolute = os.path.abspath(path)
   if os.path.isdir(absolute):
-    raise UsageError(f"{PROG}: error: argument {flag}: {path!r} is a "
-                     "directory; expected a file")
+    raise UsageError(
+      f"{PROG}: error: argument {flag}: {path!r} is a "
+      "directory; expected a file"
+    )
   try:
     with open(absolute, "rb") as f:
       data = f.read()
   except OSError as e:
-    raise UsageError(f"{PROG}: error: argument {flag}: {path!r} cannot be "
-                     f"read: {e.strerror or e}") from None
+    raise UsageError(
+      f"{PROG}: error: argument {flag}: {path!r} cannot be "
+      f"read: {e.strerror or e}"
+    ) from None
   try:
     data.decode("utf-8")
   except UnicodeDecodeError as e:
     raise UsageError(
-        f"{PROG}: error: argument {flag}: {path!r} is not a UTF-8 text file "
-        f"(byte {data[e.start]:#04x} at offset {e.start})") from None
+      f"{PROG}: error: argument {flag}: {path!r} is not a UTF-8 text file "
+      f"(byte {data[e.start]:#04x} at offset {e.start})"
+    ) from None
   return absolute
 
 
@@ -358,8 +474,9 @@ def atomic_output(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
   path = os.path.abspath(path)
   directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1],
-                             dir=directory)
+  fd, tmp = tempfile.mkstemp(
+    prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory
+  )
   try:
     with os.fdopen(fd, mode) as f:
       yield f
@@ -454,91 +571,148 @@ def build_parser() -> _Parser:
   from bertadam_optax import __version__
 
   parser = _Parser(
-      prog=PROG, formatter_class=HelpFormatter, epilog=_MAIN_EXAMPLES,
-      description="BertAdam and every BERT/LLM learning-rate schedule for "
-      "Optax: a pretraining demo, schedule tables and plots, DeepSpeed and "
-      "transformers configs ported to optax, and the optimizer-step "
-      "benchmark.")
-  parser.add_argument("--version", action="version",
-                      version=f"%(prog)s {__version__}")
-  commands = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                   parser_class=_Parser)
+    prog=PROG,
+    formatter_class=HelpFormatter,
+    epilog=_MAIN_EXAMPLES,
+    description="BertAdam and every BERT/LLM learning-rate schedule for "
+    "Optax: a pretraining demo, schedule tables and plots, DeepSpeed and "
+    "transformers configs ported to optax, and the optimizer-step "
+    "benchmark.",
+  )
+  parser.add_argument(
+    "--version", action="version", version=f"%(prog)s {__version__}"
+  )
+  commands = parser.add_subparsers(
+    dest="command", metavar="COMMAND", parser_class=_Parser
+  )
   commands.required = True
 
   demo = commands.add_parser(
-      "demo", formatter_class=HelpFormatter, epilog=_DEMO_EXAMPLES,
-      help="pretrain a tiny BERT masked LM with bertadam on the bundled text",
-      description="Pretrain a tiny BERT-style masked language model with "
-      "bertadam on the corpus that ships with the package (Genesis and "
-      "Exodus, King James Version), with a progress bar and a summary.")
-  demo.add_argument("--schedule", default="warmup_linear", metavar="NAME",
-                    help="learning-rate schedule, any name of `"
-                    f"{PROG} list` (default: %(default)s)")
-  demo.add_argument("--compare", nargs="+", metavar="NAME",
-                    help="also train with these schedules, from the same "
-                    "initialization and batches, and draw all the curves on "
-                    "one figure")
-  demo.add_argument("--steps", type=number_type(int, 1), default=600,
-                    help="training steps, the schedules' t_total "
-                    "(default: %(default)s)")
-  demo.add_argument("--batch-size", type=number_type(int, 1), default=64,
-                    help="sequences per step (default: %(default)s)")
-  demo.add_argument("--seed",
-                    type=number_type(int, 0, 2**32, high_inclusive=False),
-                    default=0, help="seed of the initialization, batches and "
-                    "masks; the same seed gives the same numbers "
-                    "(default: %(default)s)")
-  demo.add_argument("--model", choices=("tiny", "micro"), default="tiny",
-                    help="model size: tiny (2 layers, hidden 64) or micro "
-                    "(1 layer, hidden 32, for quick runs) (default: "
-                    "%(default)s)")
-  demo.add_argument("--out", default="bertadam-demo", metavar="DIR",
-                    help="output directory (default: ./%(default)s/)")
-  demo.add_argument("--no-progress", action="store_true",
-                    help="no progress bar")
+    "demo",
+    formatter_class=HelpFormatter,
+    epilog=_DEMO_EXAMPLES,
+    help="pretrain a tiny BERT masked LM with bertadam on the bundled text",
+    description="Pretrain a tiny BERT-style masked language model with "
+    "bertadam on the corpus that ships with the package (Genesis and "
+    "Exodus, King James Version), with a progress bar and a summary.",
+  )
+  demo.add_argument(
+    "--schedule",
+    default="warmup_linear",
+    metavar="NAME",
+    help="learning-rate schedule, any name of `"
+    f"{PROG} list` (default: %(default)s)",
+  )
+  demo.add_argument(
+    "--compare",
+    nargs="+",
+    metavar="NAME",
+    help="also train with these schedules, from the same "
+    "initialization and batches, and draw all the curves on "
+    "one figure",
+  )
+  demo.add_argument(
+    "--steps",
+    type=number_type(int, 1),
+    default=600,
+    help="training steps, the schedules' t_total (default: %(default)s)",
+  )
+  demo.add_argument(
+    "--batch-size",
+    type=number_type(int, 1),
+    default=64,
+    help="sequences per step (default: %(default)s)",
+  )
+  demo.add_argument(
+    "--seed",
+    type=number_type(int, 0, 2**32, high_inclusive=False),
+    default=0,
+    help="seed of the initialization, batches and "
+    "masks; the same seed gives the same numbers "
+    "(default: %(default)s)",
+  )
+  demo.add_argument(
+    "--model",
+    choices=("tiny", "micro"),
+    default="tiny",
+    help="model size: tiny (2 layers, hidden 64) or micro "
+    "(1 layer, hidden 32, for quick runs) (default: "
+    "%(default)s)",
+  )
+  demo.add_argument(
+    "--out",
+    default="bertadam-demo",
+    metavar="DIR",
+    help="output directory (default: ./%(default)s/)",
+  )
+  demo.add_argument(
+    "--no-progress", action="store_true", help="no progress bar"
+  )
   _add_schedule_options(demo, lr=5e-3, t_total=False)
-  demo.set_defaults(func=_cmd_demo,
-                    checked_outputs=(("out", "--out", True),))
+  demo.set_defaults(func=_cmd_demo, checked_outputs=(("out", "--out", True),))
 
   plot = commands.add_parser(
-      "plot", formatter_class=HelpFormatter, epilog=_PLOT_EXAMPLES,
-      help="draw schedules into a PNG",
-      description="Draw the learning rate of one or more schedules against "
-      "the step into a PNG, with each warmup boundary marked.")
-  plot.add_argument("names", nargs="+", metavar="NAME",
-                    help=f"schedule names (see `{PROG} list`)")
-  plot.add_argument("-o", "--output", default="schedules.png", metavar="PNG",
-                    help="output file (default: %(default)s)")
+    "plot",
+    formatter_class=HelpFormatter,
+    epilog=_PLOT_EXAMPLES,
+    help="draw schedules into a PNG",
+    description="Draw the learning rate of one or more schedules against "
+    "the step into a PNG, with each warmup boundary marked.",
+  )
+  plot.add_argument(
+    "names",
+    nargs="+",
+    metavar="NAME",
+    help=f"schedule names (see `{PROG} list`)",
+  )
+  plot.add_argument(
+    "-o",
+    "--output",
+    default="schedules.png",
+    metavar="PNG",
+    help="output file (default: %(default)s)",
+  )
   _add_schedule_options(plot, lr=1e-3, t_total=True)
-  plot.set_defaults(func=_cmd_plot,
-                    checked_outputs=(("output", "-o/--output", False),))
+  plot.set_defaults(
+    func=_cmd_plot, checked_outputs=(("output", "-o/--output", False),)
+  )
 
   show = commands.add_parser(
-      "show", formatter_class=HelpFormatter, epilog=_SHOW_EXAMPLES,
-      help="print a schedule's learning rate at key steps",
-      description="Print the learning rate of a schedule at the start, the "
-      "warmup boundary, the quarter points and the end.")
-  show.add_argument("name", metavar="NAME",
-                    help=f"a schedule name (see `{PROG} list`)")
+    "show",
+    formatter_class=HelpFormatter,
+    epilog=_SHOW_EXAMPLES,
+    help="print a schedule's learning rate at key steps",
+    description="Print the learning rate of a schedule at the start, the "
+    "warmup boundary, the quarter points and the end.",
+  )
+  show.add_argument(
+    "name", metavar="NAME", help=f"a schedule name (see `{PROG} list`)"
+  )
   _add_schedule_options(show, lr=1e-3, t_total=True)
   show.set_defaults(func=_cmd_show)
 
   listing = commands.add_parser(
-      "list", formatter_class=HelpFormatter, epilog=_LIST_EXAMPLES,
-      help="list every schedule with its family and formula",
-      description="List every schedule name with its family and a one-line "
-      "formula.")
-  listing.add_argument("--family", choices=registry.FAMILIES,
-                       help="only this family")
+    "list",
+    formatter_class=HelpFormatter,
+    epilog=_LIST_EXAMPLES,
+    help="list every schedule with its family and formula",
+    description="List every schedule name with its family and a one-line "
+    "formula.",
+  )
+  listing.add_argument(
+    "--family", choices=registry.FAMILIES, help="only this family"
+  )
   listing.set_defaults(func=_cmd_list)
 
   # Imported here: they build on this module (UsageError, PROG, number_type).
   from bertadam_optax.cli import bench
   from bertadam_optax.cli import port
+
   port.register(commands)
   commands.choices["port"].set_defaults(
-      checked_inputs=(("config", "FILE"),),
-      checked_outputs=(("output", "-o/--output", False),))
+    checked_inputs=(("config", "FILE"),),
+    checked_outputs=(("output", "-o/--output", False),),
+  )
   bench.register(commands)
   parser.command_names = tuple(commands.choices)
   return parser
@@ -549,18 +723,25 @@ def _unknown_command(parser: _Parser, argv: Sequence[str]) -> str | None:
 
   (argparse's own message lists the choices without suggesting one.)
   """
-  if argv and argv[0].startswith("-") and argv[0] not in (
-      "-h", "--help", "--version"):
+  if (
+    argv
+    and argv[0].startswith("-")
+    and argv[0] not in ("-h", "--help", "--version")
+  ):
     # argparse would only say that COMMAND is missing.
-    return (f"{PROG}: error: unrecognized option {argv[0]!r} before COMMAND "
-            f"(choose from {', '.join(parser.command_names)})")
+    return (
+      f"{PROG}: error: unrecognized option {argv[0]!r} before COMMAND "
+      f"(choose from {', '.join(parser.command_names)})"
+    )
   if not argv or argv[0].startswith("-") or argv[0] in parser.command_names:
     return None
   choices = parser.command_names
   close = difflib.get_close_matches(argv[0], choices, n=1)
   hint = f"; did you mean {close[0]!r}?" if close else ""
-  return (f"{PROG}: error: unknown command {argv[0]!r} (choose from "
-          f"{', '.join(choices)}){hint}")
+  return (
+    f"{PROG}: error: unknown command {argv[0]!r} (choose from "
+    f"{', '.join(choices)}){hint}"
+  )
 
 
 def _check_files(args: argparse.Namespace) -> None:
@@ -577,17 +758,22 @@ def _check_files(args: argparse.Namespace) -> None:
         readable_file(item, flag)
   for dest, flag, directory in getattr(args, "checked_outputs", ()):
     if getattr(args, dest, None) is not None:
-      setattr(args, dest, writable_path(getattr(args, dest), flag,
-                                        directory=directory))
+      setattr(
+        args,
+        dest,
+        writable_path(getattr(args, dest), flag, directory=directory),
+      )
 
 
-def _one_line(text: str) -> str:
-  return "; ".join(line.strip() for line in str(text).splitlines()
-                   if line.strip())
+def _one_line(text: object) -> str:
+  return "; ".join(
+    line.strip() for line in str(text).splitlines() if line.strip()
+  )
 
 
-def _input_error(error: BaseException, args: argparse.Namespace | None
-                 ) -> str | None:
+def _input_error(
+  error: BaseException, args: argparse.Namespace | None
+) -> str | None:
   """The one-line message for ``error`` if it is a failure of the input.
 
   ``None`` for anything else: a genuine bug still shows its traceback.
@@ -606,8 +792,10 @@ def _input_error(error: BaseException, args: argparse.Namespace | None
         source = " + ".join(source)
   where = f"{source}: " if source else ""
   if isinstance(error, json.JSONDecodeError):
-    return (f"{prefix}{where}not valid JSON: {error.msg} (line {error.lineno}"
-            f", column {error.colno})")
+    return (
+      f"{prefix}{where}not valid JSON: {error.msg} (line {error.lineno}"
+      f", column {error.colno})"
+    )
   if isinstance(error, UnicodeError):
     return f"{prefix}{where}not a UTF-8 text file ({error})"
   if isinstance(error, RecursionError):
@@ -617,10 +805,14 @@ def _input_error(error: BaseException, args: argparse.Namespace | None
     return f"{prefix}{name}: {error.strerror or error}".replace(": : ", ": ")
   if isinstance(error, ValueError):
     return prefix + where + _one_line(error)
-  if source and isinstance(error, (TypeError, KeyError, AttributeError,
-                                   IndexError)):
-    detail = (f"missing key {error.args[0]!r}" if isinstance(error, KeyError)
-              else _one_line(error))
+  if source and isinstance(
+    error, (TypeError, KeyError, AttributeError, IndexError)
+  ):
+    detail = (
+      f"missing key {error.args[0]!r}"
+      if isinstance(error, KeyError)
+      else _one_line(error)
+    )
     return f"{prefix}{where}unexpected structure: {detail}"
   return None
 

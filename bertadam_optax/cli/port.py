@@ -18,7 +18,9 @@ import dataclasses
 import math
 import os
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,40 +54,77 @@ examples:
 def register(subparsers: Any) -> None:
   """Adds the ``port`` command to the ``bertadam-optax`` parser."""
   port = subparsers.add_parser(
-      "port", formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog=_EXAMPLES,
-      help="turn a ds_config.json or TrainingArguments JSON into optax",
-      description="Show the optax optimizer that takes the same steps as a "
-      "DeepSpeed ds_config.json or a transformers TrainingArguments JSON: "
-      "its hyperparameters, its learning rate at key steps, the optax code "
-      "that builds it, and a plot.")
-  port.add_argument("config", metavar="FILE", nargs="+",
-                    help="a ds_config or TrainingArguments JSON, a launch "
-                    "script, or a bing_bert --cf JSON and its ds_config")
-  port.add_argument("--kind", choices=KINDS,
-                    help="what FILE is, when its contents do not tell")
-  port.add_argument("--data-parallel-size", type=_positive, default=None,
-                    metavar="N",
-                    help="data-parallel processes of the run (default: the "
-                    "launch script's, else 1)")
-  port.add_argument("--steps", type=_steps, default=None,
-                    help="optimizer steps to show and draw (default: the "
-                    "run's total steps, else 1000)")
+    "port",
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog=_EXAMPLES,
+    help="turn a ds_config.json or TrainingArguments JSON into optax",
+    description="Show the optax optimizer that takes the same steps as a "
+    "DeepSpeed ds_config.json or a transformers TrainingArguments JSON: "
+    "its hyperparameters, its learning rate at key steps, the optax code "
+    "that builds it, and a plot.",
+  )
+  port.add_argument(
+    "config",
+    metavar="FILE",
+    nargs="+",
+    help="a ds_config or TrainingArguments JSON, a launch "
+    "script, or a bing_bert --cf JSON and its ds_config",
+  )
+  port.add_argument(
+    "--kind", choices=KINDS, help="what FILE is, when its contents do not tell"
+  )
+  port.add_argument(
+    "--data-parallel-size",
+    type=_positive,
+    default=None,
+    metavar="N",
+    help="data-parallel processes of the run (default: the "
+    "launch script's, else 1)",
+  )
+  port.add_argument(
+    "--steps",
+    type=_steps,
+    default=None,
+    help="optimizer steps to show and draw (default: the "
+    "run's total steps, else 1000)",
+  )
   bing = port.add_argument_group("bing_bert (a --cf file and its ds_config)")
-  bing.add_argument("--max-seq-length", type=_positive, default=512,
-                    help="--max_seq_length of deepspeed_train.py (default: "
-                    "%(default)s)")
-  bing.add_argument("--lr-schedule", default="LE",
-                    help="--lr_schedule: EE, EP or LE (default: %(default)s)")
-  bing.add_argument("--lr-offset", type=float, default=0.0,
-                    help="--lr_offset (default: %(default)s)")
-  bing.add_argument("--deepspeed-transformer-kernel", action="store_true",
-                    help="--deepspeed_transformer_kernel")
-  port.add_argument("--resume-step", type=_positive, default=None,
-                    metavar="K",
-                    help="the global step a --rewarmup resume restored")
-  port.add_argument("-o", "--output", default="port.png", metavar="PNG",
-                    help="output file (default: %(default)s)")
+  bing.add_argument(
+    "--max-seq-length",
+    type=_positive,
+    default=512,
+    help="--max_seq_length of deepspeed_train.py (default: %(default)s)",
+  )
+  bing.add_argument(
+    "--lr-schedule",
+    default="LE",
+    help="--lr_schedule: EE, EP or LE (default: %(default)s)",
+  )
+  bing.add_argument(
+    "--lr-offset",
+    type=float,
+    default=0.0,
+    help="--lr_offset (default: %(default)s)",
+  )
+  bing.add_argument(
+    "--deepspeed-transformer-kernel",
+    action="store_true",
+    help="--deepspeed_transformer_kernel",
+  )
+  port.add_argument(
+    "--resume-step",
+    type=_positive,
+    default=None,
+    metavar="K",
+    help="the global step a --rewarmup resume restored",
+  )
+  port.add_argument(
+    "-o",
+    "--output",
+    default="port.png",
+    metavar="PNG",
+    help="output file (default: %(default)s)",
+  )
   port.set_defaults(func=_cmd_port)
 
 
@@ -121,8 +160,10 @@ def _kind(paths: list[str], requested: str | None) -> detect.RunKind:
   if requested == "bing_bert":
     found = detect.detect_run_kind(paths)
     if found.kind != "bing_bert":
-      raise ValueError(f"--kind bing_bert: {found.reason}; expected a --cf "
-                       "file and its ds_config.")
+      raise ValueError(
+        f"--kind bing_bert: {found.reason}; expected a --cf "
+        "file and its ds_config."
+      )
     return found
   if len(paths) != 1:
     raise ValueError(f"--kind {requested} takes one file, not {len(paths)}.")
@@ -139,8 +180,9 @@ def _default_steps(plan: Any, kind: str, config: Mapping[str, Any]) -> int:
   if kind == "deepspeed":
     section = config.get("scheduler")
     params = section.get("params") if isinstance(section, Mapping) else None
-    total = params.get("total_num_steps") if isinstance(params,
-                                                        Mapping) else None
+    total = (
+      params.get("total_num_steps") if isinstance(params, Mapping) else None
+    )
     if total is None:
       return 1000
     return _validation.check_int("scheduler.params.total_num_steps", total, 1)
@@ -152,8 +194,11 @@ def _default_steps(plan: Any, kind: str, config: Mapping[str, Any]) -> int:
 
 
 def _training_arguments(path: str) -> dict:
-  """A TrainingArguments JSON, its ``deepspeed`` path resolved against the
-  JSON's folder when the file is there."""
+  """Reads a TrainingArguments JSON.
+
+  Its ``deepspeed`` path is resolved against the JSON's folder when the file
+  is there.
+  """
   config = deepspeed_config.load_config(path)
   value = config.get("deepspeed")
   if isinstance(value, str) and not value.startswith("{"):
@@ -172,40 +217,55 @@ def _plan(run: detect.RunKind, steps: int | None, args: argparse.Namespace):
     warnings.simplefilter("ignore")
     if run.kind == "launch_script":
       plan = launch_script.plan_launch_script(
-          run.paths[0], data_parallel_size=dp,
-          **({} if args.resume_step is None else
-             {"resume_step": args.resume_step}))
+        run.paths[0],
+        data_parallel_size=dp,
+        **(
+          {} if args.resume_step is None else {"resume_step": args.resume_step}
+        ),
+      )
     elif run.kind == "bing_bert":
       plan = bing_bert.plan_bing_bert(
-          run.paths[0], run.paths[1], max_seq_length=args.max_seq_length,
-          lr_schedule=args.lr_schedule, lr_offset=args.lr_offset,
-          data_parallel_size=dp or 1,
-          deepspeed_transformer_kernel=args.deepspeed_transformer_kernel,
-          rewarmup=args.resume_step is not None,
-          resume_step=args.resume_step)
+        run.paths[0],
+        run.paths[1],
+        max_seq_length=args.max_seq_length,
+        lr_schedule=args.lr_schedule,
+        lr_offset=args.lr_offset,
+        data_parallel_size=dp or 1,
+        deepspeed_transformer_kernel=args.deepspeed_transformer_kernel,
+        rewarmup=args.resume_step is not None,
+        resume_step=args.resume_step,
+      )
     else:
-      config = (_training_arguments(run.paths[0])
-                if run.kind == "training_arguments" else
-                deepspeed_config.load_config(run.paths[0]))
+      config = (
+        _training_arguments(run.paths[0])
+        if run.kind == "training_arguments"
+        else deepspeed_config.load_config(run.paths[0])
+      )
       # The schedule's length when --steps does not give it: a first read.
       probe = steps or 1000
       if run.kind == "deepspeed":
         plan = deepspeed_config.plan_deepspeed_config(
-            config, total_steps=probe, data_parallel_size=dp or 1)
+          config, total_steps=probe, data_parallel_size=dp or 1
+        )
       else:
         plan = training_arguments.plan_training_arguments(
-            config, num_training_steps=probe, data_parallel_size=dp or 1)
+          config, num_training_steps=probe, data_parallel_size=dp or 1
+        )
     steps = steps or _default_steps(plan, run.kind, config)
     if run.kind == "deepspeed" and steps != 1000:
       plan = deepspeed_config.plan_deepspeed_config(
-          config, total_steps=steps, data_parallel_size=dp or 1)
+        config, total_steps=steps, data_parallel_size=dp or 1
+      )
     elif run.kind == "training_arguments" and steps != 1000:
       plan = training_arguments.plan_training_arguments(
-          config, num_training_steps=steps, data_parallel_size=dp or 1)
+        config, num_training_steps=steps, data_parallel_size=dp or 1
+      )
   return plan, steps
 
 
-def learning_rate_trace(plan: specs.Plan, steps: int) -> Callable[[], Any]:
+def learning_rate_trace(
+  plan: specs.Plan | bing_bert.BingBertPlan, steps: int
+) -> Callable[[], Any]:
   """A function returning the learning rate of optimizer steps ``0 .. steps``.
 
   The rate is read by :func:`bertadam_optax.get_lr` from the plan's optimizer
@@ -266,11 +326,13 @@ def _plot(lrs, beta1, path: str, title: str) -> str:
 def _cmd_port(args: argparse.Namespace) -> int:
   directory = os.path.dirname(os.path.abspath(args.output))
   if not os.path.isdir(directory):
-    raise _usage(f"argument -o/--output: directory {directory!r} does not "
-                 "exist")
+    raise _usage(
+      f"argument -o/--output: directory {directory!r} does not exist"
+    )
   if not os.access(directory, os.W_OK):
-    raise _usage(f"argument -o/--output: directory {directory!r} is not "
-                 "writable")
+    raise _usage(
+      f"argument -o/--output: directory {directory!r} is not writable"
+    )
   try:
     run = _kind(list(args.config), args.kind)
     plan, steps = _plan(run, args.steps, args)
@@ -278,16 +340,24 @@ def _cmd_port(args: argparse.Namespace) -> int:
     raise _usage(str(e)) from None
   lrs = np.asarray(jax.jit(learning_rate_trace(plan, steps))())
   beta1_spec = getattr(plan.optimizer, "b1", None)
-  beta1 = (np.asarray(jax.vmap(beta1_spec.build())(jnp.arange(steps + 1)))
-           if isinstance(beta1_spec, specs.MomentumScheduleSpec) else None)
+  beta1 = (
+    np.asarray(jax.vmap(beta1_spec.build())(jnp.arange(steps + 1)))
+    if isinstance(beta1_spec, specs.MomentumScheduleSpec)
+    else None
+  )
   milestone = getattr(plan.learning_rate, "milestone", lambda: None)()
   names = " + ".join(os.path.basename(p) for p in run.paths)
   print(f"{names}: {run.kind}, {steps} optimizer steps")
   print(f"kind:          {run.kind} ({run.reason})")
   dp = getattr(plan, "data_parallel_size", args.data_parallel_size or 1)
-  print(f"data parallel: {dp} processes"
-        + ("" if args.data_parallel_size else " (pass --data-parallel-size "
-           "to change)"))
+  print(
+    f"data parallel: {dp} processes"
+    + (
+      ""
+      if args.data_parallel_size
+      else " (pass --data-parallel-size to change)"
+    )
+  )
   print("\n".join(plan.describe()))
   print("\nlearning rate (value the optimizer step applies):")
   for label, k in _key_points(steps, milestone):

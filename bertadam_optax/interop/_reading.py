@@ -8,12 +8,19 @@ message names the key path (``optimizer.params.lr``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from bertadam_optax import _validation
 
-__all__ = ["auto_keys", "boolean", "integer", "number", "refuse_auto",
-           "refuse_text"]
+__all__ = [
+  "auto_keys",
+  "boolean",
+  "integer",
+  "number",
+  "refuse_auto",
+  "refuse_text",
+]
 
 
 def refuse_text(path: str, value: Any) -> None:
@@ -22,26 +29,38 @@ def refuse_text(path: str, value: Any) -> None:
     return
   if value == "auto":
     raise ValueError(
-        f"{path}='auto': 'auto' is a placeholder the transformers Trainer "
-        "fills in from its TrainingArguments when it starts DeepSpeed; this "
-        "reader has no TrainingArguments, so write the value itself.")
+      f"{path}='auto': 'auto' is a placeholder the transformers Trainer "
+      "fills in from its TrainingArguments when it starts DeepSpeed; this "
+      "reader has no TrainingArguments, so write the value itself."
+    )
   try:
     as_number = float(value)
   except ValueError:
     return
-  raise ValueError(f"{path}={value!r} is a string; numbers must be JSON "
-                   f"numbers (write {as_number!r} without quotes).")
+  raise ValueError(
+    f"{path}={value!r} is a string; numbers must be JSON "
+    f"numbers (write {as_number!r} without quotes)."
+  )
 
 
-def number(path: str, value: Any, low: float | None = None,
-           high: float | None = None, **kwargs) -> float:
+def number(
+  path: str,
+  value: Any,
+  low: float | None = None,
+  high: float | None = None,
+  **kwargs,
+) -> float:
   """A real number in ``[low, high]``, as a Python float."""
   refuse_text(path, value)
   return _validation.to_float(path, value, low, high, **kwargs)
 
 
-def integer(path: str, value: Any, low: int | None = 0,
-            high: int | None = _validation.INT32_MAX) -> int:
+def integer(
+  path: str,
+  value: Any,
+  low: int | None = 0,
+  high: int | None = _validation.INT32_MAX,
+) -> int:
   """An integer (an integral JSON float is accepted) in ``[low, high]``."""
   refuse_text(path, value)
   return _validation.check_int(path, value, low, high)
@@ -80,8 +99,9 @@ def refuse_auto(config: Mapping[str, Any]) -> None:
   found = auto_keys(config)
   if found:
     raise ValueError(
-        f"ds_config keys {', '.join(found)} are 'auto': the transformers "
-        "Trainer fills them from its TrainingArguments. Port the "
-        "TrainingArguments with this config as their 'deepspeed' field "
-        "(from_training_arguments), or fill them first "
-        "(bertadam_optax.interop.fill_deepspeed_auto).")
+      f"ds_config keys {', '.join(found)} are 'auto': the transformers "
+      "Trainer fills them from its TrainingArguments. Port the "
+      "TrainingArguments with this config as their 'deepspeed' field "
+      "(from_training_arguments), or fill them first "
+      "(bertadam_optax.interop.fill_deepspeed_auto)."
+    )

@@ -8,9 +8,9 @@ the same steps as DeepSpeed's engine:
 
 * ``gradient_clipping``: the engine's global-norm clip,
   ``coef = min(1, c / (norm + 1e-6))``, on the accumulated gradient.
-* ``gradient_accumulation_steps`` (or the batch-size triple): ``optax.MultiSteps``
-  with the mean of the micro-batch gradients, which DeepSpeed's division of
-  the loss by the accumulation steps gives.
+* ``gradient_accumulation_steps`` (or the batch-size triple):
+  ``optax.MultiSteps`` with the mean of the micro-batch gradients, which
+  DeepSpeed's division of the loss by the accumulation steps gives.
 * ``optimizer``: ``Adam``/``AdamW`` (DeepSpeed's ``FusedAdam``, or
   ``torch.optim.Adam``/``AdamW`` with ``torch_adam``), ``Lamb``
   (``FusedLamb``'s CUDA kernel, as :func:`scale_by_fused_lamb`), ``Lion``
@@ -23,7 +23,8 @@ The chain ends in :func:`bertadam_optax.transforms.scale_by_learning_rate`, so
 :func:`bertadam_optax.get_lr` reads the learning rate of the next step.
 :func:`plan_deepspeed_config` stops one step earlier, at the typed
 :class:`~bertadam_optax.interop.specs.Plan` (inspect, replace fields, print
-its source); :func:`from_deepspeed_config` is ``plan_deepspeed_config(...).build()``.
+its source); :func:`from_deepspeed_config` is
+``plan_deepspeed_config(...).build()``.
 The gradient transformations themselves live in
 :mod:`bertadam_optax.transforms`; :func:`scale_by_fused_lamb` is re-exported
 here for the old import path.
@@ -31,10 +32,12 @@ here for the old import path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optax
 
@@ -46,54 +49,132 @@ from bertadam_optax.interop import specs
 from bertadam_optax.transforms import scale_by_fused_lamb
 
 __all__ = [
-    "DEEPSPEED_OPTIMIZERS",
-    "LAMB_STATIC_ARGS",
-    "accumulation_steps",
-    "from_deepspeed_config",
-    "load_config",
-    "plan_deepspeed_config",
-    "scale_by_fused_lamb",
+  "DEEPSPEED_OPTIMIZERS",
+  "LAMB_STATIC_ARGS",
+  "accumulation_steps",
+  "from_deepspeed_config",
+  "load_config",
+  "plan_deepspeed_config",
+  "scale_by_fused_lamb",
 ]
 
-DEEPSPEED_OPTIMIZERS = ("Adam", "AdamW", "Lamb", "Lion", "Adagrad",
-                        "OneBitAdam", "ZeroOneAdam", "OneBitLamb")
+DEEPSPEED_OPTIMIZERS = (
+  "Adam",
+  "AdamW",
+  "Lamb",
+  "Lion",
+  "Adagrad",
+  "OneBitAdam",
+  "ZeroOneAdam",
+  "OneBitLamb",
+)
 """Optimizer ``type`` names supported (DeepSpeed matches them in any case)."""
 
 LAMB_STATIC_ARGS = transforms.FUSED_LAMB_STATIC_ARGS
 """``static_args`` of ``optax.inject_hyperparams(scale_by_fused_lamb)`` when
 OneCycle's momentum cycle drives beta1."""
 
-_COMPRESSED = {"onebitadam": "OneBitAdam", "zerooneadam": "ZeroOneAdam",
-               "onebitlamb": "OneBitLamb"}
+_COMPRESSED = {
+  "onebitadam": "OneBitAdam",
+  "zerooneadam": "ZeroOneAdam",
+  "onebitlamb": "OneBitLamb",
+}
 
 # Keys read here; everything else in a ds_config leaves the fp32 math alone.
-_READ_KEYS = ("optimizer", "scheduler", "gradient_clipping",
-              "gradient_accumulation_steps", "train_batch_size",
-              "train_micro_batch_size_per_gpu")
+_READ_KEYS = (
+  "optimizer",
+  "scheduler",
+  "gradient_clipping",
+  "gradient_accumulation_steps",
+  "train_batch_size",
+  "train_micro_batch_size_per_gpu",
+)
 
 # Optimizer params each type takes, with DeepSpeed's defaults.
-_ADAM_KEYS = ("lr", "betas", "eps", "weight_decay", "bias_correction",
-              "adam_w_mode", "torch_adam", "amsgrad", "foreach",
-              "fp32_optimizer_states", "set_grad_none")
+_ADAM_KEYS = (
+  "lr",
+  "betas",
+  "eps",
+  "weight_decay",
+  "bias_correction",
+  "adam_w_mode",
+  "torch_adam",
+  "amsgrad",
+  "foreach",
+  "fp32_optimizer_states",
+  "set_grad_none",
+)
 _PARAMS = {
-    "adam": _ADAM_KEYS,
-    "adamw": _ADAM_KEYS,
-    "lion": ("lr", "betas", "weight_decay", "set_grad_none"),
-    "adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value",
-                "eps", "foreach", "maximize", "differentiable", "fused"),
-    "lamb": ("lr", "bias_correction", "betas", "eps", "eps_inside_sqrt",
-             "weight_decay", "max_coeff", "min_coeff", "amsgrad"),
-    "onebitadam": ("lr", "freeze_step", "bias_correction", "betas", "eps",
-                   "eps_inside_sqrt", "weight_decay", "amsgrad", "cuda_aware",
-                   "comm_backend_name"),
-    "zerooneadam": ("lr", "bias_correction", "betas", "eps", "eps_inside_sqrt",
-                    "weight_decay", "amsgrad", "cuda_aware",
-                    "comm_backend_name", "var_freeze_step", "var_update_scaler",
-                    "local_step_scaler", "local_step_clipper"),
-    "onebitlamb": ("lr", "freeze_step", "bias_correction", "betas", "eps",
-                   "eps_inside_sqrt", "weight_decay", "max_coeff", "min_coeff",
-                   "amsgrad", "cuda_aware", "comm_backend_name", "coeff_beta",
-                   "factor_max", "factor_min", "factor_threshold"),
+  "adam": _ADAM_KEYS,
+  "adamw": _ADAM_KEYS,
+  "lion": ("lr", "betas", "weight_decay", "set_grad_none"),
+  "adagrad": (
+    "lr",
+    "lr_decay",
+    "weight_decay",
+    "initial_accumulator_value",
+    "eps",
+    "foreach",
+    "maximize",
+    "differentiable",
+    "fused",
+  ),
+  "lamb": (
+    "lr",
+    "bias_correction",
+    "betas",
+    "eps",
+    "eps_inside_sqrt",
+    "weight_decay",
+    "max_coeff",
+    "min_coeff",
+    "amsgrad",
+  ),
+  "onebitadam": (
+    "lr",
+    "freeze_step",
+    "bias_correction",
+    "betas",
+    "eps",
+    "eps_inside_sqrt",
+    "weight_decay",
+    "amsgrad",
+    "cuda_aware",
+    "comm_backend_name",
+  ),
+  "zerooneadam": (
+    "lr",
+    "bias_correction",
+    "betas",
+    "eps",
+    "eps_inside_sqrt",
+    "weight_decay",
+    "amsgrad",
+    "cuda_aware",
+    "comm_backend_name",
+    "var_freeze_step",
+    "var_update_scaler",
+    "local_step_scaler",
+    "local_step_clipper",
+  ),
+  "onebitlamb": (
+    "lr",
+    "freeze_step",
+    "bias_correction",
+    "betas",
+    "eps",
+    "eps_inside_sqrt",
+    "weight_decay",
+    "max_coeff",
+    "min_coeff",
+    "amsgrad",
+    "cuda_aware",
+    "comm_backend_name",
+    "coeff_beta",
+    "factor_max",
+    "factor_min",
+    "factor_threshold",
+  ),
 }
 
 
@@ -107,8 +188,9 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict:
   if isinstance(config, Mapping):
     return dict(config)
   if not isinstance(config, (str, os.PathLike)):
-    raise ValueError(f"config={config!r} is neither a mapping nor a path to a "
-                     "JSON file.")
+    raise ValueError(
+      f"config={config!r} is neither a mapping nor a path to a JSON file."
+    )
   name = os.fspath(config)
   try:
     with open(config, encoding="utf-8") as f:
@@ -116,22 +198,29 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike) -> dict:
   except OSError as e:
     raise ValueError(f"config={name!r} cannot be read: {e.strerror}.") from e
   except UnicodeDecodeError as e:
-    raise ValueError(f"config={name!r} is not a UTF-8 text file (JSON): "
-                     f"{e.reason} at byte {e.start}.") from None
+    raise ValueError(
+      f"config={name!r} is not a UTF-8 text file (JSON): "
+      f"{e.reason} at byte {e.start}."
+    ) from None
   except json.JSONDecodeError as e:
-    raise ValueError(f"config={name!r} is not valid JSON: "
-                     f"{e.msg} (line {e.lineno}).") from e
+    raise ValueError(
+      f"config={name!r} is not valid JSON: {e.msg} (line {e.lineno})."
+    ) from e
   except RecursionError:
-    raise ValueError(f"config={name!r} nests JSON arrays or objects too "
-                     "deeply to be a config.") from None
+    raise ValueError(
+      f"config={name!r} nests JSON arrays or objects too deeply to be a config."
+    ) from None
   if not isinstance(loaded, dict):
-    raise ValueError(f"config={name!r} holds a JSON "
-                     f"{type(loaded).__name__}; expected an object.")
+    raise ValueError(
+      f"config={name!r} holds a JSON "
+      f"{type(loaded).__name__}; expected an object."
+    )
   return loaded
 
 
-def accumulation_steps(config: Mapping[str, Any],
-                       data_parallel_size: int = 1) -> int:
+def accumulation_steps(
+  config: Mapping[str, Any], data_parallel_size: int = 1
+) -> int:
   """``gradient_accumulation_steps`` as DeepSpeed derives and checks it.
 
   From whichever of ``train_batch_size``, ``train_micro_batch_size_per_gpu``
@@ -147,30 +236,35 @@ def accumulation_steps(config: Mapping[str, Any],
   """
   dp = _validation.check_int("data_parallel_size", data_parallel_size, 1)
   values = {}
-  for key in ("train_batch_size", "train_micro_batch_size_per_gpu",
-              "gradient_accumulation_steps"):
+  for key in (
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+    "gradient_accumulation_steps",
+  ):
     if config.get(key) is not None:
       values[key] = _reading.integer(key, config[key], 1)
   batch = values.get("train_batch_size")
   micro = values.get("train_micro_batch_size_per_gpu")
   steps = values.get("gradient_accumulation_steps")
-  if batch is None and micro is None:
-    return 1 if steps is None else steps
-  if batch is not None and micro is not None and steps is None:
-    steps = batch // micro // dp
-  elif batch is not None and steps is not None and micro is None:
-    micro = batch // dp // steps
+  if micro is None:
+    if batch is None:
+      return 1 if steps is None else steps
+    if steps is None:
+      steps, micro = 1, batch // dp
+    else:
+      micro = batch // dp // steps
   elif batch is None:
     steps = 1 if steps is None else steps
     batch = micro * steps * dp
-  elif micro is None:
-    steps, micro = 1, batch // dp
+  elif steps is None:
+    steps = batch // micro // dp
   if steps <= 0 or micro <= 0 or batch != micro * steps * dp:
     raise ValueError(
-        f"train_batch_size={batch!r} != train_micro_batch_size_per_gpu="
-        f"{micro!r} * gradient_accumulation_steps={steps!r} * "
-        f"data_parallel_size={dp!r}: inconsistent batch sizes, which "
-        "DeepSpeed rejects.")
+      f"train_batch_size={batch!r} != train_micro_batch_size_per_gpu="
+      f"{micro!r} * gradient_accumulation_steps={steps!r} * "
+      f"data_parallel_size={dp!r}: inconsistent batch sizes, which "
+      "DeepSpeed rejects."
+    )
   return steps
 
 
@@ -180,12 +274,19 @@ class _Params:
   def __init__(self, params: Mapping[str, Any]):
     self.params = params
 
-  def number(self, key: str, default: float, low: float = 0.0,
-             high: float | None = None, **kwargs) -> float:
+  def number(
+    self,
+    key: str,
+    default: float,
+    low: float = 0.0,
+    high: float | None = None,
+    **kwargs,
+  ) -> float:
     if key not in self.params:
       return default
-    return _reading.number(f"optimizer.params.{key}", self.params[key], low,
-                           high, **kwargs)
+    return _reading.number(
+      f"optimizer.params.{key}", self.params[key], low, high, **kwargs
+    )
 
   def flag(self, key: str, default: bool) -> bool:
     if key not in self.params:
@@ -195,16 +296,25 @@ class _Params:
   def betas(self, default=(0.9, 0.999)) -> tuple[float, float]:
     betas = self.params.get("betas", default)
     if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-      raise ValueError(f"optimizer.params.betas={betas!r} is not a pair; "
-                       "expected [beta1, beta2].")
-    return tuple(_reading.number(f"optimizer.params.betas[{i}]", b, 0.0, 1.0,
-                                 high_inclusive=False)
-                 for i, b in enumerate(betas))
+      raise ValueError(
+        f"optimizer.params.betas={betas!r} is not a pair; "
+        "expected [beta1, beta2]."
+      )
+    b1, b2 = (
+      _reading.number(
+        f"optimizer.params.betas[{i}]", b, 0.0, 1.0, high_inclusive=False
+      )
+      for i, b in enumerate(betas)
+    )
+    return b1, b2
 
 
-def _optimizer_spec(name: str, params: Mapping[str, Any],
-                    beta1: specs.MomentumScheduleSpec | None,
-                    notes: list[str]) -> Any:
+def _optimizer_spec(
+  name: str,
+  params: Mapping[str, Any],
+  beta1: specs.MomentumScheduleSpec | None,
+  notes: list[str],
+) -> Any:
   """The optimizer spec, DeepSpeed's defaults filled in.
 
   ``beta1`` is OneCycle's momentum cycle (then beta2 is DeepSpeed's 0.99).
@@ -213,78 +323,112 @@ def _optimizer_spec(name: str, params: Mapping[str, Any],
   for key in params:
     _validation.check_choice("optimizer.params key", key, _PARAMS[kind])
   read = _Params(params)
-  weight_decay = read.number("weight_decay", None)
+  # None when absent: the Adams' default depends on the variant.
+  weight_decay = (
+    read.number("weight_decay", 0.0) if "weight_decay" in params else None
+  )
 
   def with_momentum(b1: float, b2: float) -> tuple[Any, float]:
     if beta1 is None:
       return b1, b2
-    notes.append(f"OneCycle cycles beta1 ({beta1.to_source()}); beta2 is "
-                 f"{schedules.ONE_CYCLE_BETA2}, as DeepSpeed sets it.")
+    notes.append(
+      f"OneCycle cycles beta1 ({beta1.to_source()}); beta2 is "
+      f"{schedules.ONE_CYCLE_BETA2}, as DeepSpeed sets it."
+    )
     return beta1, schedules.ONE_CYCLE_BETA2
 
   if kind == "lion":
     b1, b2 = with_momentum(*read.betas())
     return specs.LionSpec(b1, b2, weight_decay or 0.0, name=name)
   if kind == "adagrad":
-    for key, allowed in (("lr_decay", 0), ("maximize", False),
-                         ("differentiable", False)):
+    for key, allowed in (
+      ("lr_decay", 0),
+      ("maximize", False),
+      ("differentiable", False),
+    ):
       if params.get(key, allowed) != allowed:
-        raise ValueError(f"optimizer.params.{key}={params[key]!r} is not "
-                         f"supported; expected {allowed!r}.")
+        raise ValueError(
+          f"optimizer.params.{key}={params[key]!r} is not "
+          f"supported; expected {allowed!r}."
+        )
     # torch's Adagrad adds the L2 term to the gradient before the sums.
     return specs.AdagradSpec(
-        eps=read.number("eps", 1e-10),
-        initial_accumulator_value=read.number("initial_accumulator_value",
-                                              0.0),
-        weight_decay=weight_decay or 0.0, name=name)
+      eps=read.number("eps", 1e-10),
+      initial_accumulator_value=read.number("initial_accumulator_value", 0.0),
+      weight_decay=weight_decay or 0.0,
+      name=name,
+    )
 
   b1, b2 = with_momentum(*read.betas())
   eps = read.number("eps", 1e-8)
   if read.flag("amsgrad", False):
-    raise ValueError("optimizer.params.amsgrad=True is not supported "
-                     "(DeepSpeed's fused and CPU optimizers refuse it too).")
+    raise ValueError(
+      "optimizer.params.amsgrad=True is not supported "
+      "(DeepSpeed's fused and CPU optimizers refuse it too)."
+    )
   if kind in _COMPRESSED:
-    return _compressed_spec(kind, params, read, b1, b2, eps, weight_decay,
-                            notes)
+    return _compressed_spec(
+      kind, params, read, b1, b2, eps, weight_decay, notes
+    )
   if kind == "lamb":
     return specs.LambSpec(
-        b1, b2, eps, eps_inside_sqrt=read.flag("eps_inside_sqrt", False),
-        bias_correction=read.flag("bias_correction", True),
-        weight_decay=weight_decay or 0.0,
-        max_coeff=read.number("max_coeff", 10.0),
-        min_coeff=read.number("min_coeff", 0.01), name=name)
+      b1,
+      b2,
+      eps,
+      eps_inside_sqrt=read.flag("eps_inside_sqrt", False),
+      bias_correction=read.flag("bias_correction", True),
+      weight_decay=weight_decay or 0.0,
+      max_coeff=read.number("max_coeff", 10.0),
+      min_coeff=read.number("min_coeff", 0.01),
+      name=name,
+    )
   torch_adam = read.flag("torch_adam", False)
   decoupled = kind == "adamw" or read.flag("adam_w_mode", True)
   if torch_adam and "bias_correction" in params:
     raise ValueError(
-        f"optimizer.params.bias_correction={params['bias_correction']!r} "
-        "with torch_adam: torch.optim.Adam/AdamW take no bias_correction.")
+      f"optimizer.params.bias_correction={params['bias_correction']!r} "
+      "with torch_adam: torch.optim.Adam/AdamW take no bias_correction."
+    )
   if weight_decay is None:
     # torch.optim.AdamW defaults to weight_decay=0.01; DeepSpeed's own Adams
     # (and torch's Adam) to 0.
     weight_decay = 0.01 if torch_adam and decoupled else 0.0
-    notes.append(f"weight_decay not given: {weight_decay!r}, the default of "
-                 f"{'torch.optim.AdamW' if weight_decay else name}.")
-  return specs.AdamSpec(b1, b2, eps, weight_decay,
-                        bias_correction=read.flag("bias_correction", True),
-                        decoupled=decoupled, name=name)
+    notes.append(
+      f"weight_decay not given: {weight_decay!r}, the default of "
+      f"{'torch.optim.AdamW' if weight_decay else name}."
+    )
+  return specs.AdamSpec(
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    bias_correction=read.flag("bias_correction", True),
+    decoupled=decoupled,
+    name=name,
+  )
 
 
 def _compressed_spec(kind, params, read, b1, b2, eps, weight_decay, notes):
   """The spec of a 1-bit optimizer: what one worker computes."""
   name = _COMPRESSED[kind]
   if not isinstance(b1, float) and not _validation.is_number(b1):
-    raise ValueError(f"optimizer.type={name!r} with the OneCycle momentum "
-                     "cycle is not supported.")
+    raise ValueError(
+      f"optimizer.type={name!r} with the OneCycle momentum "
+      "cycle is not supported."
+    )
   for key in ("bias_correction", "eps_inside_sqrt"):
     if key in params:
       read.flag(key, False)
-      notes.append(f"optimizer.params.{key}={params[key]!r}: {name} reads "
-                   "it but never applies it (no effect).")
+      notes.append(
+        f"optimizer.params.{key}={params[key]!r}: {name} reads "
+        "it but never applies it (no effect)."
+      )
   for key in ("cuda_aware", "comm_backend_name"):
     if key in params:
-      notes.append(f"optimizer.params.{key}: communication only; one worker "
-                   "has nothing to compress.")
+      notes.append(
+        f"optimizer.params.{key}: communication only; one worker "
+        "has nothing to compress."
+      )
 
   def count(key, default, low=0):
     if key not in params:
@@ -293,31 +437,42 @@ def _compressed_spec(kind, params, read, b1, b2, eps, weight_decay, notes):
 
   weight_decay = weight_decay or 0.0
   if kind == "onebitadam":
-    return specs.OneBitAdamSpec(b1, b2, eps, weight_decay,
-                                freeze_step=count("freeze_step", 100000))
+    return specs.OneBitAdamSpec(
+      b1, b2, eps, weight_decay, freeze_step=count("freeze_step", 100000)
+    )
   if kind == "zerooneadam":
     return specs.ZeroOneAdamSpec(
-        b1, b2, eps, weight_decay,
-        var_freeze_step=count("var_freeze_step", 100000),
-        var_update_scaler=count("var_update_scaler", 16, 1),
-        local_step_scaler=count("local_step_scaler", 32678, 1),
-        local_step_clipper=count("local_step_clipper", 16, 1))
+      b1,
+      b2,
+      eps,
+      weight_decay,
+      var_freeze_step=count("var_freeze_step", 100000),
+      var_update_scaler=count("var_update_scaler", 16, 1),
+      local_step_scaler=count("local_step_scaler", 32678, 1),
+      local_step_clipper=count("local_step_clipper", 16, 1),
+    )
   return specs.OneBitLambSpec(
-      b1, b2, eps, weight_decay, freeze_step=count("freeze_step", 100000),
-      max_coeff=read.number("max_coeff", 10.0),
-      min_coeff=read.number("min_coeff", 0.01),
-      coeff_beta=read.number("coeff_beta", 0.9, 0.0, 1.0),
-      factor_max=read.number("factor_max", 4.0),
-      factor_min=read.number("factor_min", 0.5),
-      factor_threshold=read.number("factor_threshold", 0.1))
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    freeze_step=count("freeze_step", 100000),
+    max_coeff=read.number("max_coeff", 10.0),
+    min_coeff=read.number("min_coeff", 0.01),
+    coeff_beta=read.number("coeff_beta", 0.9, 0.0, 1.0),
+    factor_max=read.number("factor_max", 4.0),
+    factor_min=read.number("factor_min", 0.5),
+    factor_threshold=read.number("factor_threshold", 0.1),
+  )
 
 
 def _section(config: Mapping[str, Any], key: str) -> tuple[str, dict]:
   """``(type, params)`` of the "optimizer" or "scheduler" section."""
   section = config[key]
   if not isinstance(section, Mapping) or "type" not in section:
-    raise ValueError(f"{key}={section!r}: expected "
-                     "{'type': ..., 'params': {...}}.")
+    raise ValueError(
+      f"{key}={section!r}: expected {{'type': ..., 'params': {{...}}}}."
+    )
   params = section.get("params")
   if params is None:
     params = {}
@@ -331,14 +486,16 @@ def _section(config: Mapping[str, Any], key: str) -> tuple[str, dict]:
 
 
 def plan_deepspeed_config(
-    config: Mapping[str, Any] | str | os.PathLike,
-    *,
-    total_steps: int | None = None,
-    data_parallel_size: int = 1,
-    weight_decay_mask: Any = None,
-    learning_rate: Any = None,
+  config: Mapping[str, Any] | str | os.PathLike,
+  *,
+  total_steps: int | None = None,
+  data_parallel_size: int = 1,
+  weight_decay_mask: Any = None,
+  learning_rate: Any = None,
 ) -> specs.Plan:
-  r"""What a ``ds_config.json`` asks for, checked, as a typed :class:`~bertadam_optax.interop.specs.Plan`.
+  r"""What a ``ds_config.json`` asks for, checked, as a typed plan.
+
+  The result is a :class:`~bertadam_optax.interop.specs.Plan`.
 
   The optimizer, scheduler, clip and accumulation of
   :func:`from_deepspeed_config`, before anything is built:
@@ -373,25 +530,34 @@ def plan_deepspeed_config(
     2
     >>> tx = plan.build()
   """
+  if learning_rate is not None and not dataclasses.is_dataclass(learning_rate):
+    # A float or a schedule; a schedule spec (a dataclass) checks itself.
+    _validation.check_rate("learning_rate", learning_rate)
   config = load_config(config)
   _reading.refuse_auto(config)
   notes: list[str] = []
-  ignored = _validation.unknown_keys(config, _READ_KEYS,
-                                    what="a DeepSpeed config key")
+  ignored = _validation.unknown_keys(
+    config, _READ_KEYS, what="a DeepSpeed config key"
+  )
   if ignored:
-    message = ("from_deepspeed_config: keys that do not change the fp32 "
-               "optimizer math are ignored: "
-               f"{', '.join(repr(k) for k in ignored)}.")
+    message = (
+      "from_deepspeed_config: keys that do not change the fp32 "
+      "optimizer math are ignored: "
+      f"{', '.join(repr(k) for k in ignored)}."
+    )
     warnings.warn(message, stacklevel=2)
     notes.append(message)
   if total_steps is not None:
     total_steps = _validation.check_int("total_steps", total_steps, 1)
   steps = accumulation_steps(config, data_parallel_size)
-  clip = _reading.number("gradient_clipping",
-                         config.get("gradient_clipping", 0.0), 0.0)
+  clip = _reading.number(
+    "gradient_clipping", config.get("gradient_clipping", 0.0), 0.0
+  )
   if "optimizer" not in config:
-    raise ValueError("config has no 'optimizer' section; expected "
-                     "{'type': ..., 'params': {...}}.")
+    raise ValueError(
+      "config has no 'optimizer' section; expected "
+      "{'type': ..., 'params': {...}}."
+    )
   name, params = _section(config, "optimizer")
   by_lower = {n.lower(): n for n in DEEPSPEED_OPTIMIZERS}
   if name.lower() not in by_lower:
@@ -399,41 +565,52 @@ def plan_deepspeed_config(
   # DeepSpeed's engine refuses it for every optimizer type.
   if "max_grad_norm" in params:
     raise ValueError(
-        f"optimizer.params.max_grad_norm={params['max_grad_norm']!r}: "
-        "DeepSpeed refuses it; use the top-level 'gradient_clipping'.")
-  lr = _Params(params).number("lr", 1e-2 if name.lower() == "adagrad"
-                              else 1e-3)
+      f"optimizer.params.max_grad_norm={params['max_grad_norm']!r}: "
+      "DeepSpeed refuses it; use the top-level 'gradient_clipping'."
+    )
+  lr = _Params(params).number("lr", 1e-2 if name.lower() == "adagrad" else 1e-3)
   schedule: Any = lr
   beta1 = None
   if config.get("scheduler") is not None:
     kind, section = _section(config, "scheduler")
-    if (kind in ("WarmupDecayLR", "WarmupCosineLR") and
-        section.get("total_num_steps") is None and total_steps is not None):
+    if (
+      kind in ("WarmupDecayLR", "WarmupCosineLR")
+      and section.get("total_num_steps") is None
+      and total_steps is not None
+    ):
       section["total_num_steps"] = total_steps
-      notes.append(f"scheduler.params.total_num_steps={total_steps} from "
-                   "total_steps.")
+      notes.append(
+        f"scheduler.params.total_num_steps={total_steps} from total_steps."
+      )
     schedule = specs.DeepSpeedScheduleSpec(kind, section, lr)
     # OneCycle cycles the momentum only of optimizers with betas.
-    if (schedules.deepspeed_momentum_schedule(kind, section) is not None and
-        name.lower() != "adagrad"):
+    if (
+      schedules.deepspeed_momentum_schedule(kind, section) is not None
+      and name.lower() != "adagrad"
+    ):
       beta1 = specs.MomentumScheduleSpec(kind, section)
   optimizer = _optimizer_spec(name, params, beta1, notes)
   if learning_rate is not None:
     notes.append("learning rate replaced by the learning_rate argument.")
     schedule = learning_rate
-  return specs.Plan(source="ds_config", optimizer=optimizer,
-                    learning_rate=schedule, clip=clip,
-                    accumulation_steps=steps,
-                    weight_decay_mask=weight_decay_mask, notes=tuple(notes))
+  return specs.Plan(
+    source="ds_config",
+    optimizer=optimizer,
+    learning_rate=schedule,
+    clip=clip,
+    accumulation_steps=steps,
+    weight_decay_mask=weight_decay_mask,
+    notes=tuple(notes),
+  )
 
 
 def from_deepspeed_config(
-    config: Mapping[str, Any] | str | os.PathLike,
-    *,
-    total_steps: int | None = None,
-    data_parallel_size: int = 1,
-    weight_decay_mask: Any = None,
-    learning_rate: Any = None,
+  config: Mapping[str, Any] | str | os.PathLike,
+  *,
+  total_steps: int | None = None,
+  data_parallel_size: int = 1,
+  weight_decay_mask: Any = None,
+  learning_rate: Any = None,
 ) -> optax.GradientTransformation:
   r"""The optax optimizer that takes the steps a ``ds_config.json`` describes.
 
@@ -510,6 +687,9 @@ def from_deepspeed_config(
     ``deepspeed/ops/adam/fused_adam.py``, ``deepspeed/ops/lamb/fused_lamb.py``.
   """
   return plan_deepspeed_config(
-      config, total_steps=total_steps, data_parallel_size=data_parallel_size,
-      weight_decay_mask=weight_decay_mask,
-      learning_rate=learning_rate).build()
+    config,
+    total_steps=total_steps,
+    data_parallel_size=data_parallel_size,
+    weight_decay_mask=weight_decay_mask,
+    learning_rate=learning_rate,
+  ).build()

@@ -645,7 +645,7 @@ def plan_launch_script(
   data_parallel_size: int | None = None,
   **options: Any,
 ) -> Any:
-  """The plan of the run a launch script starts (``plan.build()`` builds it).
+  r"""The plan of the run a launch script starts (``plan.build()`` builds it).
 
   Args:
     path: the script, or a :class:`LaunchCommand` from
@@ -662,6 +662,16 @@ def plan_launch_script(
   Raises:
     ValueError: for an unknown training program (naming it), or whatever the
       program's planner raises for its arguments.
+
+  Examples:
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, 'run.sh'), 'w') as f:
+    ...   _ = f.write('torchrun --nproc_per_node 8 pretrain_gpt.py --lr 3e-4 '
+    ...               '--train-iters 1000 --micro-batch-size 4\n')
+    >>> plan = plan_launch_script(os.path.join(folder, 'run.sh'))
+    >>> plan.notes
+    ("data_parallel_size=8 from the launcher's options '--nproc_per_node 8'.",)
   """
   command = (
     path if isinstance(path, LaunchCommand) else parse_launch_script(path)

@@ -14,7 +14,8 @@ name                        multiplier (``x`` = progress in [0, 1])
 ==========================  ==================================================
 ``warmup_cosine``           ``x/w`` if ``x < w`` else ``0.5 (1 + cos(pi x))``
 ``warmup_constant``         ``x/w`` if ``x < w`` else ``1``
-``warmup_linear``           ``1`` if ``w == 0``; ``x/w`` if ``x < w``; else ``1 - x``
+``warmup_linear``           ``1`` if ``w == 0``; ``x/w`` if ``x < w``;
+                            else ``1 - x``
 ``warmup_linear_decay_exp`` ``1`` if ``w == 0``; ``x/w`` if ``x < w``; else
                             ``r ** ((s - w T) / d)``
 ``warmup_exp_decay_exp``    as above, warmup part ``(x/w) ** degree``
@@ -30,13 +31,16 @@ Optax schedule and is where the safety lives: it holds progress at 1 past
 ``t_total``.
 
 Every function accepts Python numbers, arrays or tracers, branches with
-``jnp.where`` only, and so works under ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+``jnp.where`` only, and so works under ``jax.jit``, ``jax.vmap`` and
+``jax.grad``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import optax
@@ -47,16 +51,16 @@ from bertadam_optax.schedules import _join
 from bertadam_optax.schedules import _table
 
 __all__ = [
-    "SCHEDULES",
-    "STEP_BASED",
-    "X_BASED",
-    "bert_schedule",
-    "warmup_constant",
-    "warmup_cosine",
-    "warmup_exp_decay_exp",
-    "warmup_exp_decay_poly",
-    "warmup_linear",
-    "warmup_linear_decay_exp",
+  "SCHEDULES",
+  "STEP_BASED",
+  "X_BASED",
+  "bert_schedule",
+  "warmup_constant",
+  "warmup_cosine",
+  "warmup_exp_decay_exp",
+  "warmup_exp_decay_poly",
+  "warmup_linear",
+  "warmup_linear_decay_exp",
 ]
 
 
@@ -69,8 +73,9 @@ def _ramp(x, warmup):
   if isinstance(warmup, (int, float)):
     # A static warmup stays a weak-typed Python scalar (no float64 constant).
     return x / (max(warmup, _common.FLOAT32_TINY) if warmup != 0 else 1.0)
-  return x / jnp.where(warmup == 0, 1.0,
-                       jnp.maximum(warmup, _common.FLOAT32_TINY))
+  return x / jnp.where(
+    warmup == 0, 1.0, jnp.maximum(warmup, _common.FLOAT32_TINY)
+  )
 
 
 def _half_cosine(one_minus_x):
@@ -79,8 +84,18 @@ def _half_cosine(one_minus_x):
   return jnp.square(jnp.sin(0.5 * math.pi * one_minus_x))
 
 
-def _formula(name, warmup_edge, step, total, warmup, *, decay_rate=None,
-             decay_steps=None, degree=2.0, warm_degree=1.5):
+def _formula(
+  name,
+  warmup_edge,
+  step,
+  total,
+  warmup,
+  *,
+  decay_rate=None,
+  decay_steps=None,
+  degree=2.0,
+  warm_degree=1.5,
+):
   """The multiplier of schedule ``name`` at ``step`` of ``total``.
 
   ``warmup_edge = (position, end)`` says where warmup ends, as the caller
@@ -102,14 +117,19 @@ def _formula(name, warmup_edge, step, total, warmup, *, decay_rate=None,
   if name == "warmup_constant":
     return warmup_then(ramp, jnp.ones_like(x))
   if name == "warmup_exp_decay_poly":
-    return warmup_then(ramp ** warm_degree, one_minus_x ** degree)
+    return warmup_then(ramp**warm_degree, one_minus_x**degree)
   if name == "warmup_linear":
     value = warmup_then(ramp, one_minus_x)
   else:
     if name == "warmup_exp_decay_exp":
-      ramp = ramp ** degree
-    if (_validation.is_number(decay_rate) and
-        _validation.is_number(decay_steps) and decay_rate > 0):
+      ramp = ramp**degree
+    if (
+      decay_rate is not None
+      and decay_steps is not None
+      and _validation.is_number(decay_rate)
+      and _validation.is_number(decay_steps)
+      and decay_rate > 0
+    ):
       # r ** e from a float64 log: powering the float32-rounded rate loses
       # ~e * 6e-8 relative (2e-6 at bing_bert's exponents of ~100s).
       log_rate_per_step = math.log(decay_rate) / decay_steps
@@ -128,8 +148,14 @@ def _x_based(name, x, warmup):
 
 def _step_based(name, global_step, total_steps, warmup, **kwargs):
   global_step = jnp.asarray(global_step)
-  return _formula(name, (global_step / total_steps, warmup), global_step,
-                  total_steps, warmup, **kwargs)
+  return _formula(
+    name,
+    (global_step / total_steps, warmup),
+    global_step,
+    total_steps,
+    warmup,
+    **kwargs,
+  )
 
 
 def warmup_cosine(x, warmup=0.002):
@@ -211,8 +237,9 @@ def warmup_linear(x, warmup=0.002):
   return _x_based("warmup_linear", x, warmup)
 
 
-def warmup_linear_decay_exp(global_step, decay_rate, decay_steps, total_steps,
-                            warmup=0.002):
+def warmup_linear_decay_exp(
+  global_step, decay_rate, decay_steps, total_steps, warmup=0.002
+):
   r"""Linear warmup, then exponential decay from the end of warmup.
 
   With ``x = s / T`` and the warmup ending at step ``w T``:
@@ -243,12 +270,19 @@ def warmup_linear_decay_exp(global_step, decay_rate, decay_steps, total_steps,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule LE``).
   """
-  return _step_based("warmup_linear_decay_exp", global_step, total_steps,
-                     warmup, decay_rate=decay_rate, decay_steps=decay_steps)
+  return _step_based(
+    "warmup_linear_decay_exp",
+    global_step,
+    total_steps,
+    warmup,
+    decay_rate=decay_rate,
+    decay_steps=decay_steps,
+  )
 
 
-def warmup_exp_decay_exp(global_step, decay_rate, decay_steps, total_steps,
-                         warmup=0.002, degree=2.0):
+def warmup_exp_decay_exp(
+  global_step, decay_rate, decay_steps, total_steps, warmup=0.002, degree=2.0
+):
   r"""Polynomial warmup ``(x / w) ** degree``, then exponential decay.
 
   .. math::
@@ -271,13 +305,20 @@ def warmup_exp_decay_exp(global_step, decay_rate, decay_steps, total_steps,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule EE``).
   """
-  return _step_based("warmup_exp_decay_exp", global_step, total_steps,
-                     warmup, decay_rate=decay_rate, decay_steps=decay_steps,
-                     degree=degree)
+  return _step_based(
+    "warmup_exp_decay_exp",
+    global_step,
+    total_steps,
+    warmup,
+    decay_rate=decay_rate,
+    decay_steps=decay_steps,
+    degree=degree,
+  )
 
 
-def warmup_exp_decay_poly(global_step, total_steps, warmup=0.002,
-                          warm_degree=1.5, degree=2.0):
+def warmup_exp_decay_poly(
+  global_step, total_steps, warmup=0.002, warm_degree=1.5, degree=2.0
+):
   r"""Polynomial warmup, then polynomial decay to 0 at ``total_steps``.
 
   .. math::
@@ -300,27 +341,34 @@ def warmup_exp_decay_poly(global_step, total_steps, warmup=0.002,
     DeepSpeedExamples, ``bing_bert/pytorch_pretrained_bert/optimization.py``
     (``--lr_schedule EP``).
   """
-  return _step_based("warmup_exp_decay_poly", global_step, total_steps,
-                     warmup, warm_degree=warm_degree, degree=degree)
+  return _step_based(
+    "warmup_exp_decay_poly",
+    global_step,
+    total_steps,
+    warmup,
+    warm_degree=warm_degree,
+    degree=degree,
+  )
 
 
 def check_warmup(warmup, name="warmup"):
   """Raises unless ``warmup`` is a number in [0, 1) or the original's -1."""
-  return _validation.check_number(name, warmup, 0.0, 1.0,
-                                  high_inclusive=False, allowed=(-1,))
+  return _validation.check_number(
+    name, warmup, 0.0, 1.0, high_inclusive=False, allowed=(-1,)
+  )
 
 
 def bert_schedule(
-    name: str,
-    learning_rate: float,
-    t_total: int,
-    warmup: float = 0.002,
-    *,
-    decay_rate: float | None = None,
-    decay_steps: float | None = None,
-    degree: float | None = None,
-    warm_degree: float | None = None,
-    lr_offset: float = 0.0,
+  name: str,
+  learning_rate: float,
+  t_total: int,
+  warmup: float = 0.002,
+  *,
+  decay_rate: float | None = None,
+  decay_steps: float | None = None,
+  degree: float | None = None,
+  warm_degree: float | None = None,
+  lr_offset: float = 0.0,
 ) -> optax.Schedule:
   r"""One of the six DeepSpeed BertAdam schedules as an Optax schedule.
 
@@ -371,28 +419,37 @@ def bert_schedule(
   t_total = _validation.check_int("t_total", t_total, 1)
   warmup = _common.static_float(check_warmup(warmup))
   if name in ("warmup_linear_decay_exp", "warmup_exp_decay_exp"):
-    for arg, value in (("decay_rate", decay_rate),
-                       ("decay_steps", decay_steps)):
+    for arg, value in (
+      ("decay_rate", decay_rate),
+      ("decay_steps", decay_steps),
+    ):
       if value is None:
         raise ValueError(f"{arg}=None: schedule {name!r} requires {arg} > 0.")
     decay_rate = _number("decay_rate", decay_rate, low_inclusive=False)
     decay_steps = _number("decay_steps", decay_steps, low_inclusive=False)
   elif decay_rate is not None or decay_steps is not None:
     raise ValueError(
-        f"decay_rate={decay_rate!r}, decay_steps={decay_steps!r}: only the "
-        "'*_decay_exp' schedules take them; expected None for "
-        f"schedule {name!r}.")
-  if degree is not None and name not in ("warmup_exp_decay_exp",
-                                         "warmup_exp_decay_poly"):
-    raise ValueError(f"degree={degree!r}: schedule {name!r} takes no degree; "
-                     "expected None.")
+      f"decay_rate={decay_rate!r}, decay_steps={decay_steps!r}: only the "
+      "'*_decay_exp' schedules take them; expected None for "
+      f"schedule {name!r}."
+    )
+  if degree is not None and name not in (
+    "warmup_exp_decay_exp",
+    "warmup_exp_decay_poly",
+  ):
+    raise ValueError(
+      f"degree={degree!r}: schedule {name!r} takes no degree; expected None."
+    )
   if warm_degree is not None and name != "warmup_exp_decay_poly":
-    raise ValueError(f"warm_degree={warm_degree!r}: schedule {name!r} takes no "
-                     "warm_degree; expected None.")
+    raise ValueError(
+      f"warm_degree={warm_degree!r}: schedule {name!r} takes no "
+      "warm_degree; expected None."
+    )
   # A negative exponent turns the warmup's 0 into an infinity.
-  degree = 2.0 if degree is None else _number("degree", degree)
-  warm_degree = (1.5 if warm_degree is None
-                 else _number("warm_degree", warm_degree))
+  power = 2.0 if degree is None else _number("degree", degree)
+  warm_power = (
+    1.5 if warm_degree is None else _number("warm_degree", warm_degree)
+  )
   lr_offset = _number("lr_offset", lr_offset)
   total = float(t_total)
 
@@ -407,9 +464,17 @@ def bert_schedule(
     if name in X_BASED or name == "warmup_exp_decay_poly":
       # Progress held at 1 past the end: see the docstring.
       step = jnp.minimum(step, total)
-    return _formula(name, edge, step, total, warmup,
-                    decay_rate=decay_rate, decay_steps=decay_steps,
-                    degree=degree, warm_degree=warm_degree)
+    return _formula(
+      name,
+      edge,
+      step,
+      total,
+      warmup,
+      decay_rate=decay_rate,
+      decay_steps=decay_steps,
+      degree=power,
+      warm_degree=warm_power,
+    )
 
   def schedule(count):
     return learning_rate * multiplier(count) + lr_offset
@@ -417,11 +482,11 @@ def bert_schedule(
   return schedule
 
 
-
 def _number(name: str, value, low: float = 0.0, **kwargs):
   """A number ``>= low`` (finite), as a weakly typed float; tracers pass."""
   return _common.static_float(
-      _validation.check_number(name, value, low, **kwargs))
+    _validation.check_number(name, value, low, **kwargs)
+  )
 
 
 _EXP = ("warmup_linear_decay_exp", "warmup_exp_decay_exp")
@@ -432,26 +497,49 @@ def _build(source: str):
 
   def build(opts: _table.Options, extra: dict[str, Any]) -> optax.Schedule:
     if source in _EXP:
-      extra = {"decay_rate": opts.decay_rate,
-               "decay_steps": opts.decay_steps, **extra}
-    return bert_schedule(source, opts.lr, opts.t_total,
-                         **_table.fraction_or_default(opts), **extra)
+      extra = {
+        "decay_rate": opts.decay_rate,
+        "decay_steps": opts.decay_steps,
+        **extra,
+      }
+    return bert_schedule(
+      source,
+      opts.lr,
+      _table.total_steps(source, opts),
+      **_table.fraction_or_default(opts),
+      **extra,
+    )
 
   return build
 
 
 # The functions' keywords that are uniform options of the registry; ``x`` and
 # ``global_step`` are the step, ``total_steps`` is ``t_total``.
-_KEYWORDS = {"warmup": "warmup", "total_steps": "t_total",
-             "decay_rate": "decay_rate", "decay_steps": "decay_steps"}
+_KEYWORDS = {
+  "warmup": "warmup",
+  "total_steps": "t_total",
+  "decay_rate": "decay_rate",
+  "decay_steps": "decay_steps",
+}
 
 ENTRIES: tuple[_table.ScheduleInfo, ...] = tuple(
-    _table.entry("deepspeed", function.__name__, function,
-                 _build(function.__name__), keywords=_KEYWORDS,
-                 always=("lr", "t_total"))
-    for function in (warmup_cosine, warmup_constant, warmup_linear,
-                     warmup_linear_decay_exp, warmup_exp_decay_exp,
-                     warmup_exp_decay_poly))
+  _table.entry(
+    "deepspeed",
+    function.__name__,
+    function,
+    _build(function.__name__),
+    keywords=_KEYWORDS,
+    always=("lr", "t_total"),
+  )
+  for function in (
+    warmup_cosine,
+    warmup_constant,
+    warmup_linear,
+    warmup_linear_decay_exp,
+    warmup_exp_decay_exp,
+    warmup_exp_decay_poly,
+  )
+)
 """This module's rows of the schedule registry (bare names, family
 ``deepspeed``), in the order of :data:`SCHEDULES`."""
 
@@ -462,6 +550,9 @@ functions."""
 X_BASED = ("warmup_cosine", "warmup_constant", "warmup_linear")
 """Schedules that are functions of the progress ``x = step / t_total``."""
 
-STEP_BASED = ("warmup_linear_decay_exp", "warmup_exp_decay_exp",
-              "warmup_exp_decay_poly")
+STEP_BASED = (
+  "warmup_linear_decay_exp",
+  "warmup_exp_decay_exp",
+  "warmup_exp_decay_poly",
+)
 """Schedules that are functions of the step count and ``total_steps``."""

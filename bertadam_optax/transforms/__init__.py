@@ -49,37 +49,41 @@ from bertadam_optax.transforms._onebit import ScaleByZeroOneAdamState
 from bertadam_optax.transforms._onebit import scale_by_onebit_adam
 from bertadam_optax.transforms._onebit import scale_by_onebit_lamb
 from bertadam_optax.transforms._onebit import scale_by_zero_one_adam
-from bertadam_optax.transforms._weight_decay import AddScheduledDecayedWeightsState
-from bertadam_optax.transforms._weight_decay import add_scheduled_decayed_weights
+from bertadam_optax.transforms._weight_decay import (
+  AddScheduledDecayedWeightsState,
+)
+from bertadam_optax.transforms._weight_decay import (
+  add_scheduled_decayed_weights,
+)
 from bertadam_optax.transforms._weight_decay import get_weight_decay
 
 __all__ = [
-    "AddScheduledDecayedWeightsState",
-    "FUSED_LAMB_STATIC_ARGS",
-    "GreedyState",
-    "ReduceLROnPlateauState",
-    "ScaleByAdamTorchState",
-    "ScaleByBertAdamState",
-    "ScaleByLearningRateState",
-    "ScaleByOneBitAdamState",
-    "ScaleByOneBitLambState",
-    "ScaleByZeroOneAdamState",
-    "TORCH_CLIP_EPS",
-    "add_scheduled_decayed_weights",
-    "checked_mask",
-    "clip_by_global_norm_torch",
-    "clip_by_norm_per_tensor",
-    "get_weight_decay",
-    "greedy",
-    "reduce_lr_on_plateau",
-    "scale_by_adagrad_torch",
-    "scale_by_adam_torch",
-    "scale_by_bertadam",
-    "scale_by_clamped_trust_ratio",
-    "scale_by_fused_lamb",
-    "scale_by_learning_rate",
-    "scale_by_onebit_adam",
-    "scale_by_onebit_lamb",
-    "scale_by_zero_one_adam",
-    "torch_clip_coefficient",
+  "FUSED_LAMB_STATIC_ARGS",
+  "TORCH_CLIP_EPS",
+  "AddScheduledDecayedWeightsState",
+  "GreedyState",
+  "ReduceLROnPlateauState",
+  "ScaleByAdamTorchState",
+  "ScaleByBertAdamState",
+  "ScaleByLearningRateState",
+  "ScaleByOneBitAdamState",
+  "ScaleByOneBitLambState",
+  "ScaleByZeroOneAdamState",
+  "add_scheduled_decayed_weights",
+  "checked_mask",
+  "clip_by_global_norm_torch",
+  "clip_by_norm_per_tensor",
+  "get_weight_decay",
+  "greedy",
+  "reduce_lr_on_plateau",
+  "scale_by_adagrad_torch",
+  "scale_by_adam_torch",
+  "scale_by_bertadam",
+  "scale_by_clamped_trust_ratio",
+  "scale_by_fused_lamb",
+  "scale_by_learning_rate",
+  "scale_by_onebit_adam",
+  "scale_by_onebit_lamb",
+  "scale_by_zero_one_adam",
+  "torch_clip_coefficient",
 ]

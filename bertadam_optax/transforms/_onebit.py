@@ -39,7 +39,8 @@ __all__ = [
 class ScaleByOneBitAdamState(NamedTuple):
   """State of :func:`scale_by_onebit_adam`."""
 
-  count: chex.Array  # int32, optimizer calls so far (torch's state['step'])
+  # int32, optimizer calls so far (torch's state['step']).
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   mu: optax.Updates  # exp_avg
   nu: optax.Updates  # exp_avg_sq
 
@@ -47,7 +48,8 @@ class ScaleByOneBitAdamState(NamedTuple):
 class ScaleByZeroOneAdamState(NamedTuple):
   """State of :func:`scale_by_zero_one_adam` (the counters are torch's)."""
 
-  count: chex.Array  # int32, optimizer calls so far (torch's state['step'])
+  # int32, optimizer calls so far (torch's state['step']).
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   mu: optax.Updates  # exp_avg
   nu: optax.Updates  # exp_avg_sq
   var_interval: chex.Array  # int32, variance updated when step % this == 0
@@ -61,7 +63,8 @@ class ScaleByZeroOneAdamState(NamedTuple):
 class ScaleByOneBitLambState(NamedTuple):
   """State of :func:`scale_by_onebit_lamb` (per-leaf scalars as torch's)."""
 
-  count: chex.Array  # int32, optimizer calls so far (torch's state['step'])
+  # int32, optimizer calls so far (torch's state['step']).
+  count: chex.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # optax name
   mu: optax.Updates  # exp_avg
   nu: optax.Updates  # exp_avg_sq, frozen after freeze_step
   nu_fresh: optax.Updates  # exp_avg_sq_fresh, updated after freeze_step
