@@ -827,10 +827,7 @@ class TransformersScheduleSpec:
     )
     if not self.lr_decay:
       return base
-    lr_decay = self.lr_decay
-    return lambda count: (
-      base(count) / (1.0 + jnp.asarray(count, jnp.float32) * lr_decay)
-    )
+    return schedules.inverse_time_decay_schedule(base, self.lr_decay)
 
   def to_source(self) -> str:
     """The Python source that builds :meth:`build`'s result."""
@@ -841,10 +838,7 @@ class TransformersScheduleSpec:
     )
     if not self.lr_decay:
       return base
-    return (
-      "(lambda base: lambda count: base(count) / (1.0 + jnp.asarray("
-      f"count, jnp.float32) * {self.lr_decay!r}))({base})"
-    )
+    return f"schedules.inverse_time_decay_schedule({base}, {self.lr_decay!r})"
 
   def stage(self) -> optax.GradientTransformation:
     """This schedule as a chain stage that scales the updates by it."""
@@ -920,16 +914,14 @@ class BingBertScheduleSpec:
     )
     if not self.restore_step:
       return base
-    restore = self.restore_step
-    return lambda count: base(count - restore)
+    return schedules.shift_schedule(base, self.restore_step)
 
   def to_source(self) -> str:
     """The Python source that builds :meth:`build`'s result."""
     if not self.restore_step:
       return self._base_source()
     return (
-      f"(lambda base: lambda count: base(count - {self.restore_step!r}))"
-      f"({self._base_source()})"
+      f"schedules.shift_schedule({self._base_source()}, {self.restore_step!r})"
     )
 
   def stage(self) -> optax.GradientTransformation:
