@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -18,6 +20,9 @@ FIXTURES = os.path.join(
   os.path.dirname(__file__), os.pardir, "interop", "fixtures"
 )
 BING = os.path.join(FIXTURES, "bing_bert")
+ROOT = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def _f(*parts):
@@ -185,3 +190,29 @@ def test_cost_does_not_grow_with_the_accumulation_count():
   # ... and does not grow with the steps shown either (one scan body).
   short = str(jax.make_jaxpr(port.learning_rate_trace(plans[1], 10))())
   assert short.count("\n") == jaxprs[1].count("\n")
+
+
+def test_port_of_1024_micro_batches_holds_under_500_mb():
+  # The whole command in a child of a fresh wrapper process, whose
+  # RUSAGE_CHILDREN then holds exactly that command's peak RSS (issue 15: a
+  # port of a 1,024-micro-batch config once grew to 19 GB).
+  config = os.path.join(BING, "ds_lamb_bsz64k_seq128.json")
+  wrapper = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-m', 'bertadam_optax', 'port',\n"
+    f"                      {str(config)!r}], capture_output=True, text=True)\n"
+    "assert done.returncode == 0, done.stderr\n"
+    "assert '1024 micro-batches' in done.stdout, done.stdout\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", wrapper],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    env={**os.environ, "PYTHONPATH": ROOT},
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stderr
+  peak_kib = int(result.stdout.split()[-1])  # Linux reports KiB
+  assert peak_kib < 500 * 1024, f"port peaked at {peak_kib / 1024:.0f} MiB"
