@@ -395,7 +395,7 @@ CASES = [
     ["port", "{in}/good.json", "-o", UNWRITABLE + ".png"],
     ["-o", "/proc"],
   ),
-  ("port-missing-config", ["port"], ["CONFIG"]),
+  ("port-missing-config", ["port"], ["FILE"]),
   # bench (every case fails before the harness runs).
   *[
     (f"bench-rounds-{v}", ["bench", "--rounds", v], ["--rounds"])
