@@ -25,6 +25,7 @@ import optax
 from bertadam_optax import _validation
 from bertadam_optax import schedules
 from bertadam_optax import transforms
+from bertadam_optax.transforms._state import stage_field
 
 __all__ = ["bertadam", "get_lr"]
 
@@ -279,10 +280,6 @@ def bertadam(
   )
 
 
-def _is_lr_state(node: Any) -> bool:
-  return isinstance(node, transforms.ScaleByLearningRateState)
-
-
 def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   """The learning rate the next update of ``opt_state`` will apply.
 
@@ -323,16 +320,11 @@ def get_lr(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
     >>> float(get_lr(state))  # after one optimizer step: 2e-3 * 0.25 / 0.5
     0.0010000000474974513
   """
-  # ``nnx.Optimizer`` keeps each state array in a Variable: return the array.
-  found = [
-    getattr(s.learning_rate, "value", s.learning_rate)
-    for s in jax.tree.leaves(opt_state, is_leaf=_is_lr_state)
-    if _is_lr_state(s)
-  ]
-  if not found:
-    raise ValueError(
-      "opt_state holds no bertadam_optax learning-rate stage "
-      "(ScaleByLearningRateState); get_lr works on states of bertadam and "
-      "of chains ending in bertadam_optax.transforms.scale_by_learning_rate."
-    )
-  return found[0] if len(found) == 1 else found
+  return stage_field(
+    opt_state,
+    transforms.ScaleByLearningRateState,
+    "learning_rate",
+    what="bertadam_optax learning-rate",
+    hint="get_lr works on states of bertadam and of chains ending in "
+    "bertadam_optax.transforms.scale_by_learning_rate.",
+  )

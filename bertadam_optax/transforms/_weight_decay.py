@@ -21,6 +21,7 @@ import optax
 
 from bertadam_optax import _validation
 from bertadam_optax.transforms._numerics import increment
+from bertadam_optax.transforms._state import stage_field
 
 __all__ = [
   "AddScheduledDecayedWeightsState",
@@ -151,10 +152,6 @@ def add_scheduled_decayed_weights(
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _is_decay_state(node: Any) -> bool:
-  return isinstance(node, AddScheduledDecayedWeightsState)
-
-
 def get_weight_decay(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
   """The weight decay coefficient the next update of ``opt_state`` applies.
 
@@ -183,16 +180,11 @@ def get_weight_decay(opt_state: optax.OptState) -> jax.Array | list[jax.Array]:
     >>> float(transforms.get_weight_decay(opt.init(jnp.zeros(3))))
     0.1...
   """
-  found = [
-    getattr(s.weight_decay, "value", s.weight_decay)
-    for s in jax.tree.leaves(opt_state, is_leaf=_is_decay_state)
-    if _is_decay_state(s)
-  ]
-  if not found:
-    raise ValueError(
-      "opt_state holds no scheduled weight decay stage "
-      "(AddScheduledDecayedWeightsState); get_weight_decay works on "
-      "states of chains containing "
-      "bertadam_optax.transforms.add_scheduled_decayed_weights."
-    )
-  return found[0] if len(found) == 1 else found
+  return stage_field(
+    opt_state,
+    AddScheduledDecayedWeightsState,
+    "weight_decay",
+    what="scheduled weight decay",
+    hint="get_weight_decay works on states of chains containing "
+    "bertadam_optax.transforms.add_scheduled_decayed_weights.",
+  )
