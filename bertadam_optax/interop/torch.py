@@ -144,6 +144,20 @@ def _listing(title: str, items: Iterable[str]) -> list[str]:
   return [f"{title} ({len(items)}):"] + [f"  {item}" for item in items]
 
 
+def _tree_problems(
+  mapping: Mapping[str, str], leaves: Mapping[str, Any]
+) -> list[str]:
+  """Tree paths the mapping names but the tree lacks, and the reverse."""
+  reached = set(mapping.values())
+  return _listing(
+    "missing tree paths (mapped, but not in the parameter tree)",
+    sorted(p for p in reached if p not in leaves),
+  ) + _listing(
+    "extra tree paths (no torch name maps to them)",
+    [p for p in leaves if p not in reached],
+  )
+
+
 def _raise_if(problems: list[str], what: str) -> None:
   if problems:
     raise ValueError(f"{what}:\n" + "\n".join(problems))
@@ -169,15 +183,7 @@ def _check_mapping(
     "missing torch names (mapped, but not in the state dict)",
     [n for n in mapping if n not in torch_shapes],
   )
-  problems += _listing(
-    "missing tree paths (mapped, but not in the parameter tree)",
-    sorted({p for p in mapping.values() if p not in leaves}),
-  )
-  reached = set(mapping.values())
-  problems += _listing(
-    "extra tree paths (no torch name maps to them)",
-    [p for p in leaves if p not in reached],
-  )
+  problems += _tree_problems(mapping, leaves)
   mismatched = []
   for name, path in mapping.items():
     if name in torch_shapes and path in leaves:
@@ -485,15 +491,7 @@ def params_to_torch(params: Any, mapping: Mapping[str, str]) -> dict[str, Any]:
       mapping does not cover.
   """
   leaves = _leaves_by_path(params)
-  problems = _listing(
-    "missing tree paths (mapped, but not in the parameter tree)",
-    sorted({p for p in mapping.values() if p not in leaves}),
-  )
-  reached = set(mapping.values())
-  problems += _listing(
-    "extra tree paths (no torch name maps to them)",
-    [p for p in leaves if p not in reached],
-  )
+  problems = _tree_problems(mapping, leaves)
   _raise_if(problems, "the mapping does not fit the parameter tree")
   return {
     name: _tensor(_to_torch_layout(path, np.asarray(leaves[path])))

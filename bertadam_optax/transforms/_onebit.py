@@ -103,6 +103,55 @@ def _decayed(weight_decay, weight_decay_mask, params):
   )
 
 
+def _adam_direction(
+  updates,
+  state,
+  *,
+  update_mu,
+  update_nu,
+  b1,
+  b2,
+  eps,
+  weight_decay,
+  weight_decay_mask,
+  params,
+  name,
+):
+  """The gated moments and ``m / (sqrt(v) + eps) + wd * p`` of both 1-bit Adams.
+
+  ``update_mu`` and ``update_nu`` (traced booleans) say whether this step
+  moves each moment; a frozen moment keeps its value.
+
+  Returns:
+    ``(mu, nu, direction)``.
+  """
+  mu = jax.tree.map(
+    lambda g, m: jnp.where(
+      update_mu, b1 * m + (1.0 - b1) * g.astype(m.dtype), m
+    ),
+    updates,
+    state.mu,
+  )
+  nu = jax.tree.map(
+    lambda g, v: jnp.where(
+      update_nu, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v
+    ),
+    updates,
+    state.nu,
+  )
+  out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
+  if not (_validation.is_number(weight_decay) and weight_decay == 0):
+    if params is None:
+      raise ValueError(
+        f"{name} with weight_decay needs the "
+        "params: call update(updates, state, params)."
+      )
+    out = jax.tree.map(
+      jnp.add, out, _decayed(weight_decay, weight_decay_mask, params)
+    )
+  return mu, nu, out
+
+
 def scale_by_onebit_adam(
   b1: float = 0.9,
   b2: float = 0.999,
@@ -176,30 +225,19 @@ def scale_by_onebit_adam(
     t = jnp.asarray(optax.safe_increment(state.count))
     active = t >= 2
     update_nu = active & (t <= last_variance_step)
-    mu = jax.tree.map(
-      lambda g, m: jnp.where(
-        active, b1 * m + (1.0 - b1) * g.astype(m.dtype), m
-      ),
+    mu, nu, out = _adam_direction(
       updates,
-      state.mu,
+      state,
+      update_mu=active,
+      update_nu=update_nu,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      weight_decay=weight_decay,
+      weight_decay_mask=weight_decay_mask,
+      params=params,
+      name="scale_by_onebit_adam",
     )
-    nu = jax.tree.map(
-      lambda g, v: jnp.where(
-        update_nu, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v
-      ),
-      updates,
-      state.nu,
-    )
-    out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
-    if not (_validation.is_number(weight_decay) and weight_decay == 0):
-      if params is None:
-        raise ValueError(
-          "scale_by_onebit_adam with weight_decay needs the "
-          "params: call update(updates, state, params)."
-        )
-      out = jax.tree.map(
-        jnp.add, out, _decayed(weight_decay, weight_decay_mask, params)
-      )
     out = jax.tree.map(
       lambda u, g: jnp.where(active, u, jnp.zeros_like(u)).astype(g.dtype),
       out,
@@ -326,30 +364,19 @@ def scale_by_zero_one_adam(
     frozen = t > last_variance_step
     variance_step = active & ~frozen & (t % state.var_interval == 0)
     update_mu = variance_step | (active & frozen)
-    mu = jax.tree.map(
-      lambda g, m: jnp.where(
-        update_mu, b1 * m + (1.0 - b1) * g.astype(m.dtype), m
-      ),
+    mu, nu, out = _adam_direction(
       updates,
-      state.mu,
+      state,
+      update_mu=update_mu,
+      update_nu=variance_step,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      weight_decay=weight_decay,
+      weight_decay_mask=weight_decay_mask,
+      params=params,
+      name="scale_by_zero_one_adam",
     )
-    nu = jax.tree.map(
-      lambda g, v: jnp.where(
-        variance_step, b2 * v + (1.0 - b2) * jnp.square(g.astype(v.dtype)), v
-      ),
-      updates,
-      state.nu,
-    )
-    out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
-    if not (_validation.is_number(weight_decay) and weight_decay == 0):
-      if params is None:
-        raise ValueError(
-          "scale_by_zero_one_adam with weight_decay needs the "
-          "params: call update(updates, state, params)."
-        )
-      out = jax.tree.map(
-        jnp.add, out, _decayed(weight_decay, weight_decay_mask, params)
-      )
     out = jax.tree.map(lambda u: jnp.where(active, u, jnp.zeros_like(u)), out)
 
     # The frozen stage: accumulate lr * u, reset the momentum at boundaries.
